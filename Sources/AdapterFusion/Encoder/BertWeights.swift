@@ -1,0 +1,78 @@
+import Foundation
+
+/// The frozen weights of one transformer layer. Q, K and V are concatenated into one [3H, H]
+/// matrix so the projection is a single GEMM.
+public struct BertLayerWeights {
+    public let qkvWeight: Tensor      // [3H, H]  rows: query, key, value
+    public let qkvBias: Tensor        // [3H]
+    public let attnOutWeight: Tensor  // [H, H]
+    public let attnOutBias: Tensor    // [H]
+    public let attnLNWeight: Tensor   // [H]
+    public let attnLNBias: Tensor     // [H]
+    public let ffnInWeight: Tensor    // [F, H]
+    public let ffnInBias: Tensor      // [F]
+    public let ffnOutWeight: Tensor   // [H, F]
+    public let ffnOutBias: Tensor     // [H]
+    public let ffnLNWeight: Tensor    // [H]
+    public let ffnLNBias: Tensor      // [H]
+}
+
+/// All weights of a BERT encoder, loaded through a key table from HF checkpoint names.
+public struct BertWeights {
+    public let wordEmbeddings: Tensor      // [V, H]
+    public let positionEmbeddings: Tensor  // [P, H]
+    public let tokenTypeEmbeddings: Tensor // [TV, H]
+    public let embLNWeight: Tensor         // [H]
+    public let embLNBias: Tensor           // [H]
+    public let layers: [BertLayerWeights]
+
+    /// HF checkpoint name of every parameter, relative to the model prefix (`""` or `"bert."`).
+    /// `%d` is the layer index. Old TF-converted checkpoints say gamma/beta for LayerNorm.
+    static func key(_ template: String, layer: Int? = nil) -> String {
+        layer.map { template.replacingOccurrences(of: "%d", with: String($0)) } ?? template
+    }
+
+    /// Loads and shape-checks every tensor the encoder needs from `file`.
+    public init(file: SafeTensorsFile, config c: BertConfig) throws {
+        let H = c.hiddenSize, F = c.intermediateSize
+        // Accept checkpoints saved from BertModel (no prefix) and from task models (`bert.` prefix).
+        let prefix = file.entries["embeddings.word_embeddings.weight"] != nil ? "" :
+            (file.entries["bert.embeddings.word_embeddings.weight"] != nil ? "bert." : "")
+        func load(_ name: String, _ shape: [Int]) throws -> Tensor {
+            let full = prefix + name
+            if file.entries[full] == nil, name.hasSuffix("LayerNorm.weight") || name.hasSuffix("LayerNorm.bias") {
+                let legacy = full.replacingOccurrences(of: "LayerNorm.weight", with: "LayerNorm.gamma")
+                    .replacingOccurrences(of: "LayerNorm.bias", with: "LayerNorm.beta")
+                if file.entries[legacy] != nil { return try file.tensor(legacy, shape: shape) }
+            }
+            return try file.tensor(full, shape: shape)
+        }
+        wordEmbeddings = try load("embeddings.word_embeddings.weight", [c.vocabSize, H])
+        positionEmbeddings = try load("embeddings.position_embeddings.weight", [c.maxPositionEmbeddings, H])
+        tokenTypeEmbeddings = try load("embeddings.token_type_embeddings.weight", [c.typeVocabSize, H])
+        embLNWeight = try load("embeddings.LayerNorm.weight", [H])
+        embLNBias = try load("embeddings.LayerNorm.bias", [H])
+        layers = try (0..<c.numHiddenLayers).map { l in
+            let p = "encoder.layer.\(l)."
+            let qkvW = Tensor(zeros: [3 * H, H]), qkvB = Tensor(zeros: [3 * H])
+            for (i, part) in ["query", "key", "value"].enumerated() {
+                let w = try load(p + "attention.self.\(part).weight", [H, H])
+                let b = try load(p + "attention.self.\(part).bias", [H])
+                (qkvW.data + i * H * H).update(from: w.data, count: H * H)
+                (qkvB.data + i * H).update(from: b.data, count: H)
+            }
+            return BertLayerWeights(
+                qkvWeight: qkvW, qkvBias: qkvB,
+                attnOutWeight: try load(p + "attention.output.dense.weight", [H, H]),
+                attnOutBias: try load(p + "attention.output.dense.bias", [H]),
+                attnLNWeight: try load(p + "attention.output.LayerNorm.weight", [H]),
+                attnLNBias: try load(p + "attention.output.LayerNorm.bias", [H]),
+                ffnInWeight: try load(p + "intermediate.dense.weight", [F, H]),
+                ffnInBias: try load(p + "intermediate.dense.bias", [F]),
+                ffnOutWeight: try load(p + "output.dense.weight", [H, F]),
+                ffnOutBias: try load(p + "output.dense.bias", [H]),
+                ffnLNWeight: try load(p + "output.LayerNorm.weight", [H]),
+                ffnLNBias: try load(p + "output.LayerNorm.bias", [H]))
+        }
+    }
+}

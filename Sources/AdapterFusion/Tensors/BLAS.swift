@@ -1,0 +1,24 @@
+import COpenBLAS
+
+/// Every matrix product in the project goes through here, to OpenBLAS's `cblas_sgemm`.
+public enum BLAS {
+    /// Sets the number of OpenBLAS threads for subsequent calls.
+    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
+
+    /// Number of threads OpenBLAS will use.
+    public static var threads: Int { Int(openblas_get_num_threads()) }
+
+    /// Row-major `C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C`.
+    /// `op(A)` is A when `transA` is false (A stored [m,k] with row stride `lda`), else Aᵀ (A stored [k,m]).
+    @inline(__always)
+    public static func gemm(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+        alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        cblas_sgemm(
+            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+            blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
+            beta, c, blasint(ldc))
+    }
+}

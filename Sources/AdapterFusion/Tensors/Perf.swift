@@ -1,0 +1,48 @@
+import Foundation
+
+/// Monotonic wall clock in seconds.
+public enum Clock {
+    public static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+}
+
+/// Figures printed by the benchmarks.
+public enum Perf {
+    /// Peak resident set size of this process so far, in MB (getrusage).
+    public static func peakRSSMegabytes() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_maxrss) / 1024
+    }
+
+    /// Matrix-product FLOPs of one encoder forward pass:
+    /// per layer and sequence of length L: QKV 6LH², output projection 2LH², FFN 4LHF,
+    /// attention scores and context 4L²H. Elementwise work is not counted.
+    public static func encoderFLOPs(_ c: BertConfig, batch: TokenBatch) -> Double {
+        let H = Double(c.hiddenSize), F = Double(c.intermediateSize)
+        var perLayer = 0.0
+        for s in 0..<batch.count {
+            let L = Double(batch.length(s))
+            perLayer += L * (8 * H * H + 4 * H * F) + 4 * L * L * H
+        }
+        return perLayer * Double(c.numHiddenLayers)
+    }
+
+    /// Measured GFLOP/s of one `cblas_sgemm` call C[m,n] = A[m,k]·B[n,k]ᵀ (best of 5).
+    public static func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
+        let a = Tensor(zeros: [m, k]), b = Tensor(zeros: [n, k]), c = Tensor(zeros: [m, n])
+        var rng = SeededRNG(seed: 1)
+        for i in 0..<a.count { a[i] = rng.nextUniform() }
+        for i in 0..<b.count { b[i] = rng.nextUniform() }
+        var best = Double.infinity
+        for _ in 0..<6 {
+            let t0 = Clock.now()
+            BLAS.gemm(transB: true, m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: k, c: c.data, ldc: n)
+            best = min(best, Clock.now() - t0)
+        }
+        return 2 * Double(m) * Double(n) * Double(k) / best / 1e9
+    }
+}

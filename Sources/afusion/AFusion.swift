@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct AFusion: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "afusion",
+        abstract: "Parameter-efficient multi-task learning: adapters and AdapterFusion on a frozen BERT encoder.",
+        subcommands: [Embed.self, Bench.self])
+}

@@ -1,0 +1,68 @@
+import AdapterFusion
+import ArgumentParser
+import Foundation
+
+struct Embed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print mean-pooled, L2-normalised sentence embeddings from the frozen encoder.")
+
+    @Argument(help: "Sentences to embed. Without any, one sentence per line is read from standard input.")
+    var sentences: [String] = []
+
+    @Option(help: "Model directory holding config.json, model.safetensors and vocab.txt.")
+    var model = ModelLocator.defaultDirectory
+
+    @Option(help: "Maximum tokens per sentence, including [CLS] and [SEP].")
+    var maxLength = 256
+
+    @Option(help: "Pooling: mean (L2-normalised, sentence-transformers) or cls (raw [CLS] state).")
+    var pooling: PoolingKind = .mean
+
+    @Flag(help: "Print one JSON object per sentence instead of plain numbers.")
+    var json = false
+
+    @Option(help: "OpenBLAS threads.")
+    var threads = 1
+
+    func run() throws {
+        BLAS.setThreads(threads)
+        var texts = sentences
+        if texts.isEmpty {
+            while let line = readLine(strippingNewline: true) { if !line.isEmpty { texts.append(line) } }
+        }
+        guard !texts.isEmpty else { throw ValidationError("no sentences given (as arguments or on standard input)") }
+        let (encoder, tokenizer) = try ModelLocator.load(model)
+        let encodings = texts.map { tokenizer.encode($0, maxLength: min(maxLength, encoder.config.maxPositionEmbeddings)) }
+        let batch = TokenBatch(encodings: encodings)
+        let hidden = try encoder.forward(batch, workspace: EncoderWorkspace(config: encoder.config))
+        let vectors = pooling == .mean ? Pooling.meanNormalized(hidden, batch: batch) : Pooling.cls(hidden, batch: batch)
+        for (text, v) in zip(texts, vectors) {
+            let numbers = v.map { String(format: "%.6f", $0) }
+            if json {
+                let escaped = String(data: try JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes]), encoding: .utf8)!.dropFirst().dropLast()
+                print("{\"text\": \(escaped), \"dim\": \(v.count), \"embedding\": [\(numbers.joined(separator: ", "))]}")
+            } else {
+                print(numbers.joined(separator: " "))
+            }
+        }
+    }
+}
+
+enum PoolingKind: String, ExpressibleByArgument { case mean, cls }
+
+/// Finds and loads the model directory the CLI works with.
+enum ModelLocator {
+    /// `$AFUSION_MODEL`, else `models/all-MiniLM-L6-v2` (where `make setup` puts it).
+    static var defaultDirectory: String {
+        ProcessInfo.processInfo.environment["AFUSION_MODEL"] ?? "models/all-MiniLM-L6-v2"
+    }
+
+    static func load(_ dir: String) throws -> (BertEncoder, WordPieceTokenizer) {
+        guard FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("config.json")) else {
+            throw ValidationError("no model at '\(dir)' (config.json missing). Run `make setup` or pass --model DIR.")
+        }
+        let encoder = try BertEncoder(directory: dir)
+        let tokenizer = try WordPieceTokenizer(vocabFile: (dir as NSString).appendingPathComponent("vocab.txt"))
+        return (encoder, tokenizer)
+    }
+}
