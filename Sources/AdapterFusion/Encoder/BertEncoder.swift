@@ -139,7 +139,7 @@ public final class BertEncoder {
                               heads: config.numAttentionHeads, headSize: config.headSize)
         // attnSum[N, H] = ctx · Woᵀ + bo + x;  attnOut = LN(attnSum)
         Linear.forward(y: a.attnSum.data, x: a.ctx.data, w: w.attnOutWeight.data, b: w.attnOutBias.data, n: n, inDim: H, outDim: H)
-        for i in 0..<(n * H) { a.attnSum.data[i] += x[i] }
+        VectorMath.add(a.attnSum.data, x, n * H)
         LayerNorm.forward(out: a.attnOut.data, mean: a.attnMean.data, rstd: a.attnRstd.data, inp: a.attnSum.data,
                           weight: w.attnLNWeight.data, bias: w.attnLNBias.data, n: n, c: H, eps: eps)
         // ffnAct[N, F] = gelu(attnOut · W1ᵀ + b1)
@@ -147,7 +147,7 @@ public final class BertEncoder {
         GELU.forward(out: a.ffnAct.data, inp: a.ffnPre.data, count: n * F)
         // ffnSum[N, H] = ffnAct · W2ᵀ + b2 + attnOut;  out = LN(ffnSum)
         Linear.forward(y: a.ffnSum.data, x: a.ffnAct.data, w: w.ffnOutWeight.data, b: w.ffnOutBias.data, n: n, inDim: F, outDim: H)
-        for i in 0..<(n * H) { a.ffnSum.data[i] += a.attnOut.data[i] }
+        VectorMath.add(a.ffnSum.data, a.attnOut.data, n * H)
         LayerNorm.forward(out: a.out.data, mean: a.ffnMean.data, rstd: a.ffnRstd.data, inp: a.ffnSum.data,
                           weight: w.ffnLNWeight.data, bias: w.ffnLNBias.data, n: n, c: H, eps: eps)
     }

@@ -8,11 +8,12 @@ public enum LayerNorm {
     ) {
         for r in 0..<n {
             let x = inp + r * c, y = out + r * c
-            var m: Float = 0
-            for i in 0..<c { m += x[i] }
-            m /= Float(c)
-            var v: Float = 0
-            for i in 0..<c { let d = x[i] - m; v += d * d }
+            // Two passes (mean, then centred variance) for accuracy, both vectorised.
+            let m = VectorMath.sum(x, c) / Float(c)
+            var acc = VectorMath.V(repeating: 0), i = 0
+            while i + 8 <= c { let d = VectorMath.load(x + i) - m; acc += d * d; i += 8 }
+            var v = acc.sum()
+            while i < c { let d = x[i] - m; v += d * d; i += 1 }
             let s = 1 / (v / Float(c) + eps).squareRoot()
             for i in 0..<c { y[i] = (x[i] - m) * s * weight[i] + bias[i] }
             mean?[r] = m
