@@ -281,8 +281,10 @@ public final class HDF5Group {
             defer { H5free_memory(p) }
             return String(cString: p)
         }
+        // One byte more than stored, null-terminated: HDF5 converts any padding for us.
         let size = H5Tget_size(ftype)
-        H5Tset_size(mem, size)
+        H5Tset_size(mem, size + 1)
+        H5Tset_strpad(mem, H5T_STR_NULLTERM)
         var buf = [UInt8](repeating: 0, count: size + 1)
         guard H5Aread(attr.id, mem, &buf) >= 0 else { throw HDF5Error("\(file.path): cannot read attribute '\(name)'") }
         return String(decoding: buf.prefix { $0 != 0 }, as: UTF8.self)
