@@ -59,21 +59,7 @@ import Testing
         let dir = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
         let c = BertConfig(hiddenSize: 8, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 16,
                            maxPositionEmbeddings: 16, vocabSize: 30, typeVocabSize: 2)
-        var tensors: [(String, Tensor)] = []
-        var seed: UInt64 = 1
-        func add(_ name: String, _ shape: [Int]) { tensors.append(("bert." + name, Support.random(shape, seed: seed, std: 0.2))); seed += 1 }
-        add("embeddings.word_embeddings.weight", [30, 8]); add("embeddings.position_embeddings.weight", [16, 8])
-        add("embeddings.token_type_embeddings.weight", [2, 8])
-        add("embeddings.LayerNorm.gamma", [8]); add("embeddings.LayerNorm.beta", [8])
-        for l in 0..<2 {
-            let p = "encoder.layer.\(l)."
-            for part in ["query", "key", "value"] { add(p + "attention.self.\(part).weight", [8, 8]); add(p + "attention.self.\(part).bias", [8]) }
-            add(p + "attention.output.dense.weight", [8, 8]); add(p + "attention.output.dense.bias", [8])
-            add(p + "attention.output.LayerNorm.weight", [8]); add(p + "attention.output.LayerNorm.bias", [8])
-            add(p + "intermediate.dense.weight", [16, 8]); add(p + "intermediate.dense.bias", [16])
-            add(p + "output.dense.weight", [8, 16]); add(p + "output.dense.bias", [8])
-            add(p + "output.LayerNorm.weight", [8]); add(p + "output.LayerNorm.bias", [8])
-        }
+        let tensors = Support.tinyBertTensors(c, prefix: "bert.", legacyEmbeddingLN: true)
         let path = dir.appendingPathComponent("model.safetensors").path
         try SafeTensorsFile.write(tensors, to: path, dtype: "F16")
         let file = try SafeTensorsFile(path: path)

@@ -6,66 +6,110 @@ public final class LayerActivations {
     public let capacity: Int
     public let qkv: Tensor         // [N, 3H] fused Q, K, V projections
     public var att: Tensor         // [Σ heads·L²] attention probabilities
+    public var attMask: Tensor     // [Σ heads·L²] attention dropout mask (training only)
     public let ctx: Tensor         // [N, H] attention context (heads concatenated)
-    public let attnSum: Tensor     // [N, H] attention output projection + residual (LayerNorm input)
+    public let attnProj: Tensor    // [N, H] attention output projection (after dropout): hook input
+    public let attnSum: Tensor     // [N, H] hook(attnProj) + x: LayerNorm input
     public let attnMean: Tensor    // [N]
     public let attnRstd: Tensor    // [N]
     public let attnOut: Tensor     // [N, H] after LayerNorm: the FFN input
     public let ffnPre: Tensor      // [N, F] intermediate before GELU
     public let ffnAct: Tensor      // [N, F] after GELU
-    public let ffnSum: Tensor      // [N, H] FFN output projection + residual (LayerNorm input)
+    public let ffnProj: Tensor     // [N, H] FFN output projection (after dropout): hook input
+    public let ffnSum: Tensor      // [N, H] hook(ffnProj) + attnOut: LayerNorm input
     public let ffnMean: Tensor     // [N]
     public let ffnRstd: Tensor     // [N]
     public let out: Tensor         // [N, H] layer output
+    public let attnProjMask: Tensor  // [N, H] dropout masks (training only)
+    public let ffnProjMask: Tensor   // [N, H]
 
-    public init(capacity n: Int, attCapacity: Int, config c: BertConfig) {
-        let H = c.hiddenSize, F = c.intermediateSize
+    public init(capacity n: Int, attCapacity: Int, config c: BertConfig, training: Bool) {
+        let H = c.hiddenSize, F = c.intermediateSize, m = training ? n : 0
         capacity = n
         qkv = Tensor(zeros: [n, 3 * H]); att = Tensor(zeros: [attCapacity]); ctx = Tensor(zeros: [n, H])
-        attnSum = Tensor(zeros: [n, H]); attnMean = Tensor(zeros: [n]); attnRstd = Tensor(zeros: [n])
+        attMask = Tensor(zeros: [training ? attCapacity : 0])
+        attnProj = Tensor(zeros: [n, H]); attnSum = Tensor(zeros: [n, H])
+        attnMean = Tensor(zeros: [n]); attnRstd = Tensor(zeros: [n])
         attnOut = Tensor(zeros: [n, H]); ffnPre = Tensor(zeros: [n, F]); ffnAct = Tensor(zeros: [n, F])
-        ffnSum = Tensor(zeros: [n, H]); ffnMean = Tensor(zeros: [n]); ffnRstd = Tensor(zeros: [n])
+        ffnProj = Tensor(zeros: [n, H]); ffnSum = Tensor(zeros: [n, H])
+        ffnMean = Tensor(zeros: [n]); ffnRstd = Tensor(zeros: [n])
         out = Tensor(zeros: [n, H])
+        attnProjMask = Tensor(zeros: [m, H]); ffnProjMask = Tensor(zeros: [m, H])
     }
 }
 
-/// Reusable buffers for encoder forward passes; grows when a larger batch arrives.
+/// Dropout probabilities and the seeded generator that draws the masks.
+public final class DropoutState {
+    public var hidden: Float
+    public var attention: Float
+    public var rng: SeededRNG
+
+    public init(hidden: Float, attention: Float, seed: UInt64) {
+        self.hidden = hidden
+        self.attention = attention
+        self.rng = SeededRNG(seed: seed)
+    }
+}
+
+/// Reusable buffers for encoder passes; grows when a larger batch arrives.
+///
+/// An inference workspace shares one buffer set among all layers. A training workspace keeps
+/// every layer's activations and dropout masks, plus the gradient buffers of the backward pass.
 public final class EncoderWorkspace {
     public let config: BertConfig
-    /// One buffer set per layer when `keepAllLayers`, else a single set shared by all layers.
-    public let keepAllLayers: Bool
+    public let training: Bool
     public private(set) var capacity = 0
     public private(set) var embSum = Tensor(zeros: [0])   // [N, H] word + position + type
-    public private(set) var embMean = Tensor(zeros: [0])  // [N]
-    public private(set) var embRstd = Tensor(zeros: [0])  // [N]
-    public private(set) var embOut = Tensor(zeros: [0])   // [N, H]
+    public private(set) var embOut = Tensor(zeros: [0])   // [N, H] after LayerNorm (and dropout)
+    public private(set) var embMask = Tensor(zeros: [0])  // [N, H]
     public private(set) var layers: [LayerActivations] = []
+    var scratch = Tensor(zeros: [0])                      // attention: 3 · maxLength²
+    // Backward buffers (training only).
+    var dX = Tensor(zeros: [0]), dA = Tensor(zeros: [0]), dB = Tensor(zeros: [0]), dProj = Tensor(zeros: [0])
+    var dCtx = Tensor(zeros: [0]), dQKV = Tensor(zeros: [0]), dF1 = Tensor(zeros: [0]), dF2 = Tensor(zeros: [0])
+    /// The batch of the last forward pass (backward runs on it).
+    public private(set) var batch: TokenBatch?
 
-    public init(config: BertConfig, keepAllLayers: Bool = false) {
+    public init(config: BertConfig, training: Bool = false) {
         self.config = config
-        self.keepAllLayers = keepAllLayers
+        self.training = training
     }
 
     /// Makes sure the buffers fit `batch`; allocates only when it is larger than any before.
     public func reserve(for batch: TokenBatch) {
-        let n = batch.tokenCount, H = config.hiddenSize
+        let n = batch.tokenCount, H = config.hiddenSize, F = config.intermediateSize
         let attCount = SelfAttention.probabilityCount(batch, heads: config.numAttentionHeads)
         if n > capacity {
             capacity = n
-            embSum = Tensor(zeros: [n, H]); embMean = Tensor(zeros: [n]); embRstd = Tensor(zeros: [n])
-            embOut = Tensor(zeros: [n, H])
-            layers = (0..<(keepAllLayers ? config.numHiddenLayers : 1)).map { _ in
-                LayerActivations(capacity: n, attCapacity: attCount, config: config)
+            embSum = Tensor(zeros: [n, H]); embOut = Tensor(zeros: [n, H])
+            embMask = Tensor(zeros: [training ? n * H : 0])
+            layers = (0..<(training ? config.numHiddenLayers : 1)).map { _ in
+                LayerActivations(capacity: n, attCapacity: attCount, config: config, training: training)
+            }
+            if training {
+                dX = Tensor(zeros: [n, H]); dA = Tensor(zeros: [n, H]); dB = Tensor(zeros: [n, H])
+                dProj = Tensor(zeros: [n, H]); dCtx = Tensor(zeros: [n, H]); dQKV = Tensor(zeros: [n, 3 * H])
+                dF1 = Tensor(zeros: [n, F]); dF2 = Tensor(zeros: [n, F])
             }
         }
-        for l in layers where l.att.count < attCount { l.att = Tensor(zeros: [attCount]) }
+        for l in layers where l.att.count < attCount {
+            l.att = Tensor(zeros: [attCount])
+            if training { l.attMask = Tensor(zeros: [attCount]) }
+        }
+        let L = batch.maxLength
+        Tensor.ensure(&scratch, 3 * L * L)
+        self.batch = batch
     }
 
     /// Buffers of layer `l`.
-    public func activations(_ l: Int) -> LayerActivations { layers[keepAllLayers ? l : 0] }
+    public func activations(_ l: Int) -> LayerActivations { layers[training ? l : 0] }
 }
 
 /// A frozen BERT-family encoder (embeddings, then post-LayerNorm transformer layers).
+///
+/// Its weights never receive gradients. With a `LayerHook` (adapters, fusion) the forward pass
+/// routes sublayer outputs through the hook, and `backward` carries the loss gradient down
+/// through the frozen layers only as far as the lowest place the hook acts.
 public final class BertEncoder {
     public let config: BertConfig
     public let weights: BertWeights
@@ -98,14 +142,17 @@ public final class BertEncoder {
     }
 
     /// Runs the encoder and returns the last hidden states [tokens, H] (packed, see `TokenBatch`).
-    public func forward(_ batch: TokenBatch, workspace ws: EncoderWorkspace) throws -> Tensor {
+    /// With `dropout` the pass is a training pass (the workspace must be a training workspace).
+    public func forward(_ batch: TokenBatch, workspace ws: EncoderWorkspace, hook: LayerHook? = nil,
+                        dropout: DropoutState? = nil) throws -> Tensor {
         try validate(batch)
+        precondition(dropout == nil || ws.training, "a training pass needs EncoderWorkspace(training: true)")
         ws.reserve(for: batch)
-        var x = embed(batch, ws)
+        var x = UnsafePointer(embed(batch, ws, dropout))
         for l in 0..<config.numHiddenLayers {
             let a = ws.activations(l)
-            layerForward(l, input: x, a, batch)
-            x = a.out.data
+            layerForward(l, input: x, a, batch, ws, hook, dropout)
+            x = UnsafePointer(a.out.data)
         }
         let out = Tensor(zeros: [batch.tokenCount, config.hiddenSize])
         out.data.update(from: x, count: out.count)
@@ -113,7 +160,7 @@ public final class BertEncoder {
     }
 
     /// Embeddings: LayerNorm(word[id] + position[pos] + type[tt]) → embOut [N, H].
-    func embed(_ batch: TokenBatch, _ ws: EncoderWorkspace) -> UnsafeMutablePointer<Float> {
+    func embed(_ batch: TokenBatch, _ ws: EncoderWorkspace, _ dropout: DropoutState?) -> UnsafeMutablePointer<Float> {
         let n = batch.tokenCount, H = config.hiddenSize, w = weights
         batch.ids.withUnsafeBufferPointer { ids in
             Embedding.forward(out: ws.embSum.data, table: w.wordEmbeddings.data, ids: ids.baseAddress!, n: n, dim: H)
@@ -124,55 +171,121 @@ public final class BertEncoder {
         batch.typeIds.withUnsafeBufferPointer { tt in
             Embedding.forward(out: ws.embSum.data, table: w.tokenTypeEmbeddings.data, ids: tt.baseAddress!, n: n, dim: H, accumulate: true)
         }
-        LayerNorm.forward(out: ws.embOut.data, mean: ws.embMean.data, rstd: ws.embRstd.data, inp: ws.embSum.data,
+        LayerNorm.forward(out: ws.embOut.data, mean: nil, rstd: nil, inp: ws.embSum.data,
                           weight: w.embLNWeight.data, bias: w.embLNBias.data, n: n, c: H, eps: config.layerNormEps)
+        if let dropout, dropout.hidden > 0 {
+            Dropout.forward(out: ws.embOut.data, mask: ws.embMask.data, inp: ws.embOut.data, count: n * H, p: dropout.hidden, rng: &dropout.rng)
+        }
         return ws.embOut.data
     }
 
-    /// One post-LN transformer layer: x → LN(x + Attn(x)) → LN(· + FFN(·)).
-    func layerForward(_ l: Int, input x: UnsafePointer<Float>, _ a: LayerActivations, _ batch: TokenBatch) {
+    /// One post-LN transformer layer: x → LN(x + hook(Attn(x))) → LN(· + hook(FFN(·))).
+    func layerForward(_ l: Int, input x: UnsafePointer<Float>, _ a: LayerActivations, _ batch: TokenBatch,
+                      _ ws: EncoderWorkspace, _ hook: LayerHook?, _ dropout: DropoutState?) {
         let n = batch.tokenCount, H = config.hiddenSize, F = config.intermediateSize
         let w = weights.layers[l], eps = config.layerNormEps
+        var noRNG = SeededRNG(seed: 0)
         // qkv[N, 3H] = x · Wqkvᵀ + b
         Linear.forward(y: a.qkv.data, x: x, w: w.qkvWeight.data, b: w.qkvBias.data, n: n, inDim: H, outDim: 3 * H)
-        SelfAttention.forward(ctx: a.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
-                              heads: config.numAttentionHeads, headSize: config.headSize)
-        // attnSum[N, H] = ctx · Woᵀ + bo + x;  attnOut = LN(attnSum)
-        Linear.forward(y: a.attnSum.data, x: a.ctx.data, w: w.attnOutWeight.data, b: w.attnOutBias.data, n: n, inDim: H, outDim: H)
-        VectorMath.add(a.attnSum.data, x, n * H)
+        if let dropout, dropout.attention > 0 {
+            SelfAttention.forward(ctx: a.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
+                                  heads: config.numAttentionHeads, headSize: config.headSize,
+                                  dropout: (dropout.attention, a.attMask.data, ws.scratch.data), rng: &dropout.rng)
+        } else {
+            SelfAttention.forward(ctx: a.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
+                                  heads: config.numAttentionHeads, headSize: config.headSize, rng: &noRNG)
+        }
+        // attnProj = dropout(ctx · Woᵀ + bo);  attnSum = hook(attnProj) + x;  attnOut = LN(attnSum)
+        Linear.forward(y: a.attnProj.data, x: a.ctx.data, w: w.attnOutWeight.data, b: w.attnOutBias.data, n: n, inDim: H, outDim: H)
+        sublayerOutput(l, .attention, proj: a.attnProj, mask: a.attnProjMask, sum: a.attnSum, residual: x, n: n, hook, dropout)
         LayerNorm.forward(out: a.attnOut.data, mean: a.attnMean.data, rstd: a.attnRstd.data, inp: a.attnSum.data,
                           weight: w.attnLNWeight.data, bias: w.attnLNBias.data, n: n, c: H, eps: eps)
         // ffnAct[N, F] = gelu(attnOut · W1ᵀ + b1)
         Linear.forward(y: a.ffnPre.data, x: a.attnOut.data, w: w.ffnInWeight.data, b: w.ffnInBias.data, n: n, inDim: H, outDim: F)
         GELU.forward(out: a.ffnAct.data, inp: a.ffnPre.data, count: n * F)
-        // ffnSum[N, H] = ffnAct · W2ᵀ + b2 + attnOut;  out = LN(ffnSum)
-        Linear.forward(y: a.ffnSum.data, x: a.ffnAct.data, w: w.ffnOutWeight.data, b: w.ffnOutBias.data, n: n, inDim: F, outDim: H)
-        VectorMath.add(a.ffnSum.data, a.attnOut.data, n * H)
+        // ffnProj = dropout(ffnAct · W2ᵀ + b2);  ffnSum = hook(ffnProj) + attnOut;  out = LN(ffnSum)
+        Linear.forward(y: a.ffnProj.data, x: a.ffnAct.data, w: w.ffnOutWeight.data, b: w.ffnOutBias.data, n: n, inDim: F, outDim: H)
+        sublayerOutput(l, .output, proj: a.ffnProj, mask: a.ffnProjMask, sum: a.ffnSum, residual: a.attnOut.data, n: n, hook, dropout)
         LayerNorm.forward(out: a.out.data, mean: a.ffnMean.data, rstd: a.ffnRstd.data, inp: a.ffnSum.data,
                           weight: w.ffnLNWeight.data, bias: w.ffnLNBias.data, n: n, c: H, eps: eps)
     }
-}
 
-/// Sentence embeddings from packed hidden states.
-public enum Pooling {
-    /// Mean over each sequence's tokens, then L2-normalised (sentence-transformers' recipe).
-    public static func meanNormalized(_ hidden: Tensor, batch: TokenBatch) -> [[Float]] {
-        let H = hidden.cols
-        return (0..<batch.count).map { s in
-            var v = [Float](repeating: 0, count: H)
-            for t in batch.offsets[s]..<batch.offsets[s + 1] {
-                for j in 0..<H { v[j] += hidden.data[t * H + j] }
-            }
-            let L = Float(max(batch.length(s), 1))
-            for j in 0..<H { v[j] /= L }
-            let norm = max(v.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
-            return v.map { $0 / norm }
+    /// sum = hook(dropout(proj)) + residual, the input of a sublayer's LayerNorm.
+    private func sublayerOutput(_ l: Int, _ site: AdapterSite, proj: Tensor, mask: Tensor, sum: Tensor,
+                                residual: UnsafePointer<Float>, n: Int, _ hook: LayerHook?, _ dropout: DropoutState?) {
+        let count = n * config.hiddenSize
+        if let dropout, dropout.hidden > 0 {
+            Dropout.forward(out: proj.data, mask: mask.data, inp: proj.data, count: count, p: dropout.hidden, rng: &dropout.rng)
+        }
+        if let hook, hook.acts(layer: l, site: site) {
+            hook.forward(layer: l, site: site, x: proj.data, out: sum.data, n: n, training: dropout != nil)
+        } else {
+            sum.data.update(from: proj.data, count: count)
+        }
+        VectorMath.add(sum.data, residual, count)
+    }
+
+    /// Backpropagates dHidden = ∂L/∂(last hidden states) [tokens, H] of the last training
+    /// forward pass through the layers, calling the hook's backward at each place it acts, and
+    /// stops below the lowest such place: frozen weights get no gradients and nothing beneath
+    /// the lowest adapter is computed.
+    public func backward(_ dHidden: Tensor, workspace ws: EncoderWorkspace, hook: LayerHook, dropout: DropoutState) {
+        guard let batch = ws.batch, let lowest = hook.lowestSite(layers: config.numHiddenLayers) else { return }
+        precondition(ws.training, "backward needs the training workspace of the forward pass")
+        let n = batch.tokenCount, H = config.hiddenSize, F = config.intermediateSize
+        let dOut = ws.dX
+        dOut.data.update(from: dHidden.data, count: n * H)
+        for l in stride(from: config.numHiddenLayers - 1, through: lowest.layer, by: -1) {
+            let a = ws.activations(l), w = weights.layers[l]
+            let input = l == 0 ? ws.embOut.data : ws.activations(l - 1).out.data
+            // out = LN(ffnSum): dA = ∂L/∂ffnSum
+            ws.dA.data.update(repeating: 0, count: n * H)
+            LayerNorm.backward(dinp: ws.dA.data, dweight: nil, dbias: nil, dout: dOut.data, inp: a.ffnSum.data,
+                               weight: w.ffnLNWeight.data, mean: a.ffnMean.data, rstd: a.ffnRstd.data, n: n, c: H)
+            // ffnSum = hook(ffnProj) + attnOut: dB = ∂L/∂attnOut (residual), dProj = ∂L/∂ffnProj
+            ws.dB.data.update(from: ws.dA.data, count: n * H)
+            sublayerBackward(l, .output, dSum: ws.dA, mask: a.ffnProjMask, n: n, ws, hook, dropout)
+            if l == lowest.layer && lowest.site == .output { break }
+            // ffnProj = ffnAct · W2ᵀ + b2;  ffnAct = gelu(ffnPre);  ffnPre = attnOut · W1ᵀ + b1
+            ws.dF1.data.update(repeating: 0, count: n * F)
+            Linear.backward(dx: ws.dF1.data, dw: nil, db: nil, dy: ws.dProj.data, x: a.ffnAct.data,
+                            w: w.ffnOutWeight.data, n: n, inDim: F, outDim: H)
+            ws.dF2.data.update(repeating: 0, count: n * F)
+            GELU.backward(dinp: ws.dF2.data, dout: ws.dF1.data, inp: a.ffnPre.data, count: n * F)
+            Linear.backward(dx: ws.dB.data, dw: nil, db: nil, dy: ws.dF2.data, x: a.attnOut.data,
+                            w: w.ffnInWeight.data, n: n, inDim: H, outDim: F)
+            // attnOut = LN(attnSum): dA = ∂L/∂attnSum
+            ws.dA.data.update(repeating: 0, count: n * H)
+            LayerNorm.backward(dinp: ws.dA.data, dweight: nil, dbias: nil, dout: ws.dB.data, inp: a.attnSum.data,
+                               weight: w.attnLNWeight.data, mean: a.attnMean.data, rstd: a.attnRstd.data, n: n, c: H)
+            // attnSum = hook(attnProj) + x: dOut becomes ∂L/∂x (residual), dProj = ∂L/∂attnProj
+            dOut.data.update(from: ws.dA.data, count: n * H)
+            sublayerBackward(l, .attention, dSum: ws.dA, mask: a.attnProjMask, n: n, ws, hook, dropout)
+            if l == lowest.layer { break }
+            // attnProj = ctx · Woᵀ + bo
+            ws.dCtx.data.update(repeating: 0, count: n * H)
+            Linear.backward(dx: ws.dCtx.data, dw: nil, db: nil, dy: ws.dProj.data, x: a.ctx.data,
+                            w: w.attnOutWeight.data, n: n, inDim: H, outDim: H)
+            SelfAttention.backward(dqkv: ws.dQKV.data, dctx: ws.dCtx.data, att: a.att.data,
+                                   mask: dropout.attention > 0 ? UnsafePointer(a.attMask.data) : nil, qkv: a.qkv.data,
+                                   batch: batch, heads: config.numAttentionHeads, headSize: config.headSize,
+                                   scratch: ws.scratch.data)
+            Linear.backward(dx: dOut.data, dw: nil, db: nil, dy: ws.dQKV.data, x: input,
+                            w: w.qkvWeight.data, n: n, inDim: H, outDim: 3 * H)
         }
     }
 
-    /// The hidden state of each sequence's first token ([CLS]).
-    public static func cls(_ hidden: Tensor, batch: TokenBatch) -> [[Float]] {
-        let H = hidden.cols
-        return (0..<batch.count).map { s in Array(UnsafeBufferPointer(start: hidden.data + batch.offsets[s] * H, count: H)) }
+    /// dProj = ∂L/∂proj from dSum = ∂L/∂sum, through the hook (if it acts here) and the dropout.
+    private func sublayerBackward(_ l: Int, _ site: AdapterSite, dSum: Tensor, mask: Tensor, n: Int,
+                                  _ ws: EncoderWorkspace, _ hook: LayerHook, _ dropout: DropoutState) {
+        let count = n * config.hiddenSize
+        let dProj = ws.dProj
+        if hook.acts(layer: l, site: site) {
+            dProj.data.update(repeating: 0, count: count)
+            hook.backward(layer: l, site: site, dout: dSum.data, dx: dProj.data, n: n)
+        } else {
+            dProj.data.update(from: dSum.data, count: count)
+        }
+        if dropout.hidden > 0 { for i in 0..<count { dProj.data[i] *= mask.data[i] } }
     }
 }

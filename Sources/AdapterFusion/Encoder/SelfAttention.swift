@@ -9,25 +9,74 @@ public enum SelfAttention {
         (0..<batch.count).reduce(0) { $0 + heads * batch.length($1) * batch.length($1) }
     }
 
-    /// ctx[tokens, H] = concatₕ softmax(Qₕ Kₕᵀ / √d) Vₕ, per sequence. `att` receives the
-    /// probabilities, sequence by sequence, head by head, each [L, L] row-major.
+    /// ctx[tokens, H] = concatₕ dropout(softmax(Qₕ Kₕᵀ / √d)) Vₕ, per sequence.
+    /// `att` receives the probabilities P, sequence by sequence, head by head, each [L, L].
+    /// With `dropout` (p, rng, mask buffer laid out like `att`, scratch of maxLength² floats),
+    /// P ⊙ mask is what multiplies V.
     public static func forward(
         ctx: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
-        qkv: UnsafePointer<Float>, batch: TokenBatch, heads: Int, headSize d: Int
+        qkv: UnsafePointer<Float>, batch: TokenBatch, heads: Int, headSize d: Int,
+        dropout: (p: Float, mask: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>)? = nil,
+        rng: inout SeededRNG
     ) {
         let H = heads * d, ld = 3 * H
         let scale = 1 / Float(d).squareRoot()
-        var p = att
+        var offset = 0
         for s in 0..<batch.count {
             let o = batch.offsets[s], L = batch.length(s)
             for h in 0..<heads {
                 let q = qkv + o * ld + h * d, k = q + H, v = q + 2 * H
-                // scores[L, L] = Q[L, d] · K[L, d]ᵀ (scaled in the softmax)
+                let p = att + offset
+                // scores[L, L] = Q[L, d] · K[L, d]ᵀ (scaled inside the softmax)
                 BLAS.gemm(transB: true, m: L, n: L, k: d, a: q, lda: ld, b: k, ldb: ld, c: p, ldc: L)
                 Softmax.forward(out: p, inp: p, n: L, c: L, ld: L, scale: scale)
+                var used = UnsafePointer(p)
+                if let dropout {
+                    Dropout.forward(out: dropout.scratch, mask: dropout.mask + offset, inp: p, count: L * L, p: dropout.p, rng: &rng)
+                    used = UnsafePointer(dropout.scratch)
+                }
                 // ctx[L, d] (columns h·d ..< (h+1)·d of [L, H]) = P[L, L] · V[L, d]
-                BLAS.gemm(m: L, n: d, k: L, a: p, lda: L, b: v, ldb: ld, c: ctx + o * H + h * d, ldc: H)
-                p += L * L
+                BLAS.gemm(m: L, n: d, k: L, a: used, lda: L, b: v, ldb: ld, c: ctx + o * H + h * d, ldc: H)
+                offset += L * L
+            }
+        }
+    }
+
+    /// dqkv[tokens, 3H] = ∂L/∂qkv given dctx (overwritten, not accumulated).
+    /// `scratch` holds 3·maxLength² floats; `mask` is the forward's dropout mask, if any.
+    public static func backward(
+        dqkv: UnsafeMutablePointer<Float>, dctx: UnsafePointer<Float>, att: UnsafePointer<Float>,
+        mask: UnsafePointer<Float>?, qkv: UnsafePointer<Float>, batch: TokenBatch, heads: Int, headSize d: Int,
+        scratch: UnsafeMutablePointer<Float>
+    ) {
+        let H = heads * d, ld = 3 * H
+        let scale = 1 / Float(d).squareRoot()
+        var offset = 0
+        for s in 0..<batch.count {
+            let o = batch.offsets[s], L = batch.length(s)
+            let pd = scratch, ds = scratch + L * L, dsm = scratch + 2 * L * L  // P′, dP, dS
+            for h in 0..<heads {
+                let q = qkv + o * ld + h * d, k = q + H, v = q + 2 * H
+                let dq = dqkv + o * ld + h * d, dk = dq + H, dv = dq + 2 * H
+                let dc = dctx + o * H + h * d
+                let p = att + offset
+                var used = p
+                if let mask {
+                    for i in 0..<(L * L) { pd[i] = p[i] * mask[offset + i] }
+                    used = UnsafePointer(pd)
+                }
+                // dV[L, d] = P′ᵀ · dctx
+                BLAS.gemm(transA: true, m: L, n: d, k: L, a: used, lda: L, b: dc, ldb: H, c: dv, ldc: ld)
+                // dP′[L, L] = dctx · Vᵀ, then through the dropout mask
+                BLAS.gemm(transB: true, m: L, n: L, k: d, a: dc, lda: H, b: v, ldb: ld, c: ds, ldc: L)
+                if let mask { for i in 0..<(L * L) { ds[i] *= mask[offset + i] } }
+                // dS = scale · P ⊙ (dP − ⟨dP, P⟩): gradient w.r.t. the unscaled QKᵀ
+                dsm.update(repeating: 0, count: L * L)
+                Softmax.backward(dinp: dsm, dout: ds, out: p, n: L, c: L, ld: L, scale: scale)
+                // dQ = dS · K;  dK = dSᵀ · Q
+                BLAS.gemm(m: L, n: d, k: L, a: dsm, lda: L, b: k, ldb: ld, c: dq, ldc: ld)
+                BLAS.gemm(transA: true, m: L, n: d, k: L, a: dsm, lda: L, b: q, ldb: ld, c: dk, ldc: ld)
+                offset += L * L
             }
         }
     }

@@ -1,0 +1,54 @@
+/// One bottleneck module: out = x + W_up·f(W_down·x + b_down) + b_up.
+public final class BottleneckAdapter {
+    public let hidden: Int
+    public let bottleneck: Int
+    public let activation: Activation
+    public let downWeight: Parameter  // [r, H]
+    public let downBias: Parameter    // [r]
+    public let upWeight: Parameter    // [H, r]
+    public let upBias: Parameter      // [H]
+    // Kept from the forward pass for backward.
+    private var x = Tensor(zeros: [0])     // [N, H] input
+    private var pre = Tensor(zeros: [0])   // [N, r] W_down·x + b_down
+    private var act = Tensor(zeros: [0])   // [N, r] f(pre)
+    private var dact = Tensor(zeros: [0])  // [N, r] scratch
+    private var dpre = Tensor(zeros: [0])  // [N, r] scratch
+
+    /// Near-identity start: down ~ N(0, std²), up = 0, so the adapter begins as the identity.
+    public init(prefix: String, hidden: Int, bottleneck: Int, activation: Activation, initStd: Float, rng: inout SeededRNG) {
+        self.hidden = hidden
+        self.bottleneck = bottleneck
+        self.activation = activation
+        downWeight = Parameter(prefix + "down/weight", Tensor(randomNormal: [bottleneck, hidden], std: initStd, rng: &rng), decay: true)
+        downBias = Parameter(prefix + "down/bias", Tensor(zeros: [bottleneck]), decay: false)
+        upWeight = Parameter(prefix + "up/weight", Tensor(zeros: [hidden, bottleneck]), decay: true)
+        upBias = Parameter(prefix + "up/bias", Tensor(zeros: [hidden]), decay: false)
+    }
+
+    public var parameters: [Parameter] { [downWeight, downBias, upWeight, upBias] }
+
+    /// out[n, H] = x + up(f(down(x))).
+    public func forward(x xin: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int) {
+        let H = hidden, r = bottleneck
+        Tensor.ensure(&x, n * H); Tensor.ensure(&pre, n * r); Tensor.ensure(&act, n * r)
+        x.data.update(from: xin, count: n * H)
+        Linear.forward(y: pre.data, x: xin, w: downWeight.value.data, b: downBias.value.data, n: n, inDim: H, outDim: r)
+        activation.forward(out: act.data, inp: pre.data, count: n * r)
+        Linear.forward(y: out, x: act.data, w: upWeight.value.data, b: upBias.value.data, n: n, inDim: r, outDim: H)
+        VectorMath.add(out, xin, n * H)
+    }
+
+    /// dx += ∂L/∂x; parameter gradients accumulate.
+    public func backward(dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int) {
+        let H = hidden, r = bottleneck
+        Tensor.ensure(&dact, n * r); Tensor.ensure(&dpre, n * r)
+        dact.data.update(repeating: 0, count: n * r)
+        dpre.data.update(repeating: 0, count: n * r)
+        VectorMath.add(dx, dout, n * H)  // residual
+        Linear.backward(dx: dact.data, dw: upWeight.grad.data, db: upBias.grad.data, dy: dout, x: act.data,
+                        w: upWeight.value.data, n: n, inDim: r, outDim: H)
+        activation.backward(dinp: dpre.data, dout: dact.data, inp: pre.data, count: n * r)
+        Linear.backward(dx: dx, dw: downWeight.grad.data, db: downBias.grad.data, dy: dpre.data, x: x.data,
+                        w: downWeight.value.data, n: n, inDim: H, outDim: r)
+    }
+}

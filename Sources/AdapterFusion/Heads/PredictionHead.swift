@@ -1,0 +1,131 @@
+/// What a head predicts.
+public enum HeadKind: String, Codable, Sendable {
+    /// n labels, softmax cross-entropy.
+    case classification
+    /// One real value, mean squared error.
+    case regression
+}
+
+/// Configuration of a prediction head; stored as JSON in the head's HDF5 attributes.
+public struct HeadConfig: Codable, Sendable, Equatable {
+    public var kind: HeadKind
+    /// Number of outputs: the label count, or 1 for regression.
+    public var outputs: Int
+    /// A dense + tanh layer before the output layer (as BERT's and AdapterHub's default heads).
+    public var preDense: Bool = true
+    /// Dropout before each dense layer during training.
+    public var dropout: Float = 0.1
+
+    public init(kind: HeadKind, outputs: Int, preDense: Bool = true, dropout: Float = 0.1) {
+        self.kind = kind; self.outputs = outputs; self.preDense = preDense; self.dropout = dropout
+    }
+
+    enum CodingKeys: String, CodingKey { case kind, outputs, preDense = "pre_dense", dropout }
+}
+
+/// Targets of one batch.
+public enum Targets: Sendable {
+    case labels([Int])
+    case values([Float])
+
+    public var count: Int {
+        switch self { case .labels(let l): return l.count; case .values(let v): return v.count }
+    }
+}
+
+/// Prediction head over the [CLS] state: [dropout → dense → tanh] → dropout → output layer.
+/// Parameter names are dataset paths under `/heads/<name>/` in a store.
+public final class PredictionHead {
+    public let config: HeadConfig
+    public let hidden: Int
+    public let dense: (weight: Parameter, bias: Parameter)?  // [H, H], [H]
+    public let output: (weight: Parameter, bias: Parameter)  // [C, H], [C]
+    // Forward caches, [B, ·].
+    private var cls = Tensor(zeros: [0]), mask1 = Tensor(zeros: [0]), x1 = Tensor(zeros: [0])
+    private var z = Tensor(zeros: [0]), mask2 = Tensor(zeros: [0]), x2 = Tensor(zeros: [0])
+    private var logits = Tensor(zeros: [0]), probs = Tensor(zeros: [0])
+    private var batchSize = 0
+
+    public init(config: HeadConfig, hidden: Int, seed: UInt64) {
+        self.config = config
+        self.hidden = hidden
+        var rng = SeededRNG(seed: seed)
+        // BERT's initialiser: N(0, 0.02²) weights, zero biases.
+        dense = config.preDense ? (Parameter("dense/weight", Tensor(randomNormal: [hidden, hidden], std: 0.02, rng: &rng), decay: true),
+                                   Parameter("dense/bias", Tensor(zeros: [hidden]), decay: false)) : nil
+        output = (Parameter("output/weight", Tensor(randomNormal: [config.outputs, hidden], std: 0.02, rng: &rng), decay: true),
+                  Parameter("output/bias", Tensor(zeros: [config.outputs]), decay: false))
+    }
+
+    public var parameters: [Parameter] {
+        (dense.map { [$0.weight, $0.bias] } ?? []) + [output.weight, output.bias]
+    }
+
+    /// Returns the outputs [B, C] for the batch's [CLS] states (logits, or the regression value).
+    /// With `dropout` the pass is a training pass and keeps what `backward` needs.
+    @discardableResult
+    public func forward(_ hiddenStates: Tensor, batch: TokenBatch, dropout: DropoutState? = nil) -> Tensor {
+        let B = batch.count, H = hidden, C = config.outputs
+        batchSize = B
+        for t in [\PredictionHead.cls, \.mask1, \.x1, \.z, \.mask2, \.x2] where self[keyPath: t].count < B * H {
+            self[keyPath: t] = Tensor(zeros: [B, H])
+        }
+        if logits.count < B * C { logits = Tensor(zeros: [B, C]); probs = Tensor(zeros: [B, C]) }
+        Pooling.gatherCLS(hiddenStates, batch: batch, into: cls)
+        var input = cls
+        if let dense {
+            dropoutForward(input, into: x1, mask: mask1, B * H, dropout)
+            Linear.forward(y: z.data, x: x1.data, w: dense.weight.value.data, b: dense.bias.value.data, n: B, inDim: H, outDim: H)
+            Tanh.forward(out: z.data, inp: z.data, count: B * H)
+            input = z
+        }
+        dropoutForward(input, into: x2, mask: mask2, B * H, dropout)
+        Linear.forward(y: logits.data, x: x2.data, w: output.weight.value.data, b: output.bias.value.data, n: B, inDim: H, outDim: C)
+        let out = Tensor(zeros: [B, C])
+        out.data.update(from: logits.data, count: B * C)
+        return out
+    }
+
+    private func dropoutForward(_ x: Tensor, into y: Tensor, mask: Tensor, _ count: Int, _ dropout: DropoutState?) {
+        if let dropout, config.dropout > 0 {
+            Dropout.forward(out: y.data, mask: mask.data, inp: x.data, count: count, p: config.dropout, rng: &dropout.rng)
+        } else {
+            y.data.update(from: x.data, count: count)
+            mask.data.update(repeating: 1, count: count)
+        }
+    }
+
+    /// Loss of the last forward pass: mean cross-entropy or mean squared error.
+    public func loss(_ targets: Targets) -> Float {
+        switch targets {
+        case .labels(let y): return CrossEntropy.forward(probs: probs.data, logits: logits.data, labels: y, classes: config.outputs)
+        case .values(let t): return MeanSquaredError.forward(pred: logits.data, targets: t)
+        }
+    }
+
+    /// Backward of `loss` and `forward`: accumulates parameter gradients and returns
+    /// ∂L/∂(hidden states) [tokens, H] (non-zero only at [CLS] rows).
+    public func backward(_ targets: Targets, batch: TokenBatch) -> Tensor {
+        let B = batchSize, H = hidden, C = config.outputs
+        let dLogits = Tensor(zeros: [B, C]), dX2 = Tensor(zeros: [B, H])
+        switch targets {
+        case .labels(let y): CrossEntropy.backward(dlogits: dLogits.data, probs: probs.data, labels: y, classes: C)
+        case .values(let t): MeanSquaredError.backward(dpred: dLogits.data, pred: logits.data, targets: t)
+        }
+        Linear.backward(dx: dX2.data, dw: output.weight.grad.data, db: output.bias.grad.data, dy: dLogits.data,
+                        x: x2.data, w: output.weight.value.data, n: B, inDim: H, outDim: C)
+        for i in 0..<(B * H) { dX2.data[i] *= mask2.data[i] }
+        var dCLS = dX2
+        if let dense {
+            let dZ = Tensor(zeros: [B, H]), dX1 = Tensor(zeros: [B, H])
+            Tanh.backward(dinp: dZ.data, dout: dX2.data, out: z.data, count: B * H)
+            Linear.backward(dx: dX1.data, dw: dense.weight.grad.data, db: dense.bias.grad.data, dy: dZ.data,
+                            x: x1.data, w: dense.weight.value.data, n: B, inDim: H, outDim: H)
+            for i in 0..<(B * H) { dX1.data[i] *= mask1.data[i] }
+            dCLS = dX1
+        }
+        let dHidden = Tensor(zeros: [batch.tokenCount, H])
+        Pooling.scatterCLS(dCLS, batch: batch, into: dHidden)
+        return dHidden
+    }
+}
