@@ -5,7 +5,7 @@ import Foundation
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print throughput, achieved GFLOP/s and peak memory.",
-        subcommands: [BenchForward.self])
+        subcommands: [BenchForward.self, BenchTrainAdapter.self])
 }
 
 /// Options every benchmark shares.
@@ -58,3 +58,53 @@ struct BenchForward: ParsableCommand {
         print(String(format: "  peak RSS        %.0f MB", Perf.peakRSSMegabytes()))
     }
 }
+
+struct BenchTrainAdapter: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-adapter",
+        abstract: "Training steps of one adapter + head (forward, backward, AdamW) on a synthetic batch, dropout on.")
+
+    @OptionGroup var options: BenchOptions
+    @Option(help: "Adapter placement: pfeiffer or houlsby.") var config: AdapterPlacement = .pfeiffer
+    @Option(help: "Reduction factor.") var reduction = 16
+
+    func run() throws {
+        BLAS.setThreads(options.threads)
+        let encoder = try BertEncoder(directory: options.model)
+        let c = encoder.config
+        let batch = options.syntheticBatch(vocab: c.vocabSize)
+        var rng = SeededRNG(seed: options.seed)
+        let labels = Targets.labels((0..<batch.count).map { _ in Int(rng.next() % 2) })
+        let adapter = Adapter(name: "bench", config: AdapterConfig(placement: config, reductionFactor: reduction),
+                              hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 1)
+        let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 2), hidden: c.hiddenSize, seed: 2)
+        let optimizer = AdamW(adapter.parameters + head.parameters)
+        let ws = EncoderWorkspace(config: c, training: true)
+        let dropout = DropoutState(hidden: c.hiddenDropoutProb, attention: c.attentionProbsDropoutProb, seed: 3)
+        func step() throws -> Float {
+            let h = try encoder.forward(batch, workspace: ws, hook: adapter, dropout: dropout)
+            head.forward(h, batch: batch, dropout: dropout)
+            let loss = head.loss(labels)
+            encoder.backward(head.backward(labels, batch: batch), workspace: ws, hook: adapter, dropout: dropout)
+            optimizer.clipGradients(maxNorm: 1)
+            optimizer.update(lr: 1e-4)
+            return loss
+        }
+        _ = try step()  // warm-up
+        var times: [Double] = []
+        var loss: Float = 0
+        for _ in 0..<options.iters {
+            let t0 = Clock.now()
+            loss = try step()
+            times.append(Clock.now() - t0)
+        }
+        let tokens = Double(batch.tokenCount), median = times.sorted()[times.count / 2]
+        let params = (adapter.parameters + head.parameters).reduce(0) { $0 + $1.value.count }
+        print("train \(config.rawValue) adapter (reduction \(reduction), \(params) trainable parameters) + head, batch \(options.batch) x seq \(options.seq), dropout \(c.hiddenDropoutProb), threads \(options.threads)")
+        print(String(format: "  tokens/s        %.0f (median of %d steps: forward + backward + AdamW), best %.0f", tokens / median, times.count, tokens / times.min()!))
+        print(String(format: "  last loss       %.4f", loss))
+        print(String(format: "  peak RSS        %.0f MB", Perf.peakRSSMegabytes()))
+    }
+}
+
+extension AdapterPlacement: ExpressibleByArgument {}

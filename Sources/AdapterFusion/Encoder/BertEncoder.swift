@@ -1,40 +1,31 @@
 import Foundation
 
-/// Buffers of one transformer layer's forward pass, sized for a number of tokens. A training
-/// workspace keeps one per layer so the backward pass can read them; inference shares one.
+/// What one transformer layer's forward pass must keep for its backward pass: the inputs of
+/// the LayerNorms, softmax and GELU, and the dropout masks. Products whose only use would be a
+/// gradient for a frozen weight (the layer input, the context, the GELU output) are not kept.
+/// A training workspace holds one per layer; inference shares one among all layers.
 public final class LayerActivations {
-    public let capacity: Int
-    public let qkv: Tensor         // [N, 3H] fused Q, K, V projections
-    public var att: Tensor         // [Σ heads·L²] attention probabilities
-    public var attMask: Tensor     // [Σ heads·L²] attention dropout mask (training only)
-    public let ctx: Tensor         // [N, H] attention context (heads concatenated)
-    public let attnProj: Tensor    // [N, H] attention output projection (after dropout): hook input
-    public let attnSum: Tensor     // [N, H] hook(attnProj) + x: LayerNorm input
-    public let attnMean: Tensor    // [N]
-    public let attnRstd: Tensor    // [N]
-    public let attnOut: Tensor     // [N, H] after LayerNorm: the FFN input
-    public let ffnPre: Tensor      // [N, F] intermediate before GELU
-    public let ffnAct: Tensor      // [N, F] after GELU
-    public let ffnProj: Tensor     // [N, H] FFN output projection (after dropout): hook input
-    public let ffnSum: Tensor      // [N, H] hook(ffnProj) + attnOut: LayerNorm input
-    public let ffnMean: Tensor     // [N]
-    public let ffnRstd: Tensor     // [N]
-    public let out: Tensor         // [N, H] layer output
-    public let attnProjMask: Tensor  // [N, H] dropout masks (training only)
-    public let ffnProjMask: Tensor   // [N, H]
+    public let qkv: Tensor          // [N, 3H] fused Q, K, V projections
+    public var att: Tensor          // [Σ heads·L²] attention probabilities
+    public var attMask: Mask        // [Σ heads·L²] attention dropout mask (training only)
+    public let attnSum: Tensor      // [N, H] hook(attnProj) + x: first LayerNorm's input
+    public let attnMean: Tensor     // [N]
+    public let attnRstd: Tensor     // [N]
+    public let ffnPre: Tensor       // [N, F] intermediate before GELU
+    public let ffnSum: Tensor       // [N, H] hook(ffnProj) + attnOut: second LayerNorm's input
+    public let ffnMean: Tensor      // [N]
+    public let ffnRstd: Tensor      // [N]
+    public let attnProjMask: Mask   // [N, H] dropout masks (training only)
+    public let ffnProjMask: Mask    // [N, H]
 
-    public init(capacity n: Int, attCapacity: Int, config c: BertConfig, training: Bool) {
-        let H = c.hiddenSize, F = c.intermediateSize, m = training ? n : 0
-        capacity = n
-        qkv = Tensor(zeros: [n, 3 * H]); att = Tensor(zeros: [attCapacity]); ctx = Tensor(zeros: [n, H])
-        attMask = Tensor(zeros: [training ? attCapacity : 0])
-        attnProj = Tensor(zeros: [n, H]); attnSum = Tensor(zeros: [n, H])
-        attnMean = Tensor(zeros: [n]); attnRstd = Tensor(zeros: [n])
-        attnOut = Tensor(zeros: [n, H]); ffnPre = Tensor(zeros: [n, F]); ffnAct = Tensor(zeros: [n, F])
-        ffnProj = Tensor(zeros: [n, H]); ffnSum = Tensor(zeros: [n, H])
-        ffnMean = Tensor(zeros: [n]); ffnRstd = Tensor(zeros: [n])
-        out = Tensor(zeros: [n, H])
-        attnProjMask = Tensor(zeros: [m, H]); ffnProjMask = Tensor(zeros: [m, H])
+    init(capacity n: Int, attCapacity: Int, config c: BertConfig, training: Bool) {
+        let H = c.hiddenSize, F = c.intermediateSize
+        qkv = Tensor(zeros: [n, 3 * H]); att = Tensor(zeros: [attCapacity])
+        attMask = Mask(count: training ? attCapacity : 0)
+        attnSum = Tensor(zeros: [n, H]); attnMean = Tensor(zeros: [n]); attnRstd = Tensor(zeros: [n])
+        ffnPre = Tensor(zeros: [n, F])
+        ffnSum = Tensor(zeros: [n, H]); ffnMean = Tensor(zeros: [n]); ffnRstd = Tensor(zeros: [n])
+        attnProjMask = Mask(count: training ? n * H : 0); ffnProjMask = Mask(count: training ? n * H : 0)
     }
 }
 
@@ -54,16 +45,22 @@ public final class DropoutState {
 /// Reusable buffers for encoder passes; grows when a larger batch arrives.
 ///
 /// An inference workspace shares one buffer set among all layers. A training workspace keeps
-/// every layer's activations and dropout masks, plus the gradient buffers of the backward pass.
+/// every layer's `LayerActivations`, plus the gradient buffers of the backward pass.
 public final class EncoderWorkspace {
     public let config: BertConfig
     public let training: Bool
     public private(set) var capacity = 0
-    public private(set) var embSum = Tensor(zeros: [0])   // [N, H] word + position + type
-    public private(set) var embOut = Tensor(zeros: [0])   // [N, H] after LayerNorm (and dropout)
-    public private(set) var embMask = Tensor(zeros: [0])  // [N, H]
-    public private(set) var layers: [LayerActivations] = []
-    var scratch = Tensor(zeros: [0])                      // attention: 3 · maxLength²
+    // Buffers whose contents no backward pass reads, shared by all layers.
+    private(set) var embSum = Tensor(zeros: [0])    // [N, H] word + position + type
+    private(set) var ctx = Tensor(zeros: [0])       // [N, H] attention context
+    private(set) var attnProj = Tensor(zeros: [0])  // [N, H] attention output projection: hook input
+    private(set) var attnOut = Tensor(zeros: [0])   // [N, H] first LayerNorm output: FFN input
+    private(set) var ffnAct = Tensor(zeros: [0])    // [N, F] GELU output
+    private(set) var ffnProj = Tensor(zeros: [0])   // [N, H] FFN output projection: hook input
+    private(set) var hidden = [Tensor(zeros: [0]), Tensor(zeros: [0])]  // [N, H] layer outputs, ping-pong
+    private(set) var layers: [LayerActivations] = []
+    private(set) var embMask = Mask(count: 0)
+    var scratch = Tensor(zeros: [0])                 // attention: 3 · maxLength²
     // Backward buffers (training only).
     var dX = Tensor(zeros: [0]), dA = Tensor(zeros: [0]), dB = Tensor(zeros: [0]), dProj = Tensor(zeros: [0])
     var dCtx = Tensor(zeros: [0]), dQKV = Tensor(zeros: [0]), dF1 = Tensor(zeros: [0]), dF2 = Tensor(zeros: [0])
@@ -81,8 +78,10 @@ public final class EncoderWorkspace {
         let attCount = SelfAttention.probabilityCount(batch, heads: config.numAttentionHeads)
         if n > capacity {
             capacity = n
-            embSum = Tensor(zeros: [n, H]); embOut = Tensor(zeros: [n, H])
-            embMask = Tensor(zeros: [training ? n * H : 0])
+            embSum = Tensor(zeros: [n, H]); ctx = Tensor(zeros: [n, H]); attnProj = Tensor(zeros: [n, H])
+            attnOut = Tensor(zeros: [n, H]); ffnAct = Tensor(zeros: [n, F]); ffnProj = Tensor(zeros: [n, H])
+            hidden = [Tensor(zeros: [n, H]), Tensor(zeros: [n, H])]
+            embMask = Mask(count: training ? n * H : 0)
             layers = (0..<(training ? config.numHiddenLayers : 1)).map { _ in
                 LayerActivations(capacity: n, attCapacity: attCount, config: config, training: training)
             }
@@ -94,7 +93,7 @@ public final class EncoderWorkspace {
         }
         for l in layers where l.att.count < attCount {
             l.att = Tensor(zeros: [attCount])
-            if training { l.attMask = Tensor(zeros: [attCount]) }
+            if training { l.attMask = Mask(count: attCount) }
         }
         let L = batch.maxLength
         Tensor.ensure(&scratch, 3 * L * L)
@@ -148,19 +147,17 @@ public final class BertEncoder {
         try validate(batch)
         precondition(dropout == nil || ws.training, "a training pass needs EncoderWorkspace(training: true)")
         ws.reserve(for: batch)
-        var x = UnsafePointer(embed(batch, ws, dropout))
+        embed(batch, ws, into: ws.hidden[0], dropout)
         for l in 0..<config.numHiddenLayers {
-            let a = ws.activations(l)
-            layerForward(l, input: x, a, batch, ws, hook, dropout)
-            x = UnsafePointer(a.out.data)
+            layerForward(l, input: ws.hidden[l % 2], output: ws.hidden[(l + 1) % 2], batch, ws, hook, dropout)
         }
         let out = Tensor(zeros: [batch.tokenCount, config.hiddenSize])
-        out.data.update(from: x, count: out.count)
+        out.data.update(from: ws.hidden[config.numHiddenLayers % 2].data, count: out.count)
         return out
     }
 
-    /// Embeddings: LayerNorm(word[id] + position[pos] + type[tt]) → embOut [N, H].
-    func embed(_ batch: TokenBatch, _ ws: EncoderWorkspace, _ dropout: DropoutState?) -> UnsafeMutablePointer<Float> {
+    /// Embeddings: dropout(LayerNorm(word[id] + position[pos] + type[tt])) → out [N, H].
+    func embed(_ batch: TokenBatch, _ ws: EncoderWorkspace, into out: Tensor, _ dropout: DropoutState?) {
         let n = batch.tokenCount, H = config.hiddenSize, w = weights
         batch.ids.withUnsafeBufferPointer { ids in
             Embedding.forward(out: ws.embSum.data, table: w.wordEmbeddings.data, ids: ids.baseAddress!, n: n, dim: H)
@@ -171,48 +168,47 @@ public final class BertEncoder {
         batch.typeIds.withUnsafeBufferPointer { tt in
             Embedding.forward(out: ws.embSum.data, table: w.tokenTypeEmbeddings.data, ids: tt.baseAddress!, n: n, dim: H, accumulate: true)
         }
-        LayerNorm.forward(out: ws.embOut.data, mean: nil, rstd: nil, inp: ws.embSum.data,
+        LayerNorm.forward(out: out.data, mean: nil, rstd: nil, inp: ws.embSum.data,
                           weight: w.embLNWeight.data, bias: w.embLNBias.data, n: n, c: H, eps: config.layerNormEps)
         if let dropout, dropout.hidden > 0 {
-            Dropout.forward(out: ws.embOut.data, mask: ws.embMask.data, inp: ws.embOut.data, count: n * H, p: dropout.hidden, rng: &dropout.rng)
+            Dropout.forward(out: out.data, mask: ws.embMask.data, inp: out.data, count: n * H, p: dropout.hidden, rng: &dropout.rng)
         }
-        return ws.embOut.data
     }
 
     /// One post-LN transformer layer: x → LN(x + hook(Attn(x))) → LN(· + hook(FFN(·))).
-    func layerForward(_ l: Int, input x: UnsafePointer<Float>, _ a: LayerActivations, _ batch: TokenBatch,
+    func layerForward(_ l: Int, input x: Tensor, output: Tensor, _ batch: TokenBatch,
                       _ ws: EncoderWorkspace, _ hook: LayerHook?, _ dropout: DropoutState?) {
         let n = batch.tokenCount, H = config.hiddenSize, F = config.intermediateSize
-        let w = weights.layers[l], eps = config.layerNormEps
+        let w = weights.layers[l], a = ws.activations(l), eps = config.layerNormEps
+        // qkv[N, 3H] = x · Wqkvᵀ + b;  ctx = attention(qkv)
+        Linear.forward(y: a.qkv.data, x: x.data, w: w.qkvWeight.data, b: w.qkvBias.data, n: n, inDim: H, outDim: 3 * H)
         var noRNG = SeededRNG(seed: 0)
-        // qkv[N, 3H] = x · Wqkvᵀ + b
-        Linear.forward(y: a.qkv.data, x: x, w: w.qkvWeight.data, b: w.qkvBias.data, n: n, inDim: H, outDim: 3 * H)
         if let dropout, dropout.attention > 0 {
-            SelfAttention.forward(ctx: a.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
+            SelfAttention.forward(ctx: ws.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
                                   heads: config.numAttentionHeads, headSize: config.headSize,
                                   dropout: (dropout.attention, a.attMask.data, ws.scratch.data), rng: &dropout.rng)
         } else {
-            SelfAttention.forward(ctx: a.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
+            SelfAttention.forward(ctx: ws.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
                                   heads: config.numAttentionHeads, headSize: config.headSize, rng: &noRNG)
         }
         // attnProj = dropout(ctx · Woᵀ + bo);  attnSum = hook(attnProj) + x;  attnOut = LN(attnSum)
-        Linear.forward(y: a.attnProj.data, x: a.ctx.data, w: w.attnOutWeight.data, b: w.attnOutBias.data, n: n, inDim: H, outDim: H)
-        sublayerOutput(l, .attention, proj: a.attnProj, mask: a.attnProjMask, sum: a.attnSum, residual: x, n: n, hook, dropout)
-        LayerNorm.forward(out: a.attnOut.data, mean: a.attnMean.data, rstd: a.attnRstd.data, inp: a.attnSum.data,
+        Linear.forward(y: ws.attnProj.data, x: ws.ctx.data, w: w.attnOutWeight.data, b: w.attnOutBias.data, n: n, inDim: H, outDim: H)
+        sublayerOutput(l, .attention, proj: ws.attnProj, mask: a.attnProjMask, sum: a.attnSum, residual: x, n: n, hook, dropout)
+        LayerNorm.forward(out: ws.attnOut.data, mean: a.attnMean.data, rstd: a.attnRstd.data, inp: a.attnSum.data,
                           weight: w.attnLNWeight.data, bias: w.attnLNBias.data, n: n, c: H, eps: eps)
         // ffnAct[N, F] = gelu(attnOut · W1ᵀ + b1)
-        Linear.forward(y: a.ffnPre.data, x: a.attnOut.data, w: w.ffnInWeight.data, b: w.ffnInBias.data, n: n, inDim: H, outDim: F)
-        GELU.forward(out: a.ffnAct.data, inp: a.ffnPre.data, count: n * F)
-        // ffnProj = dropout(ffnAct · W2ᵀ + b2);  ffnSum = hook(ffnProj) + attnOut;  out = LN(ffnSum)
-        Linear.forward(y: a.ffnProj.data, x: a.ffnAct.data, w: w.ffnOutWeight.data, b: w.ffnOutBias.data, n: n, inDim: F, outDim: H)
-        sublayerOutput(l, .output, proj: a.ffnProj, mask: a.ffnProjMask, sum: a.ffnSum, residual: a.attnOut.data, n: n, hook, dropout)
-        LayerNorm.forward(out: a.out.data, mean: a.ffnMean.data, rstd: a.ffnRstd.data, inp: a.ffnSum.data,
+        Linear.forward(y: a.ffnPre.data, x: ws.attnOut.data, w: w.ffnInWeight.data, b: w.ffnInBias.data, n: n, inDim: H, outDim: F)
+        GELU.forward(out: ws.ffnAct.data, inp: a.ffnPre.data, count: n * F)
+        // ffnProj = dropout(ffnAct · W2ᵀ + b2);  ffnSum = hook(ffnProj) + attnOut;  output = LN(ffnSum)
+        Linear.forward(y: ws.ffnProj.data, x: ws.ffnAct.data, w: w.ffnOutWeight.data, b: w.ffnOutBias.data, n: n, inDim: F, outDim: H)
+        sublayerOutput(l, .output, proj: ws.ffnProj, mask: a.ffnProjMask, sum: a.ffnSum, residual: ws.attnOut, n: n, hook, dropout)
+        LayerNorm.forward(out: output.data, mean: a.ffnMean.data, rstd: a.ffnRstd.data, inp: a.ffnSum.data,
                           weight: w.ffnLNWeight.data, bias: w.ffnLNBias.data, n: n, c: H, eps: eps)
     }
 
     /// sum = hook(dropout(proj)) + residual, the input of a sublayer's LayerNorm.
-    private func sublayerOutput(_ l: Int, _ site: AdapterSite, proj: Tensor, mask: Tensor, sum: Tensor,
-                                residual: UnsafePointer<Float>, n: Int, _ hook: LayerHook?, _ dropout: DropoutState?) {
+    private func sublayerOutput(_ l: Int, _ site: AdapterSite, proj: Tensor, mask: Mask, sum: Tensor,
+                                residual: Tensor, n: Int, _ hook: LayerHook?, _ dropout: DropoutState?) {
         let count = n * config.hiddenSize
         if let dropout, dropout.hidden > 0 {
             Dropout.forward(out: proj.data, mask: mask.data, inp: proj.data, count: count, p: dropout.hidden, rng: &dropout.rng)
@@ -222,7 +218,7 @@ public final class BertEncoder {
         } else {
             sum.data.update(from: proj.data, count: count)
         }
-        VectorMath.add(sum.data, residual, count)
+        VectorMath.add(sum.data, residual.data, count)
     }
 
     /// Backpropagates dHidden = ∂L/∂(last hidden states) [tokens, H] of the last training
@@ -237,7 +233,6 @@ public final class BertEncoder {
         dOut.data.update(from: dHidden.data, count: n * H)
         for l in stride(from: config.numHiddenLayers - 1, through: lowest.layer, by: -1) {
             let a = ws.activations(l), w = weights.layers[l]
-            let input = l == 0 ? ws.embOut.data : ws.activations(l - 1).out.data
             // out = LN(ffnSum): dA = ∂L/∂ffnSum
             ws.dA.data.update(repeating: 0, count: n * H)
             LayerNorm.backward(dinp: ws.dA.data, dweight: nil, dbias: nil, dout: dOut.data, inp: a.ffnSum.data,
@@ -248,11 +243,11 @@ public final class BertEncoder {
             if l == lowest.layer && lowest.site == .output { break }
             // ffnProj = ffnAct · W2ᵀ + b2;  ffnAct = gelu(ffnPre);  ffnPre = attnOut · W1ᵀ + b1
             ws.dF1.data.update(repeating: 0, count: n * F)
-            Linear.backward(dx: ws.dF1.data, dw: nil, db: nil, dy: ws.dProj.data, x: a.ffnAct.data,
+            Linear.backward(dx: ws.dF1.data, dw: nil, db: nil, dy: ws.dProj.data, x: nil,
                             w: w.ffnOutWeight.data, n: n, inDim: F, outDim: H)
             ws.dF2.data.update(repeating: 0, count: n * F)
             GELU.backward(dinp: ws.dF2.data, dout: ws.dF1.data, inp: a.ffnPre.data, count: n * F)
-            Linear.backward(dx: ws.dB.data, dw: nil, db: nil, dy: ws.dF2.data, x: a.attnOut.data,
+            Linear.backward(dx: ws.dB.data, dw: nil, db: nil, dy: ws.dF2.data, x: nil,
                             w: w.ffnInWeight.data, n: n, inDim: H, outDim: F)
             // attnOut = LN(attnSum): dA = ∂L/∂attnSum
             ws.dA.data.update(repeating: 0, count: n * H)
@@ -264,19 +259,20 @@ public final class BertEncoder {
             if l == lowest.layer { break }
             // attnProj = ctx · Woᵀ + bo
             ws.dCtx.data.update(repeating: 0, count: n * H)
-            Linear.backward(dx: ws.dCtx.data, dw: nil, db: nil, dy: ws.dProj.data, x: a.ctx.data,
+            Linear.backward(dx: ws.dCtx.data, dw: nil, db: nil, dy: ws.dProj.data, x: nil,
                             w: w.attnOutWeight.data, n: n, inDim: H, outDim: H)
             SelfAttention.backward(dqkv: ws.dQKV.data, dctx: ws.dCtx.data, att: a.att.data,
-                                   mask: dropout.attention > 0 ? UnsafePointer(a.attMask.data) : nil, qkv: a.qkv.data,
+                                   mask: dropout.attention > 0 ? UnsafePointer(a.attMask.data) : nil,
+                                   dropoutP: dropout.attention, qkv: a.qkv.data,
                                    batch: batch, heads: config.numAttentionHeads, headSize: config.headSize,
                                    scratch: ws.scratch.data)
-            Linear.backward(dx: dOut.data, dw: nil, db: nil, dy: ws.dQKV.data, x: input,
+            Linear.backward(dx: dOut.data, dw: nil, db: nil, dy: ws.dQKV.data, x: nil,
                             w: w.qkvWeight.data, n: n, inDim: H, outDim: 3 * H)
         }
     }
 
     /// dProj = ∂L/∂proj from dSum = ∂L/∂sum, through the hook (if it acts here) and the dropout.
-    private func sublayerBackward(_ l: Int, _ site: AdapterSite, dSum: Tensor, mask: Tensor, n: Int,
+    private func sublayerBackward(_ l: Int, _ site: AdapterSite, dSum: Tensor, mask: Mask, n: Int,
                                   _ ws: EncoderWorkspace, _ hook: LayerHook, _ dropout: DropoutState) {
         let count = n * config.hiddenSize
         let dProj = ws.dProj
@@ -286,6 +282,6 @@ public final class BertEncoder {
         } else {
             dProj.data.update(from: dSum.data, count: count)
         }
-        if dropout.hidden > 0 { for i in 0..<count { dProj.data[i] *= mask.data[i] } }
+        if dropout.hidden > 0 { Dropout.apply(out: dProj.data, inp: dProj.data, mask: mask.data, count: count, p: dropout.hidden) }
     }
 }

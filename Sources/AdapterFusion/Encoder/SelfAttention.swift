@@ -16,7 +16,7 @@ public enum SelfAttention {
     public static func forward(
         ctx: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
         qkv: UnsafePointer<Float>, batch: TokenBatch, heads: Int, headSize d: Int,
-        dropout: (p: Float, mask: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>)? = nil,
+        dropout: (p: Float, mask: UnsafeMutablePointer<UInt8>, scratch: UnsafeMutablePointer<Float>)? = nil,
         rng: inout SeededRNG
     ) {
         let H = heads * d, ld = 3 * H
@@ -46,7 +46,7 @@ public enum SelfAttention {
     /// `scratch` holds 3·maxLength² floats; `mask` is the forward's dropout mask, if any.
     public static func backward(
         dqkv: UnsafeMutablePointer<Float>, dctx: UnsafePointer<Float>, att: UnsafePointer<Float>,
-        mask: UnsafePointer<Float>?, qkv: UnsafePointer<Float>, batch: TokenBatch, heads: Int, headSize d: Int,
+        mask: UnsafePointer<UInt8>?, dropoutP: Float = 0, qkv: UnsafePointer<Float>, batch: TokenBatch, heads: Int, headSize d: Int,
         scratch: UnsafeMutablePointer<Float>
     ) {
         let H = heads * d, ld = 3 * H
@@ -62,14 +62,14 @@ public enum SelfAttention {
                 let p = att + offset
                 var used = p
                 if let mask {
-                    for i in 0..<(L * L) { pd[i] = p[i] * mask[offset + i] }
+                    Dropout.apply(out: pd, inp: p, mask: mask + offset, count: L * L, p: dropoutP)
                     used = UnsafePointer(pd)
                 }
                 // dV[L, d] = P′ᵀ · dctx
                 BLAS.gemm(transA: true, m: L, n: d, k: L, a: used, lda: L, b: dc, ldb: H, c: dv, ldc: ld)
                 // dP′[L, L] = dctx · Vᵀ, then through the dropout mask
                 BLAS.gemm(transB: true, m: L, n: L, k: d, a: dc, lda: H, b: v, ldb: ld, c: ds, ldc: L)
-                if let mask { for i in 0..<(L * L) { ds[i] *= mask[offset + i] } }
+                if let mask { Dropout.apply(out: ds, inp: ds, mask: mask + offset, count: L * L, p: dropoutP) }
                 // dS = scale · P ⊙ (dP − ⟨dP, P⟩): gradient w.r.t. the unscaled QKᵀ
                 dsm.update(repeating: 0, count: L * L)
                 Softmax.backward(dinp: dsm, dout: ds, out: p, n: L, c: L, ld: L, scale: scale)

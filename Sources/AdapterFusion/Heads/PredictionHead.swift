@@ -41,10 +41,11 @@ public final class PredictionHead {
     public let dense: (weight: Parameter, bias: Parameter)?  // [H, H], [H]
     public let output: (weight: Parameter, bias: Parameter)  // [C, H], [C]
     // Forward caches, [B, ·].
-    private var cls = Tensor(zeros: [0]), mask1 = Tensor(zeros: [0]), x1 = Tensor(zeros: [0])
-    private var z = Tensor(zeros: [0]), mask2 = Tensor(zeros: [0]), x2 = Tensor(zeros: [0])
+    private var cls = Tensor(zeros: [0]), x1 = Tensor(zeros: [0]), z = Tensor(zeros: [0]), x2 = Tensor(zeros: [0])
+    private var mask1 = Mask(count: 0), mask2 = Mask(count: 0)
     private var logits = Tensor(zeros: [0]), probs = Tensor(zeros: [0])
     private var batchSize = 0
+    private var lastDropout: Float = 0
 
     public init(config: HeadConfig, hidden: Int, seed: UInt64) {
         self.config = config
@@ -67,9 +68,10 @@ public final class PredictionHead {
     public func forward(_ hiddenStates: Tensor, batch: TokenBatch, dropout: DropoutState? = nil) -> Tensor {
         let B = batch.count, H = hidden, C = config.outputs
         batchSize = B
-        for t in [\PredictionHead.cls, \.mask1, \.x1, \.z, \.mask2, \.x2] where self[keyPath: t].count < B * H {
+        for t in [\PredictionHead.cls, \.x1, \.z, \.x2] where self[keyPath: t].count < B * H {
             self[keyPath: t] = Tensor(zeros: [B, H])
         }
+        if mask1.count < B * H { mask1 = Mask(count: B * H); mask2 = Mask(count: B * H) }
         if logits.count < B * C { logits = Tensor(zeros: [B, C]); probs = Tensor(zeros: [B, C]) }
         Pooling.gatherCLS(hiddenStates, batch: batch, into: cls)
         var input = cls
@@ -86,13 +88,13 @@ public final class PredictionHead {
         return out
     }
 
-    private func dropoutForward(_ x: Tensor, into y: Tensor, mask: Tensor, _ count: Int, _ dropout: DropoutState?) {
+    private func dropoutForward(_ x: Tensor, into y: Tensor, mask: Mask, _ count: Int, _ dropout: DropoutState?) {
         if let dropout, config.dropout > 0 {
             Dropout.forward(out: y.data, mask: mask.data, inp: x.data, count: count, p: config.dropout, rng: &dropout.rng)
         } else {
             y.data.update(from: x.data, count: count)
-            mask.data.update(repeating: 1, count: count)
         }
+        lastDropout = dropout == nil ? 0 : config.dropout
     }
 
     /// Loss of the last forward pass: mean cross-entropy or mean squared error.
@@ -114,14 +116,14 @@ public final class PredictionHead {
         }
         Linear.backward(dx: dX2.data, dw: output.weight.grad.data, db: output.bias.grad.data, dy: dLogits.data,
                         x: x2.data, w: output.weight.value.data, n: B, inDim: H, outDim: C)
-        for i in 0..<(B * H) { dX2.data[i] *= mask2.data[i] }
+        if lastDropout > 0 { Dropout.apply(out: dX2.data, inp: dX2.data, mask: mask2.data, count: B * H, p: lastDropout) }
         var dCLS = dX2
         if let dense {
             let dZ = Tensor(zeros: [B, H]), dX1 = Tensor(zeros: [B, H])
             Tanh.backward(dinp: dZ.data, dout: dX2.data, out: z.data, count: B * H)
             Linear.backward(dx: dX1.data, dw: dense.weight.grad.data, db: dense.bias.grad.data, dy: dZ.data,
                             x: x1.data, w: dense.weight.value.data, n: B, inDim: H, outDim: H)
-            for i in 0..<(B * H) { dX1.data[i] *= mask1.data[i] }
+            if lastDropout > 0 { Dropout.apply(out: dX1.data, inp: dX1.data, mask: mask1.data, count: B * H, p: lastDropout) }
             dCLS = dX1
         }
         let dHidden = Tensor(zeros: [batch.tokenCount, H])

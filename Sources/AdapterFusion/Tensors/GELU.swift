@@ -10,16 +10,22 @@ public enum GELU {
         dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
         count: Int
     ) {
-        var i = 0
-        while i < count {
-            let n = min(8, count - i)
-            var x = VectorMath.V(repeating: 0), dy = x, dx = x
-            for j in 0..<n { x[j] = inp[i + j]; dy[j] = dout[i + j]; dx[j] = dinp[i + j] }
+        @inline(__always) func derivative(_ x: VectorMath.V) -> VectorMath.V {
             let cdf = 0.5 * (1 + VectorMath.erf(x * 0.70710678118654752))
             let pdf = VectorMath.exp(-0.5 * x * x) * 0.39894228040143268
-            dx += dy * (cdf + x * pdf)
-            for j in 0..<n { dinp[i + j] = dx[j] }
+            return cdf + x * pdf
+        }
+        var i = 0
+        while i + 8 <= count {
+            let dx = VectorMath.load(dinp + i) + VectorMath.load(dout + i) * derivative(VectorMath.load(inp + i))
+            VectorMath.store(dx, dinp + i)
             i += 8
+        }
+        if i < count {
+            var x = VectorMath.V(repeating: 0)
+            for j in 0..<(count - i) { x[j] = inp[i + j] }
+            let d = derivative(x)
+            for j in 0..<(count - i) { dinp[i + j] += dout[i + j] * d[j] }
         }
     }
 }

@@ -15,10 +15,11 @@ public enum Linear {
     }
 
     /// Accumulates gradients (`+=`): dx[n, in] += dy·w, dw[out, in] += dyᵀ·x, db[out] += Σₙ dy.
-    /// Pass nil for what is frozen or not needed; nothing is computed for it.
+    /// Pass nil for what is frozen or not needed; nothing is computed for it. `x` is only read
+    /// for `dw` and may be nil without it.
     public static func backward(
         dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?,
-        db: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
+        db: UnsafeMutablePointer<Float>?, dy: UnsafePointer<Float>, x: UnsafePointer<Float>?,
         w: UnsafePointer<Float>, n: Int, inDim: Int, outDim: Int
     ) {
         if let dx {
@@ -26,6 +27,7 @@ public enum Linear {
                       beta: 1, c: dx, ldc: inDim)
         }
         if let dw {
+            guard let x else { preconditionFailure("Linear.backward needs x to compute dw") }
             BLAS.gemm(transA: true, m: outDim, n: inDim, k: n, a: dy, lda: outDim, b: x, ldb: inDim,
                       beta: 1, c: dw, ldc: inDim)
         }
