@@ -46,7 +46,9 @@ import Testing
 
     @Test(arguments: [AdapterPlacement.pfeiffer, .houlsby])
     func adapterAndHeadGradients(placement: AdapterPlacement) throws {
-        for act in Activation.allCases {
+        // Smooth non-linearities only: a ±h step across ReLU's kink makes finite differences
+        // meaningless (ReLU's own backward is checked element-wise in OpsGradientTests).
+        for act in [Activation.gelu, .swish] {
             let m = try model(AdapterConfig(placement: placement, reductionFactor: 4, nonLinearity: act),
                               head: HeadConfig(kind: .classification, outputs: 3), targets: .labels([2, 0, 1]))
             try m.gradients()
@@ -58,7 +60,7 @@ import Testing
 
     /// With the lowest layer left out, backward stops at layer 1 and still gets everything right.
     @Test func leaveOutAndRegression() throws {
-        let m = try model(AdapterConfig(placement: .houlsby, reductionFactor: 2, leaveOut: [0]),
+        let m = try model(AdapterConfig(placement: .houlsby, reductionFactor: 2, nonLinearity: .gelu, leaveOut: [0]),
                           head: HeadConfig(kind: .regression, outputs: 1, preDense: false), targets: .values([0.5, -1, 2]))
         #expect(m.adapter.module(layer: 0, site: .output) == nil)
         try m.gradients()

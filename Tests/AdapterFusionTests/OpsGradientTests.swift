@@ -71,6 +71,44 @@ import Testing
         checkGradient(x, analytic: dx, sample: n, loss)
     }
 
+    /// ReLU away from its kink (|x| ≥ 0.1 > h), swish, tanh: element-wise derivatives.
+    @Test func otherActivations() {
+        let n = 29
+        let x = Support.random([n], seed: 30, std: 2), r = Support.random([n], seed: 31), y = Tensor(zeros: [n])
+        for i in 0..<n where abs(x[i]) < 0.1 { x[i] = x[i] < 0 ? -0.1 : 0.1 }
+        for act in Activation.allCases where act != .gelu {
+            func loss() -> Double { act.forward(out: y.data, inp: x.data, count: n); return weightedSum(y, r) }
+            let dx = Tensor(zeros: [n])
+            act.backward(dinp: dx.data, dout: r.data, inp: x.data, count: n)
+            checkGradient(x, analytic: dx, sample: n, loss)
+        }
+        func tanhLoss() -> Double { Tanh.forward(out: y.data, inp: x.data, count: n); return weightedSum(y, r) }
+        _ = tanhLoss()
+        let dx = Tensor(zeros: [n])
+        Tanh.backward(dinp: dx.data, dout: r.data, out: y.data, count: n)
+        checkGradient(x, analytic: dx, sample: n, tanhLoss)
+        for v: Float in [-30, -3, 0, 0.5, 30] {
+            let a = Tensor(shape: [1], values: [v]), b = Tensor(zeros: [1])
+            Tanh.forward(out: b.data, inp: a.data, count: 1)
+            #expect(abs(b[0] - Foundation.tanh(v)) < 1e-6)
+        }
+    }
+
+    @Test func crossEntropyAndMSE() {
+        let (b, c) = (3, 4)
+        let logits = Support.random([b, c], seed: 32, std: 2), probs = Tensor(zeros: [b, c]), labels = [2, 0, 3]
+        func ce() -> Double { Double(CrossEntropy.forward(probs: probs.data, logits: logits.data, labels: labels, classes: c)) }
+        _ = ce()
+        let d = Tensor(zeros: [b, c])
+        CrossEntropy.backward(dlogits: d.data, probs: probs.data, labels: labels, classes: c)
+        checkGradient(logits, analytic: d, sample: b * c, ce)
+        let pred = Support.random([b], seed: 33), targets: [Float] = [0.5, -1, 2]
+        func mse() -> Double { Double(MeanSquaredError.forward(pred: pred.data, targets: targets)) }
+        let dp = Tensor(zeros: [b])
+        MeanSquaredError.backward(dpred: dp.data, pred: pred.data, targets: targets)
+        checkGradient(pred, analytic: dp, sample: b, mse)
+    }
+
     @Test func geluMatchesErfForm() {
         // Vectorised erf against libm's erff: A&S 7.1.26 is accurate to 1.5e-7 absolute in
         // exact arithmetic; in Float32 we allow 1e-6 for GELU values of magnitude up to 8.
