@@ -106,5 +106,3 @@ struct BenchTrainAdapter: ParsableCommand {
         print(String(format: "  peak RSS        %.0f MB", Perf.peakRSSMegabytes()))
     }
 }
-
-extension AdapterPlacement: ExpressibleByArgument {}

@@ -50,19 +50,3 @@ struct Embed: ParsableCommand {
 
 enum PoolingKind: String, ExpressibleByArgument { case mean, cls }
 
-/// Finds and loads the model directory the CLI works with.
-enum ModelLocator {
-    /// `$AFUSION_MODEL`, else `models/all-MiniLM-L6-v2` (where `make setup` puts it).
-    static var defaultDirectory: String {
-        ProcessInfo.processInfo.environment["AFUSION_MODEL"] ?? "models/all-MiniLM-L6-v2"
-    }
-
-    static func load(_ dir: String) throws -> (BertEncoder, WordPieceTokenizer) {
-        guard FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("config.json")) else {
-            throw ValidationError("no model at '\(dir)' (config.json missing). Run `make setup` or pass --model DIR.")
-        }
-        let encoder = try BertEncoder(directory: dir)
-        let tokenizer = try WordPieceTokenizer(vocabFile: (dir as NSString).appendingPathComponent("vocab.txt"))
-        return (encoder, tokenizer)
-    }
-}

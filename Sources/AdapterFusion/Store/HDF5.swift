@@ -122,6 +122,16 @@ public final class HDF5Group {
         return H5Iget_type(obj) == H5I_GROUP
     }
 
+    /// Copies object `name` (a group with everything below it, or a dataset) into `destination`.
+    public func copy(_ name: String, to destination: HDF5Group, as newName: String? = nil) throws {
+        let lcpl = H5Pcreate(afh5_P_LINK_CREATE())
+        defer { H5Pclose(lcpl) }
+        H5Pset_create_intermediate_group(lcpl, 1)
+        guard H5Ocopy(handle.id, name, destination.handle.id, newName ?? name, afh5_P_DEFAULT(), lcpl) >= 0 else {
+            throw HDF5Error("cannot copy '\(child(name))' of \(file.path) to \(destination.file.path)")
+        }
+    }
+
     /// Deletes link `name` (the space is reclaimed when the file is rewritten).
     public func remove(_ name: String) throws {
         guard H5Ldelete(handle.id, name, afh5_P_DEFAULT()) >= 0 else { throw HDF5Error("\(file.path): cannot delete '\(child(name))'") }

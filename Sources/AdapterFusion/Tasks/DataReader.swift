@@ -1,0 +1,159 @@
+import Foundation
+
+/// One record of a data file before its label is interpreted.
+public struct RawRow: Sendable {
+    public var file: String
+    /// 1-based line where the record starts (BIG-bench: 0, see `index`).
+    public var line: Int
+    /// 0-based record index within the file.
+    public var index: Int
+    public var fields: [String: String]
+}
+
+/// Reads the records of data files in the formats `TaskSpec.Format` names.
+/// Structural problems (a row with too few fields, invalid UTF-8, malformed JSON) are
+/// `SourceError`s naming file and line; `onBadRow` decides whether to stop or skip.
+public enum DataReader {
+    public static func read(_ path: String, format: TaskSpec.Format, firstLine: Int = 1,
+                            onBadRow: (SourceError) throws -> Void) throws -> [RawRow] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw SourceError(file: path, "cannot read data file (run `make setup` to fetch the data sets)")
+        }
+        let bytes = [UInt8](data)
+        switch format {
+        case .csv: return try delimited(bytes, path: path, separator: UInt8(ascii: ","), quoting: true, onBadRow: onBadRow)
+        case .tsv: return try delimited(bytes, path: path, separator: UInt8(ascii: "\t"), quoting: false, onBadRow: onBadRow)
+        case .jsonl: return try jsonLines(bytes, path: path, onBadRow: onBadRow)
+        case .labelText: return try labelText(bytes, path: path, firstLine: firstLine, onBadRow: onBadRow)
+        case .bigbench: return try bigbench(data, path: path, onBadRow: onBadRow)
+        }
+    }
+
+    static func decode(_ bytes: ArraySlice<UInt8>) -> String? { String(bytes: bytes, encoding: .utf8) }
+
+    /// Lines with their 1-based numbers (a trailing "\r" is dropped).
+    static func lines(_ bytes: [UInt8]) -> [(Int, ArraySlice<UInt8>)] {
+        var out: [(Int, ArraySlice<UInt8>)] = []
+        var start = 0, n = 1
+        for i in 0...bytes.count where i == bytes.count || bytes[i] == UInt8(ascii: "\n") {
+            var end = i
+            if end > start && bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+            if !(i == bytes.count && start == i) { out.append((n, bytes[start..<end])) }
+            start = i + 1; n += 1
+        }
+        return out
+    }
+
+    /// CSV (RFC 4180: quoted fields may hold separators, newlines and doubled quotes) or TSV.
+    static func delimited(_ bytes: [UInt8], path: String, separator: UInt8, quoting: Bool,
+                          onBadRow: (SourceError) throws -> Void) throws -> [RawRow] {
+        var records: [(line: Int, fields: [ArraySlice<UInt8>])] = []
+        var fields: [ArraySlice<UInt8>] = []
+        var field: [UInt8] = [], inQuotes = false, line = 1, recordLine = 1, i = 0
+        var storage: [[UInt8]] = []  // owns unescaped quoted fields
+        func endField() { storage.append(field); fields.append(storage[storage.count - 1][...]); field = [] }
+        while i < bytes.count {
+            let b = bytes[i]
+            if inQuotes {
+                if b == UInt8(ascii: "\"") {
+                    if i + 1 < bytes.count && bytes[i + 1] == UInt8(ascii: "\"") { field.append(b); i += 1 } else { inQuotes = false }
+                } else {
+                    if b == UInt8(ascii: "\n") { line += 1 }
+                    field.append(b)
+                }
+            } else if quoting && b == UInt8(ascii: "\"") && field.isEmpty {
+                inQuotes = true
+            } else if b == separator {
+                endField()
+            } else if b == UInt8(ascii: "\n") {
+                if field.last == UInt8(ascii: "\r") { field.removeLast() }
+                endField()
+                if !(fields.count == 1 && fields[0].isEmpty) { records.append((recordLine, fields)) }
+                fields = []; line += 1; recordLine = line
+            } else {
+                field.append(b)
+            }
+            i += 1
+        }
+        if inQuotes { try onBadRow(SourceError(file: path, line: recordLine, "unterminated quoted field")) }
+        if !field.isEmpty || !fields.isEmpty {
+            endField()
+            if !(fields.count == 1 && fields[0].isEmpty) { records.append((recordLine, fields)) }
+        }
+        guard let header = records.first else { throw SourceError(file: path, "empty file: a header row is needed") }
+        let names = header.fields.map { decode($0) ?? "" }
+        var rows: [RawRow] = []
+        for (k, rec) in records.dropFirst().enumerated() {
+            if rec.fields.count != names.count {
+                try onBadRow(SourceError(file: path, line: rec.line, "\(rec.fields.count) fields where the header has \(names.count)"))
+                continue
+            }
+            var dict: [String: String] = [:]
+            var ok = true
+            for (name, f) in zip(names, rec.fields) {
+                guard let s = decode(f) else {
+                    try onBadRow(SourceError(file: path, line: rec.line, "invalid UTF-8 in field '\(name)'")); ok = false; break
+                }
+                dict[name] = s
+            }
+            if ok { rows.append(RawRow(file: path, line: rec.line, index: k, fields: dict)) }
+        }
+        return rows
+    }
+
+    static func jsonLines(_ bytes: [UInt8], path: String, onBadRow: (SourceError) throws -> Void) throws -> [RawRow] {
+        var rows: [RawRow] = []
+        for (n, line) in lines(bytes) where !line.allSatisfy({ $0 == 32 || $0 == 9 }) {
+            guard decode(line) != nil else { try onBadRow(SourceError(file: path, line: n, "invalid UTF-8")); continue }
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
+                try onBadRow(SourceError(file: path, line: n, "not a JSON object")); continue
+            }
+            var dict: [String: String] = [:]
+            for (k, v) in obj {
+                if let s = v as? String { dict[k] = s } else if let num = v as? NSNumber { dict[k] = num.stringValue }
+            }
+            rows.append(RawRow(file: path, line: n, index: rows.count, fields: dict))
+        }
+        return rows
+    }
+
+    /// `LABEL text…`: fields "label" and "text".
+    static func labelText(_ bytes: [UInt8], path: String, firstLine: Int, onBadRow: (SourceError) throws -> Void) throws -> [RawRow] {
+        var rows: [RawRow] = []
+        for (n, line) in lines(bytes) where n >= firstLine && !line.isEmpty {
+            guard let s = decode(line) else { try onBadRow(SourceError(file: path, line: n, "invalid UTF-8")); continue }
+            guard let space = s.firstIndex(where: { $0 == " " || $0 == "\t" }) else {
+                try onBadRow(SourceError(file: path, line: n, column: s.count + 1, "a label but no text", sourceLine: s)); continue
+            }
+            rows.append(RawRow(file: path, line: n, index: rows.count,
+                               fields: ["label": String(s[..<space]), "text": String(s[space...].dropFirst())]))
+        }
+        return rows
+    }
+
+    /// BIG-bench task.json: fields "input" and "label" (the highest-scoring target, or `target`).
+    static func bigbench(_ data: Data, path: String, onBadRow: (SourceError) throws -> Void) throws -> [RawRow] {
+        guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let examples = obj["examples"] as? [[String: Any]] else {
+            throw SourceError(file: path, "not a BIG-bench task.json (no 'examples' list)")
+        }
+        var rows: [RawRow] = []
+        for (k, ex) in examples.enumerated() {
+            guard let input = ex["input"] as? String else {
+                try onBadRow(SourceError(file: path, "example #\(k): no 'input' string")); continue
+            }
+            var label: String?
+            if let scores = ex["target_scores"] as? [String: Any] {
+                let numeric = scores.compactMap { k, v in (v as? NSNumber).map { (k, $0.doubleValue) } }
+                label = numeric.max { $0.1 < $1.1 || ($0.1 == $1.1 && $0.0 > $1.0) }?.0
+            } else if let t = ex["target"] as? String {
+                label = t
+            } else if let t = (ex["target"] as? [String])?.first {
+                label = t
+            }
+            guard let label else { try onBadRow(SourceError(file: path, "example #\(k): no target_scores or target")); continue }
+            rows.append(RawRow(file: path, line: 0, index: k, fields: ["input": input, "label": label]))
+        }
+        return rows
+    }
+}

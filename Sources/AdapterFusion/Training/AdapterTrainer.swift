@@ -1,0 +1,195 @@
+import Foundation
+
+/// Settings of one training run (stored as JSON with the result).
+public struct TrainingConfig: Codable, Sendable, Equatable {
+    public var epochs = 3
+    public var learningRate: Float = 1e-3
+    public var batchSize = 32
+    /// Maximum tokens per example, including special tokens.
+    public var maxLength = 128
+    /// Share of all steps spent warming up linearly.
+    public var warmupFraction: Float = 0.1
+    public var weightDecay: Float = 0.01
+    public var maxGradNorm: Float = 1.0
+    /// Epochs without dev improvement before stopping.
+    public var patience = 2
+    public var seed: UInt64 = 42
+    /// Use at most this many training examples (a seeded sample), for quick runs.
+    public var maxTrain: Int?
+    /// Evaluate on at most this many dev examples (a seeded sample).
+    public var maxDev: Int?
+    public var hiddenDropout: Float = 0.1
+    public var attentionDropout: Float = 0.1
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case epochs, learningRate = "lr", batchSize = "batch_size", maxLength = "max_length"
+        case warmupFraction = "warmup_fraction", weightDecay = "weight_decay", maxGradNorm = "max_grad_norm"
+        case patience, seed, maxTrain = "max_train", maxDev = "max_dev"
+        case hiddenDropout = "hidden_dropout", attentionDropout = "attention_dropout"
+    }
+}
+
+/// Progress of a training run, for a live display.
+public enum TrainingEvent: Sendable {
+    case started(trainExamples: Int, devExamples: Int, stepsPerEpoch: Int, paddingRatio: Double)
+    case step(epoch: Int, step: Int, of: Int, loss: Float, tokensPerSecond: Double, secondsLeft: Double)
+    case epochEnded(epoch: Int, meanLoss: Float, devMetric: Double, best: Bool, seconds: Double)
+    case stoppedEarly(epoch: Int)
+}
+
+/// Outcome of `Trainer.train`.
+public struct TrainingResult: Sendable {
+    public var devMetrics: [Double]
+    /// 1-based epoch whose parameters were kept.
+    public var bestEpoch: Int
+    public var bestDevMetric: Double { devMetrics[bestEpoch - 1] }
+}
+
+/// Encoded examples of one split.
+public struct EncodedSplit: Sendable {
+    public let examples: [Example]
+    public let encodings: [Encoding]
+
+    public init(_ examples: [Example], tokenizer: WordPieceTokenizer, maxLength: Int) {
+        self.examples = examples
+        encodings = examples.map { tokenizer.encode($0.text, pair: $0.pair, maxLength: maxLength) }
+    }
+
+    public var lengths: [Int] { encodings.map(\.ids.count) }
+
+    func batch(_ idx: [Int]) -> TokenBatch { TokenBatch(encodings: idx.map { encodings[$0] }) }
+
+    func targets(_ idx: [Int], regression: Bool) -> Targets {
+        regression ? .values(idx.map { examples[$0].value }) : .labels(idx.map { examples[$0].label })
+    }
+}
+
+/// Trains a hook (an adapter, a fusion) and a head on a frozen encoder: AdamW with linear
+/// warm-up and decay, gradient clipping, seeded dropout, length-bucketed batches, a dev
+/// evaluation after every epoch, early stopping, and the best epoch's parameters restored.
+public final class Trainer {
+    public let encoder: BertEncoder
+    public let hook: LayerHook
+    public let head: PredictionHead
+    /// Trainable parameters (the hook's and the head's).
+    public let parameters: [Parameter]
+    /// Extra loss terms of the hook (e.g. fusion's value regulariser): adds its gradient, returns its value.
+    public var regularizer: (() -> Float)?
+
+    public init(encoder: BertEncoder, hook: LayerHook, head: PredictionHead, parameters: [Parameter]) {
+        self.encoder = encoder
+        self.hook = hook
+        self.head = head
+        self.parameters = parameters
+    }
+
+    public func train(train: EncodedSplit, dev: EncodedSplit, spec: TaskSpec, config: TrainingConfig,
+                      progress: (TrainingEvent) -> Void = { _ in }) throws -> TrainingResult {
+        var rng = SeededRNG(seed: config.seed)
+        let lengths = train.lengths
+        let probe = Batching.bucketed(lengths: lengths, batchSize: config.batchSize, rng: &rng)
+        let stepsPerEpoch = probe.count
+        let schedule = LinearSchedule(peak: config.learningRate, warmupSteps: Int(config.warmupFraction * Float(stepsPerEpoch * config.epochs)),
+                                      totalSteps: stepsPerEpoch * config.epochs)
+        let optimizer = AdamW(parameters, weightDecay: config.weightDecay)
+        let ws = EncoderWorkspace(config: encoder.config, training: true)
+        let dropout = DropoutState(hidden: config.hiddenDropout, attention: config.attentionDropout, seed: config.seed &+ 1)
+        progress(.started(trainExamples: train.examples.count, devExamples: dev.examples.count, stepsPerEpoch: stepsPerEpoch,
+                          paddingRatio: Batching.paddingRatio(probe, lengths: lengths)))
+        var devMetrics: [Double] = []
+        var best = (epoch: 0, metric: -Double.infinity)
+        var snapshot = parameters.map { Tensor(zeros: $0.value.shape) }
+        var step = 0
+        let totalTokens = Double(lengths.reduce(0, +)) * Double(config.epochs)
+        var tokensDone = 0.0
+        let t0 = Clock.now()
+        for epoch in 1...config.epochs {
+            let epochStart = Clock.now()
+            let batches = epoch == 1 ? probe : Batching.bucketed(lengths: lengths, batchSize: config.batchSize, rng: &rng)
+            var lossSum: Double = 0
+            for (k, idx) in batches.enumerated() {
+                let batch = train.batch(idx), targets = train.targets(idx, regression: spec.isRegression)
+                let hidden = try encoder.forward(batch, workspace: ws, hook: hook, dropout: dropout)
+                head.forward(hidden, batch: batch, dropout: dropout)
+                var loss = head.loss(targets)
+                encoder.backward(head.backward(targets, batch: batch), workspace: ws, hook: hook, dropout: dropout)
+                if let regularizer { loss += regularizer() }
+                guard loss.isFinite else { throw TrainingError("loss became \(loss) at epoch \(epoch), step \(k + 1); try a lower learning rate") }
+                optimizer.clipGradients(maxNorm: config.maxGradNorm)
+                optimizer.update(lr: schedule.rate(at: step))
+                step += 1
+                lossSum += Double(loss)
+                tokensDone += Double(batch.tokenCount)
+                let elapsed = Clock.now() - t0
+                progress(.step(epoch: epoch, step: k + 1, of: batches.count, loss: Float(lossSum / Double(k + 1)),
+                               tokensPerSecond: tokensDone / elapsed, secondsLeft: elapsed / tokensDone * (totalTokens - tokensDone)))
+            }
+            let metric = try Evaluator(encoder: encoder, hook: hook, head: head).evaluate(dev, spec: spec, batchSize: config.batchSize).metric
+            devMetrics.append(metric)
+            let improved = metric > best.metric
+            if improved {
+                best = (epoch, metric)
+                for (s, p) in zip(snapshot, parameters) { s.copy(from: p.value) }
+            }
+            progress(.epochEnded(epoch: epoch, meanLoss: Float(lossSum / Double(batches.count)), devMetric: metric, best: improved,
+                                 seconds: Clock.now() - epochStart))
+            if epoch - best.epoch >= config.patience && epoch < config.epochs {
+                progress(.stoppedEarly(epoch: epoch))
+                break
+            }
+        }
+        for (s, p) in zip(snapshot, parameters) { p.value.copy(from: s) }
+        snapshot = []
+        return TrainingResult(devMetrics: devMetrics, bestEpoch: best.epoch)
+    }
+}
+
+/// A training run that cannot go on.
+public struct TrainingError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ message: String) { description = message }
+}
+
+/// Predictions and the task metric for a split.
+public struct Evaluator {
+    public let encoder: BertEncoder
+    public let hook: LayerHook?
+    public let head: PredictionHead
+
+    public init(encoder: BertEncoder, hook: LayerHook?, head: PredictionHead) {
+        self.encoder = encoder; self.hook = hook; self.head = head
+    }
+
+    public struct Output: Sendable {
+        public var metric: Double
+        /// Per example (input order): class probabilities, or the predicted value.
+        public var outputs: [[Float]]
+        public var predictedLabels: [Int]
+    }
+
+    /// Runs the split in deterministic length-sorted batches (so the same weights always give
+    /// bit-identical outputs) and scores it with the task's metric.
+    public func evaluate(_ split: EncodedSplit, spec: TaskSpec, batchSize: Int = 64) throws -> Output {
+        let outputs = try predict(split.encodings, regression: spec.isRegression, batchSize: batchSize)
+        let labels = outputs.map { o in o.indices.max { o[$0] < o[$1] } ?? 0 }
+        let metric = Metrics.score(spec.metric, predictedLabels: labels, predictedValues: outputs.map { $0.first ?? 0 },
+                                   examples: split.examples, classes: max(spec.labels.count, 1))
+        return Output(metric: metric, outputs: outputs, predictedLabels: labels)
+    }
+
+    /// Class probabilities (classification) or the value (regression) for each encoding.
+    public func predict(_ encodings: [Encoding], regression: Bool, batchSize: Int = 64) throws -> [[Float]] {
+        let ws = EncoderWorkspace(config: encoder.config)
+        var out = [[Float]](repeating: [], count: encodings.count)
+        let C = head.config.outputs
+        for idx in Batching.sorted(lengths: encodings.map(\.ids.count), batchSize: batchSize) {
+            let batch = TokenBatch(encodings: idx.map { encodings[$0] })
+            let logits = head.forward(try encoder.forward(batch, workspace: ws, hook: hook), batch: batch)
+            if !regression { Softmax.forward(out: logits.data, inp: logits.data, n: idx.count, c: C, ld: C) }
+            for (r, i) in idx.enumerated() { out[i] = Array(UnsafeBufferPointer(start: logits.data + r * C, count: C)) }
+        }
+        return out
+    }
+}

@@ -1,0 +1,86 @@
+import AdapterFusion
+import ArgumentParser
+import Foundation
+
+/// Finds and loads the model directory the CLI works with.
+enum ModelLocator {
+    /// `$AFUSION_MODEL`, else `models/all-MiniLM-L6-v2` (where `make setup` puts it).
+    static var defaultDirectory: String {
+        ProcessInfo.processInfo.environment["AFUSION_MODEL"] ?? "models/all-MiniLM-L6-v2"
+    }
+
+    static func load(_ dir: String) throws -> (BertEncoder, WordPieceTokenizer) {
+        guard FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("config.json")) else {
+            throw ValidationError("no model at '\(dir)' (config.json missing). Run `make setup` or pass --model DIR.")
+        }
+        let encoder = try BertEncoder(directory: dir)
+        let tokenizer = try WordPieceTokenizer(vocabFile: (dir as NSString).appendingPathComponent("vocab.txt"))
+        return (encoder, tokenizer)
+    }
+
+    /// SHA-256 of the model's weights file; cached beside it, keyed by size and modification time.
+    static func fingerprint(_ dir: String) throws -> String {
+        let weights = (dir as NSString).appendingPathComponent("model.safetensors")
+        let attrs = try FileManager.default.attributesOfItem(atPath: weights)
+        let key = "\((attrs[.size] as? NSNumber)?.intValue ?? 0) \((attrs[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)"
+        let cache = (dir as NSString).appendingPathComponent(".afusion-sha256")
+        if let cached = try? String(contentsOfFile: cache, encoding: .utf8) {
+            let parts = cached.split(separator: "\n").map(String.init)
+            if parts.count == 2 && parts[0] == key { return parts[1] }
+        }
+        let fp = try SHA256.file(weights)
+        try? "\(key)\n\(fp)".write(toFile: cache, atomically: true, encoding: .utf8)
+        return fp
+    }
+
+    /// A short, readable name for the base model: its directory name.
+    static func name(_ dir: String) -> String { URL(fileURLWithPath: dir).standardized.lastPathComponent }
+}
+
+/// Options shared by commands that run the encoder.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Model directory holding config.json, model.safetensors and vocab.txt.")
+    var model = ModelLocator.defaultDirectory
+
+    @Option(help: "OpenBLAS threads.")
+    var threads = 1
+}
+
+/// A live status line: rewritten in place on stderr when that is a terminal, else a plain
+/// stdout line every 10 seconds.
+final class StatusLine {
+    private let tty = isatty(2) != 0
+    private var last = 0.0
+    private var shown = false
+
+    func update(_ text: String, force: Bool = false) {
+        let now = Clock.now()
+        guard force || now - last >= (tty ? 0.2 : 10) else { return }
+        last = now
+        if tty {
+            FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
+            shown = true
+        } else {
+            // Not a terminal (a log file, CI): plain lines on stdout, in order with the rest.
+            print(text)
+            fflush(stdout)
+        }
+    }
+
+    /// Ends the status line so normal output starts on a fresh line.
+    func finish() {
+        if tty && shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        shown = false
+    }
+}
+
+func formatDuration(_ s: Double) -> String {
+    guard s.isFinite else { return "?" }
+    let t = Int(s.rounded())
+    return t >= 3600 ? "\(t / 3600)h\(String(format: "%02d", t / 60 % 60))m" : t >= 60 ? "\(t / 60)m\(String(format: "%02d", t % 60))s" : "\(t)s"
+}
+
+func printErr(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+
+extension AdapterPlacement: ExpressibleByArgument {}
+extension Activation: ExpressibleByArgument {}

@@ -1,0 +1,125 @@
+import AdapterFusion
+import ArgumentParser
+import Foundation
+
+struct TrainAdapter: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-adapter",
+        abstract: "Stage one: train a bottleneck adapter and a task head on a frozen encoder; store them in an HDF5 file.")
+
+    @Option(help: "Task file (tasks/*.toml).") var task: String
+    @Option(help: "HDF5 store to add the adapter to (created if missing).") var store = "runs/store.h5"
+    @Option(help: "Name of the adapter in the store (default: the task's name).") var name: String?
+    @Option(help: "Placement: pfeiffer (one per layer, after the FFN) or houlsby (two per layer).") var config: AdapterPlacement = .pfeiffer
+    @Option(help: "Reduction factor: bottleneck = hidden / reduction.") var reduction = 16
+    @Option(help: "Bottleneck non-linearity: relu, gelu or swish.") var nonLinearity: Activation = .relu
+    @Option(help: "Layers without an adapter, comma-separated (e.g. 0,1).") var leaveOut = ""
+    @Option(help: "Maximum epochs.") var epochs = 3
+    @Option(help: "Peak learning rate (AdamW, linear warm-up over 10 % of steps, then linear decay). 1e-3 suits adapters on short schedules; 1e-4 needs ~10x the epochs.") var lr: Float = 1e-3
+    @Option(help: "Examples per batch.") var batch = 32
+    @Option(help: "Maximum tokens per example (default: the task's max_length).") var maxLen: Int?
+    @Option(help: "Seed for initialisation, shuffling and dropout.") var seed: UInt64 = 42
+    @Option(help: "Epochs without dev improvement before stopping early.") var patience = 2
+    @Option(help: "Train on at most N examples (a seeded sample), for quick runs.") var maxTrain: Int?
+    @Option(help: "Evaluate on at most N dev examples (a seeded sample).") var maxDev: Int?
+    @Flag(help: "Skip rows with a missing field, unknown label, empty text or invalid UTF-8 (counted) instead of stopping.")
+    var skipBadRows = false
+    @Flag(help: "Do nothing if the store already holds an adapter of this name for this base model and task.")
+    var ifMissing = false
+    @OptionGroup var modelOptions: ModelOptions
+
+    func run() throws {
+        BLAS.setThreads(modelOptions.threads)
+        let spec = try TaskSpec.load(task)
+        let adapterName = name ?? spec.name
+        let fingerprint = try ModelLocator.fingerprint(modelOptions.model)
+        if ifMissing, FileManager.default.fileExists(atPath: store),
+           let rec = try AdapterStore.list(store).first(where: { $0.name == adapterName }),
+           rec.baseFingerprint == fingerprint, rec.task == spec.name {
+            print("adapter '\(adapterName)' is already in \(store) (dev \(spec.metric.rawValue) \(fmt(rec.bestDevMetric ?? .nan)) at epoch \(rec.bestEpoch)); skipping")
+            return
+        }
+        let (encoder, tokenizer) = try ModelLocator.load(modelOptions.model)
+        let c = encoder.config
+        var tc = TrainingConfig()
+        tc.epochs = epochs; tc.learningRate = lr; tc.batchSize = batch; tc.maxLength = maxLen ?? spec.maxLength
+        tc.seed = seed; tc.patience = patience; tc.maxTrain = maxTrain; tc.maxDev = maxDev
+        tc.hiddenDropout = c.hiddenDropoutProb; tc.attentionDropout = c.attentionProbsDropoutProb
+        let leave = try leaveOut.split(separator: ",").map { s -> Int in
+            guard let l = Int(s.trimmingCharacters(in: .whitespaces)), (0..<c.numHiddenLayers).contains(l) else {
+                throw ValidationError("--leave-out: '\(s)' is not a layer in 0..<\(c.numHiddenLayers)")
+            }
+            return l
+        }
+        guard reduction >= 1 && reduction <= c.hiddenSize else { throw ValidationError("--reduction must be in 1...\(c.hiddenSize)") }
+        let adapterConfig = AdapterConfig(placement: config, reductionFactor: reduction, nonLinearity: nonLinearity, leaveOut: leave)
+        let headConfig = HeadConfig(kind: spec.isRegression ? .regression : .classification, outputs: max(spec.labels.count, 1))
+
+        let status = StatusLine()
+        status.update("loading \(spec.name) data…", force: true)
+        let data = try Dataset.load(spec, skipBadRows: skipBadRows)
+        status.finish()
+        let trainExamples = sample(data.train, maxTrain, seed: seed)
+        let devExamples = sample(data.dev, maxDev, seed: seed &+ 1)
+        guard !trainExamples.isEmpty, !devExamples.isEmpty else {
+            throw ValidationError("\(spec.path): the task has \(data.train.count) train and \(data.dev.count) dev examples; both must be non-empty")
+        }
+        print("task \(spec.name): \(data.train.count) train / \(data.dev.count) dev / \(data.test.count) test examples"
+              + (data.skipped.isEmpty ? "" : "; skipped " + data.skipped.sorted { $0.key < $1.key }.map { "\($0.value) (\($0.key))" }.joined(separator: ", ")))
+        if trainExamples.count < data.train.count || devExamples.count < data.dev.count {
+            print("using a seeded sample: \(trainExamples.count) train, \(devExamples.count) dev")
+        }
+        let train = EncodedSplit(trainExamples, tokenizer: tokenizer, maxLength: tc.maxLength)
+        let dev = EncodedSplit(devExamples, tokenizer: tokenizer, maxLength: tc.maxLength)
+
+        let adapter = Adapter(name: adapterName, config: adapterConfig, hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: seed)
+        let head = PredictionHead(config: headConfig, hidden: c.hiddenSize, seed: seed &+ 7)
+        let params = adapter.parameters + head.parameters
+        print("adapter \(adapterName): \(config.rawValue), reduction \(reduction) (bottleneck \(adapterConfig.bottleneckSize(hidden: c.hiddenSize))), "
+              + "\(nonLinearity.rawValue); \(params.reduce(0) { $0 + $1.value.count }) trainable parameters; lr \(lr), batch \(batch), "
+              + "max \(epochs) epochs, \(modelOptions.threads) thread(s)")
+        let trainer = Trainer(encoder: encoder, hook: adapter, head: head, parameters: params)
+        let result = try trainer.train(train: train, dev: dev, spec: spec, config: tc) { event in
+            report(event, metric: spec.metric.rawValue, status: status)
+        }
+        status.finish()
+        let formatter = ISO8601DateFormatter()
+        let hyper = String(data: try JSONEncoder().encode(tc), encoding: .utf8)!
+        let record = AdapterRecord(
+            name: adapterName, task: spec.name, taskFile: spec.path, labels: spec.labels, metric: spec.metric.rawValue,
+            adapterConfig: adapterConfig, headConfig: headConfig, baseModel: ModelLocator.name(modelOptions.model),
+            baseFingerprint: fingerprint, hiddenSize: c.hiddenSize, numLayers: c.numHiddenLayers,
+            devMetrics: result.devMetrics, bestEpoch: result.bestEpoch, hyperparameters: hyper,
+            seed: Int(seed), created: formatter.string(from: Date()))
+        let dir = (store as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        try AdapterStore.save(adapter: adapter, head: head, record: record, to: store)
+        print("best epoch \(result.bestEpoch): dev \(spec.metric.rawValue) \(fmt(result.bestDevMetric)); saved adapter '\(adapterName)' and its head to \(store)")
+    }
+}
+
+/// Prints training events: a live status line per step, a summary line per epoch.
+func report(_ event: TrainingEvent, metric: String, status: StatusLine) {
+    switch event {
+    case let .started(n, d, steps, pad):
+        print("training on \(n) examples (\(steps) batches per epoch, length-bucketed: a padded batch would be \(String(format: "%.1f", pad * 100)) % padding; packed batches compute none), dev \(d)")
+    case let .step(epoch, step, of, loss, tps, left):
+        status.update("epoch \(epoch)  step \(step)/\(of)  loss \(String(format: "%.4f", loss))  \(Int(tps)) tok/s  ETA \(formatDuration(left))")
+    case let .epochEnded(epoch, loss, dev, best, secs):
+        status.finish()
+        print("epoch \(epoch): train loss \(String(format: "%.4f", loss)), dev \(metric) \(fmt(dev))\(best ? " (best)" : ""), \(formatDuration(secs))")
+    case let .stoppedEarly(epoch):
+        print("no dev improvement for the patience window; stopped after epoch \(epoch)")
+    }
+}
+
+func fmt(_ x: Double) -> String { String(format: "%.4f", x) }
+
+/// A seeded sample of at most `n` examples (all of them when n is nil or large enough), in original order.
+func sample(_ xs: [Example], _ n: Int?, seed: UInt64) -> [Example] {
+    guard let n, n < xs.count else { return xs }
+    var rng = SeededRNG(seed: seed)
+    var idx = Array(xs.indices)
+    idx.shuffle(using: &rng)
+    return idx.prefix(n).sorted().map { xs[$0] }
+}
