@@ -31,7 +31,7 @@ let package = Package(
             ]),
         .testTarget(
             name: "AdapterFusionTests",
-            dependencies: ["AdapterFusion"],
+            dependencies: ["AdapterFusion", "afusion"],
             resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]

@@ -61,9 +61,9 @@ enum Support {
         return tensors
     }
 
-    /// A tiny random BERT (H 8, 2 heads, FFN 16, 3 layers, vocab 30) for gradient checks.
-    static func tinyEncoder(layers: Int = 3) throws -> BertEncoder {
-        let c = BertConfig(hiddenSize: 8, numHiddenLayers: layers, numAttentionHeads: 2, intermediateSize: 16,
+    /// A tiny random BERT (H 8, 2 heads, FFN 2H, 3 layers, vocab 30) for gradient checks.
+    static func tinyEncoder(layers: Int = 3, hidden: Int = 8) throws -> BertEncoder {
+        let c = BertConfig(hiddenSize: hidden, numHiddenLayers: layers, numAttentionHeads: 2, intermediateSize: 2 * hidden,
                            maxPositionEmbeddings: 16, vocabSize: 30, typeVocabSize: 2)
         let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("model.safetensors").path

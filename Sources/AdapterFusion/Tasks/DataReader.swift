@@ -8,24 +8,27 @@ public struct RawRow: Sendable {
     /// 0-based record index within the file.
     public var index: Int
     public var fields: [String: String]
+    /// Set when the record is malformed (the fields are then empty).
+    public var error: SourceError?
+
+    static func bad(_ e: SourceError, index: Int) -> RawRow { RawRow(file: e.file, line: e.line, index: index, fields: [:], error: e) }
 }
 
 /// Reads the records of data files in the formats `TaskSpec.Format` names.
-/// Structural problems (a row with too few fields, invalid UTF-8, malformed JSON) are
-/// `SourceError`s naming file and line; `onBadRow` decides whether to stop or skip.
+/// Structural problems (a row with too few fields, invalid UTF-8, malformed JSON) come back in
+/// file order as rows carrying a `SourceError` that names file and line.
 public enum DataReader {
-    public static func read(_ path: String, format: TaskSpec.Format, firstLine: Int = 1,
-                            onBadRow: (SourceError) throws -> Void) throws -> [RawRow] {
+    public static func read(_ path: String, format: TaskSpec.Format, firstLine: Int = 1) throws -> [RawRow] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw SourceError(file: path, "cannot read data file (run `make setup` to fetch the data sets)")
         }
         let bytes = [UInt8](data)
         switch format {
-        case .csv: return try delimited(bytes, path: path, separator: UInt8(ascii: ","), quoting: true, onBadRow: onBadRow)
-        case .tsv: return try delimited(bytes, path: path, separator: UInt8(ascii: "\t"), quoting: false, onBadRow: onBadRow)
-        case .jsonl: return try jsonLines(bytes, path: path, onBadRow: onBadRow)
-        case .labelText: return try labelText(bytes, path: path, firstLine: firstLine, onBadRow: onBadRow)
-        case .bigbench: return try bigbench(data, path: path, onBadRow: onBadRow)
+        case .csv: return try delimited(bytes, path: path, separator: UInt8(ascii: ","), quoting: true)
+        case .tsv: return try delimited(bytes, path: path, separator: UInt8(ascii: "\t"), quoting: false)
+        case .jsonl: return try jsonLines(bytes, path: path)
+        case .labelText: return try labelText(bytes, path: path, firstLine: firstLine)
+        case .bigbench: return try bigbench(data, path: path)
         }
     }
 
@@ -45,8 +48,7 @@ public enum DataReader {
     }
 
     /// CSV (RFC 4180: quoted fields may hold separators, newlines and doubled quotes) or TSV.
-    static func delimited(_ bytes: [UInt8], path: String, separator: UInt8, quoting: Bool,
-                          onBadRow: (SourceError) throws -> Void) throws -> [RawRow] {
+    static func delimited(_ bytes: [UInt8], path: String, separator: UInt8, quoting: Bool) throws -> [RawRow] {
         var records: [(line: Int, fields: [ArraySlice<UInt8>])] = []
         var fields: [ArraySlice<UInt8>] = []
         var field: [UInt8] = [], inQuotes = false, line = 1, recordLine = 1, i = 0
@@ -75,7 +77,7 @@ public enum DataReader {
             }
             i += 1
         }
-        if inQuotes { try onBadRow(SourceError(file: path, line: recordLine, "unterminated quoted field")) }
+        let unterminated = inQuotes ? SourceError(file: path, line: recordLine, "unterminated quoted field") : nil
         if !field.isEmpty || !fields.isEmpty {
             endField()
             if !(fields.count == 1 && fields[0].isEmpty) { records.append((recordLine, fields)) }
@@ -84,55 +86,56 @@ public enum DataReader {
         let names = header.fields.map { decode($0) ?? "" }
         var rows: [RawRow] = []
         for (k, rec) in records.dropFirst().enumerated() {
+            if let unterminated, rec.line == unterminated.line { rows.append(.bad(unterminated, index: k)); continue }
             if rec.fields.count != names.count {
-                try onBadRow(SourceError(file: path, line: rec.line, "\(rec.fields.count) fields where the header has \(names.count)"))
+                rows.append(.bad(SourceError(file: path, line: rec.line, "\(rec.fields.count) fields where the header has \(names.count)"), index: k))
                 continue
             }
             var dict: [String: String] = [:]
             var ok = true
             for (name, f) in zip(names, rec.fields) {
                 guard let s = decode(f) else {
-                    try onBadRow(SourceError(file: path, line: rec.line, "invalid UTF-8 in field '\(name)'")); ok = false; break
+                    rows.append(.bad(SourceError(file: path, line: rec.line, "invalid UTF-8 in field '\(name)'"), index: k)); ok = false; break
                 }
                 dict[name] = s
             }
-            if ok { rows.append(RawRow(file: path, line: rec.line, index: k, fields: dict)) }
+            if ok { rows.append(RawRow(file: path, line: rec.line, index: k, fields: dict, error: nil)) }
         }
         return rows
     }
 
-    static func jsonLines(_ bytes: [UInt8], path: String, onBadRow: (SourceError) throws -> Void) throws -> [RawRow] {
+    static func jsonLines(_ bytes: [UInt8], path: String) throws -> [RawRow] {
         var rows: [RawRow] = []
         for (n, line) in lines(bytes) where !line.allSatisfy({ $0 == 32 || $0 == 9 }) {
-            guard decode(line) != nil else { try onBadRow(SourceError(file: path, line: n, "invalid UTF-8")); continue }
+            guard decode(line) != nil else { rows.append(.bad(SourceError(file: path, line: n, "invalid UTF-8"), index: rows.count)); continue }
             guard let obj = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
-                try onBadRow(SourceError(file: path, line: n, "not a JSON object")); continue
+                rows.append(.bad(SourceError(file: path, line: n, "not a JSON object"), index: rows.count)); continue
             }
             var dict: [String: String] = [:]
             for (k, v) in obj {
                 if let s = v as? String { dict[k] = s } else if let num = v as? NSNumber { dict[k] = num.stringValue }
             }
-            rows.append(RawRow(file: path, line: n, index: rows.count, fields: dict))
+            rows.append(RawRow(file: path, line: n, index: rows.count, fields: dict, error: nil))
         }
         return rows
     }
 
     /// `LABEL text…`: fields "label" and "text".
-    static func labelText(_ bytes: [UInt8], path: String, firstLine: Int, onBadRow: (SourceError) throws -> Void) throws -> [RawRow] {
+    static func labelText(_ bytes: [UInt8], path: String, firstLine: Int) throws -> [RawRow] {
         var rows: [RawRow] = []
         for (n, line) in lines(bytes) where n >= firstLine && !line.isEmpty {
-            guard let s = decode(line) else { try onBadRow(SourceError(file: path, line: n, "invalid UTF-8")); continue }
+            guard let s = decode(line) else { rows.append(.bad(SourceError(file: path, line: n, "invalid UTF-8"), index: rows.count)); continue }
             guard let space = s.firstIndex(where: { $0 == " " || $0 == "\t" }) else {
-                try onBadRow(SourceError(file: path, line: n, column: s.count + 1, "a label but no text", sourceLine: s)); continue
+                rows.append(.bad(SourceError(file: path, line: n, column: s.count + 1, "a label but no text", sourceLine: s), index: rows.count)); continue
             }
             rows.append(RawRow(file: path, line: n, index: rows.count,
-                               fields: ["label": String(s[..<space]), "text": String(s[space...].dropFirst())]))
+                               fields: ["label": String(s[..<space]), "text": String(s[space...].dropFirst())], error: nil))
         }
         return rows
     }
 
     /// BIG-bench task.json: fields "input" and "label" (the highest-scoring target, or `target`).
-    static func bigbench(_ data: Data, path: String, onBadRow: (SourceError) throws -> Void) throws -> [RawRow] {
+    static func bigbench(_ data: Data, path: String) throws -> [RawRow] {
         guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let examples = obj["examples"] as? [[String: Any]] else {
             throw SourceError(file: path, "not a BIG-bench task.json (no 'examples' list)")
@@ -140,7 +143,7 @@ public enum DataReader {
         var rows: [RawRow] = []
         for (k, ex) in examples.enumerated() {
             guard let input = ex["input"] as? String else {
-                try onBadRow(SourceError(file: path, "example #\(k): no 'input' string")); continue
+                rows.append(.bad(SourceError(file: path, "example #\(k): no 'input' string"), index: k)); continue
             }
             var label: String?
             if let scores = ex["target_scores"] as? [String: Any] {
@@ -151,8 +154,8 @@ public enum DataReader {
             } else if let t = (ex["target"] as? [String])?.first {
                 label = t
             }
-            guard let label else { try onBadRow(SourceError(file: path, "example #\(k): no target_scores or target")); continue }
-            rows.append(RawRow(file: path, line: 0, index: k, fields: ["input": input, "label": label]))
+            guard let label else { rows.append(.bad(SourceError(file: path, "example #\(k): no target_scores or target"), index: k)); continue }
+            rows.append(RawRow(file: path, line: 0, index: k, fields: ["input": input, "label": label], error: nil))
         }
         return rows
     }

@@ -10,6 +10,10 @@ public struct Example: Sendable {
     public var value: Float
     /// Where it came from, for messages: `file:line` or `file#index`.
     public var origin: String
+
+    public init(text: String, pair: String? = nil, label: Int = 0, value: Float = 0, origin: String = "") {
+        self.text = text; self.pair = pair; self.label = label; self.value = value; self.origin = origin
+    }
 }
 
 /// A task's examples, split into train, dev and test, with what was skipped.
@@ -27,15 +31,17 @@ public struct Dataset: Sendable {
     public static func load(_ spec: TaskSpec, skipBadRows: Bool = false) throws -> Dataset {
         var skipped: [String: Int] = [:]
         func bad(_ e: SourceError) throws {
+            let skip = "pass --skip-bad-rows to skip and count such rows"
             if !skipBadRows { throw SourceError(file: e.file, line: e.line, column: e.column, e.message,
-                                                hint: e.hint ?? "fix the row, or pass --skip-bad-rows to skip and count such rows",
+                                                hint: e.hint.map { "\($0); or \(skip)" } ?? "fix the row, or \(skip)",
                                                 sourceLine: e.sourceLine) }
             skipped[e.message.hasPrefix("unknown label") ? "unknown label" : e.message, default: 0] += 1
         }
         func examples(from files: [String]) throws -> [Example] {
             var out: [Example] = []
             for file in files {
-                for row in try DataReader.read(file, format: spec.format, firstLine: spec.firstLine, onBadRow: bad) {
+                for row in try DataReader.read(file, format: spec.format, firstLine: spec.firstLine) {
+                    if let e = row.error { try bad(e); continue }
                     if let ex = try interpret(row, spec, bad: bad, neutral: { skipped["neutral score", default: 0] += 1 }) { out.append(ex) }
                 }
             }
