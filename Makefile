@@ -11,9 +11,9 @@ setup:
 build: setup
 	$(SWIFT) build -c release
 
-## Set up, build, and run the main job.
+## Set up, build, and run the main job (stage one on real data, a few minutes on 2 cores).
 demo: build
-	$(AFUSION) embed "A man is eating food." "A man is riding a horse." "The new movie is awesome" | cut -c1-110
+	bash scripts/demo.sh
 
 ## Set up and run the test suite.
 test: setup
@@ -21,8 +21,10 @@ test: setup
 
 ## Throughput figures at 1 and 2 threads.
 bench: build
-	$(AFUSION) bench forward --batch 32 --seq 128 --threads 1
-	$(AFUSION) bench forward --batch 32 --seq 128 --threads 2
+	for t in 1 2; do \
+	  $(AFUSION) bench forward --batch 32 --seq 128 --threads $$t; \
+	  $(AFUSION) bench train-adapter --batch 32 --seq 128 --threads $$t; \
+	done
 
 clean:
 	rm -rf .build
