@@ -6,6 +6,8 @@ public final class Adapter: LayerHook {
     public let config: AdapterConfig
     public let hidden: Int
     public let layers: Int
+    /// A frozen adapter (a fusion member) passes gradients through but computes none for itself.
+    public var frozen = false
     private var modules: [Int: BottleneckAdapter] = [:]  // key: layer * 2 + site
 
     public init(name: String, config: AdapterConfig, hidden: Int, layers: Int, seed: UInt64) {
@@ -40,6 +42,6 @@ public final class Adapter: LayerHook {
     }
 
     public func backward(layer: Int, site: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int) {
-        modules[layer * 2 + site.rawValue]!.backward(dout: dout, dx: dx, n: n)
+        modules[layer * 2 + site.rawValue]!.backward(dout: dout, dx: dx, n: n, frozen: frozen)
     }
 }

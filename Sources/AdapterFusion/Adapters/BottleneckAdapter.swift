@@ -38,17 +38,17 @@ public final class BottleneckAdapter {
         VectorMath.add(out, xin, n * H)
     }
 
-    /// dx += ∂L/∂x; parameter gradients accumulate.
-    public func backward(dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int) {
+    /// dx += ∂L/∂x; parameter gradients accumulate unless `frozen` (then only ∂L/∂x is computed).
+    public func backward(dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int, frozen: Bool = false) {
         let H = hidden, r = bottleneck
         Tensor.ensure(&dact, n * r); Tensor.ensure(&dpre, n * r)
         dact.data.update(repeating: 0, count: n * r)
         dpre.data.update(repeating: 0, count: n * r)
         VectorMath.add(dx, dout, n * H)  // residual
-        Linear.backward(dx: dact.data, dw: upWeight.grad.data, db: upBias.grad.data, dy: dout, x: act.data,
+        Linear.backward(dx: dact.data, dw: frozen ? nil : upWeight.grad.data, db: frozen ? nil : upBias.grad.data, dy: dout, x: act.data,
                         w: upWeight.value.data, n: n, inDim: r, outDim: H)
         activation.backward(dinp: dpre.data, dout: dact.data, inp: pre.data, count: n * r)
-        Linear.backward(dx: dx, dw: downWeight.grad.data, db: downBias.grad.data, dy: dpre.data, x: x.data,
+        Linear.backward(dx: dx, dw: frozen ? nil : downWeight.grad.data, db: frozen ? nil : downBias.grad.data, dy: dpre.data, x: x.data,
                         w: downWeight.value.data, n: n, inDim: H, outDim: r)
     }
 }

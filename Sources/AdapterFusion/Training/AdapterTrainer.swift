@@ -77,6 +77,10 @@ public final class Trainer {
     public let parameters: [Parameter]
     /// Extra loss terms of the hook (e.g. fusion's value regulariser): adds its gradient, returns its value.
     public var regularizer: (() -> Float)?
+    /// Called before every step with the share of training done, in [0, 1) (e.g. to anneal a temperature).
+    public var onProgress: ((Float) -> Void)?
+    /// Called before every dev evaluation (e.g. to set the temperature used at inference).
+    public var beforeEvaluation: (() -> Void)?
 
     public init(encoder: BertEncoder, hook: LayerHook, head: PredictionHead, parameters: [Parameter]) {
         self.encoder = encoder
@@ -110,6 +114,7 @@ public final class Trainer {
             let batches = epoch == 1 ? probe : Batching.bucketed(lengths: lengths, batchSize: config.batchSize, rng: &rng)
             var lossSum: Double = 0
             for (k, idx) in batches.enumerated() {
+                onProgress?(Float(step) / Float(stepsPerEpoch * config.epochs))
                 let batch = train.batch(idx), targets = train.targets(idx, regression: spec.isRegression)
                 let hidden = try encoder.forward(batch, workspace: ws, hook: hook, dropout: dropout)
                 head.forward(hidden, batch: batch, dropout: dropout)
@@ -126,6 +131,7 @@ public final class Trainer {
                 progress(.step(epoch: epoch, step: k + 1, of: batches.count, loss: Float(lossSum / Double(k + 1)),
                                tokensPerSecond: tokensDone / elapsed, secondsLeft: elapsed / tokensDone * (totalTokens - tokensDone)))
             }
+            beforeEvaluation?()
             let metric = try Evaluator(encoder: encoder, hook: hook, head: head).evaluate(dev, spec: spec, batchSize: config.batchSize).metric
             devMetrics.append(metric)
             let improved = metric > best.metric
@@ -142,6 +148,7 @@ public final class Trainer {
         }
         for (s, p) in zip(snapshot, parameters) { p.value.copy(from: s) }
         snapshot = []
+        beforeEvaluation?()
         return TrainingResult(devMetrics: devMetrics, bestEpoch: best.epoch)
     }
 }

@@ -1,0 +1,284 @@
+/// How adapters combine, as a recipe's `compose` line says (without source positions).
+public indirect enum CompositionExpr: Equatable, Sendable, CustomStringConvertible {
+    case adapter(String)
+    /// Outputs of each feed the next.
+    case stack([CompositionExpr])
+    /// Weighted (or, with nil, equal) mean of the members' outputs.
+    case average([CompositionExpr], weights: [Float]?)
+    /// AdapterFusion attention over the members' outputs.
+    case fuse([CompositionExpr])
+    /// One forward pass, each member on its own copy of the batch, each with its own head.
+    case parallel([CompositionExpr])
+
+    /// Adapter names in order of appearance.
+    public var adapterNames: [String] {
+        switch self {
+        case .adapter(let n): return [n]
+        case .stack(let m), .average(let m, _), .fuse(let m), .parallel(let m): return m.flatMap(\.adapterNames)
+        }
+    }
+
+    public var containsFuse: Bool {
+        switch self {
+        case .adapter: return false
+        case .fuse: return true
+        case .stack(let m), .average(let m, _), .parallel(let m): return m.contains { $0.containsFuse }
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .adapter(let n): return n
+        case .stack(let m): return "stack(" + m.map(\.description).joined(separator: ", ") + ")"
+        case .fuse(let m): return "fuse(" + m.map(\.description).joined(separator: ", ") + ")"
+        case .parallel(let m): return "parallel(" + m.map(\.description).joined(separator: ", ") + ")"
+        case .average(let m, let w):
+            guard let w else { return "average(" + m.map(\.description).joined(separator: ", ") + ")" }
+            return "average(" + zip(w, m).map { "\($0) * \($1)" }.joined(separator: ", ") + ")"
+        }
+    }
+}
+
+/// Fusion settings of a recipe.
+public struct FusionOptions: Codable, Sendable, Equatable {
+    /// With the value matrix V ("dynamic"); without it ("static").
+    public var dynamic = true
+    /// Softmax temperature when not annealed.
+    public var temperature: Float = 1
+    /// Anneal the temperature linearly from 50 to 1 over training.
+    public var anneal = false
+    /// Weight λ of the regulariser λ·Σ‖I − V‖².
+    public var lambda: Float = 0.01
+
+    public init() {}
+}
+
+/// `out = f(x)` when `hook` acts at (layer, site), else `out = x`.
+@inline(__always)
+func applyHook(_ hook: LayerHook, _ l: Int, _ s: AdapterSite, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+               n: Int, hidden: Int, training: Bool) {
+    if hook.acts(layer: l, site: s) { hook.forward(layer: l, site: s, x: x, out: out, n: n, training: training) }
+    else { out.update(from: x, count: n * hidden) }
+}
+
+/// Backward of `applyHook`: dx += ∂out/∂x · dout.
+@inline(__always)
+func applyHookBackward(_ hook: LayerHook, _ l: Int, _ s: AdapterSite, _ dout: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                       n: Int, hidden: Int) {
+    if hook.acts(layer: l, site: s) { hook.backward(layer: l, site: s, dout: dout, dx: dx, n: n) }
+    else { VectorMath.add(dx, dout, n * hidden) }
+}
+
+/// stack(a, b, …): out = … b(a(x)).
+final class StackNode: LayerHook {
+    let members: [LayerHook]
+    let hidden: Int
+    private var buffers = [Tensor(zeros: [0]), Tensor(zeros: [0])]
+    private var grads = [Tensor(zeros: [0]), Tensor(zeros: [0])]
+
+    init(_ members: [LayerHook], hidden: Int) { self.members = members; self.hidden = hidden }
+
+    func acts(layer: Int, site: AdapterSite) -> Bool { members.contains { $0.acts(layer: layer, site: site) } }
+
+    func forward(layer l: Int, site s: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool) {
+        for k in 0..<2 { Tensor.ensure(&buffers[k], n * hidden) }
+        var input = x
+        for (j, m) in members.enumerated() {
+            let target = j == members.count - 1 ? out : buffers[j % 2].data
+            applyHook(m, l, s, input, target, n: n, hidden: hidden, training: training)
+            input = UnsafePointer(target)
+        }
+    }
+
+    func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int) {
+        for k in 0..<2 { Tensor.ensure(&grads[k], n * hidden) }
+        var d = dout
+        for (j, m) in members.enumerated().reversed() {
+            if j == 0 { applyHookBackward(m, l, s, d, dx, n: n, hidden: hidden); break }
+            let g = grads[j % 2]
+            g.data.update(repeating: 0, count: n * hidden)
+            applyHookBackward(m, l, s, d, g.data, n: n, hidden: hidden)
+            d = UnsafePointer(g.data)
+        }
+    }
+}
+
+/// average(a, b, …): out = Σ wᵢ mᵢ(x), equal weights unless given.
+final class AverageNode: LayerHook {
+    let members: [LayerHook]
+    let weights: [Float]
+    let hidden: Int
+    private var buffer = Tensor(zeros: [0]), grad = Tensor(zeros: [0])
+
+    init(_ members: [LayerHook], weights: [Float]?, hidden: Int) {
+        self.members = members
+        self.weights = weights ?? Array(repeating: 1 / Float(members.count), count: members.count)
+        self.hidden = hidden
+    }
+
+    func acts(layer: Int, site: AdapterSite) -> Bool { members.contains { $0.acts(layer: layer, site: site) } }
+
+    func forward(layer l: Int, site s: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool) {
+        Tensor.ensure(&buffer, n * hidden)
+        out.update(repeating: 0, count: n * hidden)
+        for (m, w) in zip(members, weights) {
+            applyHook(m, l, s, x, buffer.data, n: n, hidden: hidden, training: training)
+            for i in 0..<(n * hidden) { out[i] += w * buffer.data[i] }
+        }
+    }
+
+    func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int) {
+        Tensor.ensure(&grad, n * hidden)
+        for (m, w) in zip(members, weights) {
+            for i in 0..<(n * hidden) { grad.data[i] = w * dout[i] }
+            applyHookBackward(m, l, s, grad.data, dx, n: n, hidden: hidden)
+        }
+    }
+}
+
+/// parallel(a, b, …): the batch holds one copy of the input per member, one after another;
+/// member i acts on copy i only. Each copy then reaches its own head.
+final class ParallelNode: LayerHook {
+    let members: [LayerHook]
+    let hidden: Int
+
+    init(_ members: [LayerHook], hidden: Int) { self.members = members; self.hidden = hidden }
+
+    func acts(layer: Int, site: AdapterSite) -> Bool { members.contains { $0.acts(layer: layer, site: site) } }
+
+    func forward(layer l: Int, site s: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool) {
+        let per = n / members.count, H = hidden
+        for (i, m) in members.enumerated() {
+            applyHook(m, l, s, x + i * per * H, out + i * per * H, n: per, hidden: H, training: training)
+        }
+    }
+
+    func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int) {
+        let per = n / members.count, H = hidden
+        for (i, m) in members.enumerated() {
+            applyHookBackward(m, l, s, dout + i * per * H, dx + i * per * H, n: per, hidden: H)
+        }
+    }
+}
+
+/// fuse(a, b, …): a `FusionLayer` at every (layer, site) where a member acts, over the members'
+/// deltas mᵢ(x) − x (a member that does not act there contributes a zero delta).
+public final class FuseNode: LayerHook {
+    let members: [LayerHook]
+    let hidden: Int
+    public let options: FusionOptions
+    /// Fusion layers by `layer * 2 + site`.
+    public private(set) var fusionLayers: [Int: FusionLayer] = [:]
+    /// Current softmax temperature (annealed during training when the options say so).
+    public var temperature: Float
+    /// When set, each forward pass keeps the attention weights [n, members] per (layer, site).
+    public var recordAttention = false
+    public private(set) var attention: [Int: Tensor] = [:]
+    private var deltas = Tensor(zeros: [0]), ddeltas = Tensor(zeros: [0])
+
+    init(_ members: [LayerHook], options: FusionOptions, prefix: String, hidden: Int, layers: Int, rng: inout SeededRNG) {
+        self.members = members
+        self.options = options
+        self.hidden = hidden
+        temperature = options.anneal ? 50 : options.temperature
+        for l in 0..<layers {
+            for s in AdapterSite.allCases where members.contains(where: { $0.acts(layer: l, site: s) }) {
+                let name = prefix + "layer_" + (l < 10 ? "0" : "") + String(l) + "/" + (s == .output ? "" : "attention/")
+                fusionLayers[l * 2 + s.rawValue] = FusionLayer(prefix: name, hidden: hidden, members: members.count,
+                                                               dynamic: options.dynamic, rng: &rng)
+            }
+        }
+    }
+
+    public func acts(layer: Int, site: AdapterSite) -> Bool { fusionLayers[layer * 2 + site.rawValue] != nil }
+
+    public func forward(layer l: Int, site s: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool) {
+        let N = members.count, H = hidden
+        Tensor.ensure(&deltas, N * n * H)
+        for (i, m) in members.enumerated() {
+            let a = deltas.data + i * n * H
+            applyHook(m, l, s, x, a, n: n, hidden: H, training: training)
+            for j in 0..<(n * H) { a[j] -= x[j] }
+        }
+        let fl = fusionLayers[l * 2 + s.rawValue]!
+        fl.forward(x: x, deltas: deltas.data, out: out, n: n, temperature: temperature)
+        if recordAttention {
+            let w = Tensor(zeros: [n, N])
+            w.data.update(from: fl.lastWeights.data, count: n * N)
+            attention[l * 2 + s.rawValue] = w
+        }
+    }
+
+    public func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int) {
+        let N = members.count, H = hidden
+        Tensor.ensure(&ddeltas, N * n * H)
+        ddeltas.data.update(repeating: 0, count: N * n * H)
+        fusionLayers[l * 2 + s.rawValue]!.backward(dout: dout, dx: dx, ddeltas: ddeltas.data, n: n)
+        for (i, m) in members.enumerated() {
+            // aᵢ = mᵢ(x) − x: dx += mᵢ′ᵀ·daᵢ − daᵢ
+            let da = ddeltas.data + i * n * H
+            applyHookBackward(m, l, s, da, dx, n: n, hidden: H)
+            for j in 0..<(n * H) { dx[j] -= da[j] }
+        }
+    }
+
+    /// The attention weights of the last forward pass at (layer, site), [n, members] (with `recordAttention`).
+    public func attentionWeights(layer: Int, site: AdapterSite) -> Tensor? { attention[layer * 2 + site.rawValue] }
+
+    public var parameters: [Parameter] { fusionLayers.keys.sorted().flatMap { fusionLayers[$0]!.parameters } }
+}
+
+/// A composition built from an expression over loaded adapters: the hook to run the encoder
+/// with, and the trainable fusion parameters. Every adapter it uses is frozen.
+public final class Composition {
+    public let expr: CompositionExpr
+    public let root: LayerHook
+    /// Fuse nodes in pre-order, with their storage prefix ("" for a root fuse, "member_2/" …).
+    public let fuseNodes: [(prefix: String, node: FuseNode)]
+    public let options: FusionOptions
+
+    /// - Parameter adapters: every adapter the expression names (each used at most once).
+    public init(_ expr: CompositionExpr, adapters: [String: Adapter], options: FusionOptions, hidden: Int, layers: Int, seed: UInt64) {
+        self.expr = expr
+        self.options = options
+        var rng = SeededRNG(seed: seed)
+        var fuses: [(String, FuseNode)] = []
+        func build(_ e: CompositionExpr, _ prefix: String) -> LayerHook {
+            switch e {
+            case .adapter(let name):
+                let a = adapters[name]!
+                a.frozen = true
+                return a
+            case .stack(let m): return StackNode(m.enumerated().map { build($1, prefix + "member_\($0)/") }, hidden: hidden)
+            case .average(let m, let w): return AverageNode(m.enumerated().map { build($1, prefix + "member_\($0)/") }, weights: w, hidden: hidden)
+            case .parallel(let m): return ParallelNode(m.enumerated().map { build($1, prefix + "member_\($0)/") }, hidden: hidden)
+            case .fuse(let m):
+                let children = m.enumerated().map { build($1, prefix + "member_\($0)/") }
+                let node = FuseNode(children, options: options, prefix: prefix, hidden: hidden, layers: layers, rng: &rng)
+                fuses.append((prefix, node))
+                return node
+            }
+        }
+        root = build(expr, "")
+        fuseNodes = fuses.sorted { $0.0 < $1.0 }
+    }
+
+    /// Trainable parameters: every fusion layer's, named by their dataset path.
+    public var parameters: [Parameter] { fuseNodes.flatMap(\.node.parameters) }
+
+    /// λ·Σ‖I − V‖² over all fusion layers, adding its gradient.
+    public func regularize() -> Float {
+        fuseNodes.reduce(0) { acc, f in acc + f.node.fusionLayers.values.reduce(0) { $0 + $1.regularize(lambda: options.lambda) } }
+    }
+
+    /// Sets the annealed temperature for training progress in [0, 1] (50 → 1), when annealing.
+    public func setProgress(_ fraction: Float) {
+        guard options.anneal else { return }
+        for f in fuseNodes { f.node.temperature = max(1, 50 - 49 * fraction) }
+    }
+
+    /// Temperature for evaluation: 1 when annealed (its end point), else the fixed one.
+    public func finishTraining() {
+        for f in fuseNodes { f.node.temperature = options.anneal ? 1 : options.temperature }
+    }
+}

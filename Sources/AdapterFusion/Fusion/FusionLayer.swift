@@ -1,0 +1,144 @@
+/// AdapterFusion's attention at one (layer, site) (Pfeiffer et al. 2021, "dynamic" form):
+///
+///     q = Q·x + b_q                       x: the sublayer output before the adapters  [n, H]
+///     score_i = q · (K·a_i) / T           a_i: member i's output minus x (its delta)  [n, H]
+///     w = softmax_i(score)                per token
+///     out = x + V·(Σ_i w_i a_i) + b_v     (static: out = x + Σ_i w_i a_i)
+///
+/// Two algebraic shortcuts keep the cost at three H×H products per token whatever the number
+/// of members: q·(K a_i) = (qK)·a_i, so K multiplies q once instead of every a_i (the key bias
+/// adds the same q·b_k to every score, cancels in the softmax, and is omitted); and V has no
+/// part in the scores, so Σ_i w_i V a_i = V Σ_i w_i a_i.
+public final class FusionLayer {
+    public let hidden: Int
+    public let members: Int
+    public let query: (weight: Parameter, bias: Parameter)   // [H, H], [H]
+    public let key: Parameter                                 // [H, H]
+    public let value: (weight: Parameter, bias: Parameter)?  // [H, H], [H]; nil for static fusion
+    // Kept from the forward pass.
+    private var x = Tensor(zeros: [0])       // [n, H]
+    private var deltas = Tensor(zeros: [0])  // [N, n, H] member deltas a_i
+    private var q = Tensor(zeros: [0])       // [n, H]
+    private var qk = Tensor(zeros: [0])      // [n, H] q·K
+    private var w = Tensor(zeros: [0])       // [n, N] attention weights
+    private var c = Tensor(zeros: [0])       // [n, H] Σ w_i a_i
+    private var temperature: Float = 1
+    // Backward scratch.
+    private var dc = Tensor(zeros: [0]), dw = Tensor(zeros: [0]), ds = Tensor(zeros: [0])
+    private var dqk = Tensor(zeros: [0]), dq = Tensor(zeros: [0])
+
+    /// Q and K ~ N(0, 0.02²), V = I with 1e-6 off the diagonal (as AdapterHub), biases zero.
+    public init(prefix: String, hidden: Int, members: Int, dynamic: Bool, rng: inout SeededRNG) {
+        self.hidden = hidden
+        self.members = members
+        query = (Parameter(prefix + "query/weight", Tensor(randomNormal: [hidden, hidden], std: 0.02, rng: &rng), decay: true),
+                 Parameter(prefix + "query/bias", Tensor(zeros: [hidden]), decay: false))
+        key = Parameter(prefix + "key/weight", Tensor(randomNormal: [hidden, hidden], std: 0.02, rng: &rng), decay: true)
+        if dynamic {
+            let v = Tensor(zeros: [hidden, hidden])
+            for i in 0..<hidden { for j in 0..<hidden { v[i * hidden + j] = i == j ? 1 : 1e-6 } }
+            value = (Parameter(prefix + "value/weight", v, decay: false), Parameter(prefix + "value/bias", Tensor(zeros: [hidden]), decay: false))
+        } else {
+            value = nil
+        }
+    }
+
+    public var parameters: [Parameter] {
+        [query.weight, query.bias, key] + (value.map { [$0.weight, $0.bias] } ?? [])
+    }
+
+    /// The attention weights of the last forward pass, [n, members].
+    public var lastWeights: Tensor { w }
+
+    /// out[n, H] = x + V·Σ_i softmax_i(qK·a_i / T)·a_i + b_v, with `deltas` = a_i laid out [N, n, H].
+    public func forward(x xin: UnsafePointer<Float>, deltas din: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+                        n: Int, temperature T: Float) {
+        let H = hidden, N = members
+        temperature = T
+        for t in [\FusionLayer.x, \.q, \.qk, \.c] { Tensor.ensure(&self[keyPath: t], n * H) }
+        Tensor.ensure(&deltas, N * n * H); Tensor.ensure(&w, n * N)
+        x.data.update(from: xin, count: n * H)
+        deltas.data.update(from: din, count: N * n * H)
+        // q = x·Qᵀ + b_q;  qk = q·K
+        Linear.forward(y: q.data, x: xin, w: query.weight.value.data, b: query.bias.value.data, n: n, inDim: H, outDim: H)
+        BLAS.gemm(m: n, n: H, k: H, a: q.data, lda: H, b: key.value.data, ldb: H, c: qk.data, ldc: H)
+        // w[t, i] = softmax_i(qk[t]·a_i[t] / T);  c[t] = Σ_i w[t, i] a_i[t]
+        for t in 0..<n {
+            for i in 0..<N { w[t * N + i] = VectorMath.dot(qk.data + t * H, deltas.data + (i * n + t) * H, H) }
+        }
+        Softmax.forward(out: w.data, inp: w.data, n: n, c: N, ld: N, scale: 1 / T)
+        c.zero()
+        for t in 0..<n {
+            let ct = c.data + t * H
+            for i in 0..<N {
+                let wi = w[t * N + i], a = deltas.data + (i * n + t) * H
+                for j in 0..<H { ct[j] += wi * a[j] }
+            }
+        }
+        // out = x + V·c + b_v  (static: x + c)
+        if let value {
+            Linear.forward(y: out, x: c.data, w: value.weight.value.data, b: value.bias.value.data, n: n, inDim: H, outDim: H)
+        } else {
+            out.update(from: c.data, count: n * H)
+        }
+        VectorMath.add(out, xin, n * H)
+    }
+
+    /// dx += ∂L/∂x through the query and the residual (not through the deltas: the caller
+    /// routes `ddeltas` [N, n, H] (+=) back through the members); parameter gradients accumulate.
+    public func backward(dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, ddeltas: UnsafeMutablePointer<Float>, n: Int) {
+        let H = hidden, N = members
+        for t in [\FusionLayer.dc, \.dqk, \.dq] { Tensor.ensure(&self[keyPath: t], n * H) }
+        Tensor.ensure(&dw, n * N); Tensor.ensure(&ds, n * N)
+        VectorMath.add(dx, dout, n * H)  // residual
+        // dc = dout·V (dynamic) or dout (static)
+        if let value {
+            dc.data.update(repeating: 0, count: n * H)
+            Linear.backward(dx: dc.data, dw: value.weight.grad.data, db: value.bias.grad.data, dy: dout, x: c.data,
+                            w: value.weight.value.data, n: n, inDim: H, outDim: H)
+        } else {
+            dc.data.update(from: dout, count: n * H)
+        }
+        // c = Σ_i w_i a_i:  dw[t, i] = dc[t]·a_i[t];  da_i[t] += w[t, i]·dc[t]
+        for t in 0..<n {
+            for i in 0..<N {
+                let a = deltas.data + (i * n + t) * H, da = ddeltas + (i * n + t) * H, wi = w[t * N + i]
+                dw[t * N + i] = VectorMath.dot(dc.data + t * H, a, H)
+                for j in 0..<H { da[j] += wi * dc[t * H + j] }
+            }
+        }
+        // scores → softmax(score / T):  ds = ∂L/∂(qk·a_i)
+        ds.data.update(repeating: 0, count: n * N)
+        Softmax.backward(dinp: ds.data, dout: dw.data, out: w.data, n: n, c: N, ld: N, scale: 1 / temperature)
+        // score_i = qk·a_i:  dqk[t] = Σ_i ds[t, i] a_i[t];  da_i[t] += ds[t, i] qk[t]
+        dqk.zero()
+        for t in 0..<n {
+            let g = dqk.data + t * H, qkt = qk.data + t * H
+            for i in 0..<N {
+                let s = ds[t * N + i], a = deltas.data + (i * n + t) * H, da = ddeltas + (i * n + t) * H
+                for j in 0..<H { g[j] += s * a[j]; da[j] += s * qkt[j] }
+            }
+        }
+        // qk = q·K:  dq = dqk·Kᵀ;  dK += qᵀ·dqk
+        BLAS.gemm(transB: true, m: n, n: H, k: H, a: dqk.data, lda: H, b: key.value.data, ldb: H, c: dq.data, ldc: H)
+        BLAS.gemm(transA: true, m: H, n: H, k: n, a: q.data, lda: H, b: dqk.data, ldb: H, beta: 1, c: key.grad.data, ldc: H)
+        // q = x·Qᵀ + b_q
+        Linear.backward(dx: dx, dw: query.weight.grad.data, db: query.bias.grad.data, dy: dq.data, x: x.data,
+                        w: query.weight.value.data, n: n, inDim: H, outDim: H)
+    }
+
+    /// λ·‖I − V‖²_F; adds its gradient 2λ(V − I) to V's. Zero for static fusion.
+    public func regularize(lambda: Float) -> Float {
+        guard let value, lambda > 0 else { return 0 }
+        let H = hidden, v = value.weight.value.data, g = value.weight.grad.data
+        var s: Double = 0
+        for i in 0..<H {
+            for j in 0..<H {
+                let d = v[i * H + j] - (i == j ? 1 : 0)
+                s += Double(d * d)
+                g[i * H + j] += 2 * lambda * d
+            }
+        }
+        return lambda * Float(s)
+    }
+}

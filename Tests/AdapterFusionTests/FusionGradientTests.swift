@@ -1,0 +1,135 @@
+import AdapterFusion
+import Foundation
+import Testing
+
+/// Finite-difference checks of AdapterFusion: the fusion layer alone, then whole models whose
+/// hook is a composition (fuse, nested fuse, stack and average inside fuse), members frozen.
+@Suite struct FusionGradientTests {
+    @Test(arguments: [true, false])
+    func fusionLayerAlone(dynamic: Bool) throws {
+        let (n, H, N) = (5, 6, 3)
+        var rng = SeededRNG(seed: 1)
+        let layer = FusionLayer(prefix: "", hidden: H, members: N, dynamic: dynamic, rng: &rng)
+        // Move every parameter away from its initialisation so all paths carry gradient.
+        for p in layer.parameters { for i in 0..<p.value.count { p.value[i] += 0.5 * rng.nextNormal() } }
+        let x = Support.random([n, H], seed: 2), deltas = Support.random([N, n, H], seed: 3), r = Support.random([n, H], seed: 4)
+        let out = Tensor(zeros: [n, H])
+        func loss() -> Double {
+            layer.forward(x: x.data, deltas: deltas.data, out: out.data, n: n, temperature: 1.7)
+            return weightedSum(out, r)
+        }
+        _ = loss()
+        let dx = Tensor(zeros: [n, H]), dd = Tensor(zeros: [N, n, H])
+        layer.backward(dout: r.data, dx: dx.data, ddeltas: dd.data, n: n)
+        checkGradient(x, analytic: dx, loss)
+        checkGradient(deltas, analytic: dd, sample: 90, loss)
+        for p in layer.parameters { checkGradient(p.value, analytic: p.grad, loss) }
+        // Attention weights are a distribution per token.
+        for t in 0..<n { #expect(abs((0..<N).reduce(Float(0)) { $0 + layer.lastWeights[t * N + $1] } - 1) < 1e-6) }
+    }
+
+    @Test func regulariserGradient() {
+        var rng = SeededRNG(seed: 5)
+        let layer = FusionLayer(prefix: "", hidden: 4, members: 2, dynamic: true, rng: &rng)
+        let v = layer.value!.weight
+        #expect(layer.regularize(lambda: 0.5) < 1e-9)  // V starts at I (off-diagonal 1e-6)
+        for i in 0..<v.value.count { v.value[i] += rng.nextNormal() }
+        v.grad.zero()
+        _ = layer.regularize(lambda: 0.5)
+        let analytic = Tensor(zeros: v.value.shape)
+        analytic.copy(from: v.grad)
+        checkGradient(v.value, analytic: analytic) { v.grad.zero(); return Double(layer.regularize(lambda: 0.5)) }
+    }
+
+    struct Model {
+        let encoder: BertEncoder
+        let composition: Composition
+        let head: PredictionHead
+        let batch: TokenBatch
+        let ws: EncoderWorkspace
+
+        func loss() throws -> Double {
+            let d = DropoutState(hidden: 0.1, attention: 0.1, seed: 7)
+            let h = try encoder.forward(batch, workspace: ws, hook: composition.root, dropout: d)
+            head.forward(h, batch: batch, dropout: d)
+            return Double(head.loss(.labels([1, 0, 2])))
+        }
+
+        func gradients() throws {
+            for p in composition.parameters + head.parameters { p.grad.zero() }
+            let d = DropoutState(hidden: 0.1, attention: 0.1, seed: 7)
+            let h = try encoder.forward(batch, workspace: ws, hook: composition.root, dropout: d)
+            head.forward(h, batch: batch, dropout: d)
+            _ = head.loss(.labels([1, 0, 2]))
+            encoder.backward(head.backward(.labels([1, 0, 2]), batch: batch), workspace: ws, hook: composition.root, dropout: d)
+        }
+    }
+
+    func model(_ expr: CompositionExpr, options: FusionOptions = FusionOptions()) throws -> Model {
+        let encoder = try Support.tinyEncoder()
+        var rng = SeededRNG(seed: 11)
+        var adapters: [String: Adapter] = [:]
+        for (k, name) in expr.adapterNames.enumerated() {
+            let placement: AdapterPlacement = k % 2 == 0 ? .pfeiffer : .houlsby
+            let a = Adapter(name: name, config: AdapterConfig(placement: placement, reductionFactor: 4, nonLinearity: .gelu,
+                                                              leaveOut: k == 1 ? [0] : []), hidden: 8, layers: 3, seed: UInt64(k))
+            for p in a.parameters { for i in 0..<p.value.count { p.value[i] += 0.5 * rng.nextNormal() } }
+            adapters[name] = a
+        }
+        let comp = Composition(expr, adapters: adapters, options: options, hidden: 8, layers: 3, seed: 3)
+        for p in comp.parameters { for i in 0..<p.value.count { p.value[i] += 0.3 * rng.nextNormal() } }
+        let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 3), hidden: 8, seed: 5)
+        for p in head.parameters { for i in 0..<p.value.count { p.value[i] += 0.5 * rng.nextNormal() } }
+        let batch = TokenBatch(sequences: [[1, 5, 7, 2], [1, 9, 2], [1, 3, 4, 6, 8, 2]])
+        return Model(encoder: encoder, composition: comp, head: head, batch: batch, ws: EncoderWorkspace(config: encoder.config, training: true))
+    }
+
+    static let expressions: [CompositionExpr] = [
+        .fuse([.adapter("a"), .adapter("b"), .adapter("c")]),
+        .fuse([.adapter("a"), .fuse([.adapter("b"), .adapter("c")]), .stack([.adapter("d"), .adapter("e")])]),
+        .fuse([.average([.adapter("a"), .adapter("b")], weights: [0.3, 0.7]), .adapter("c")]),
+    ]
+
+    @Test(arguments: expressions)
+    func compositionGradients(expr: CompositionExpr) throws {
+        let m = try model(expr)
+        try m.gradients()
+        for p in m.composition.parameters + m.head.parameters {
+            checkGradient(p.value, analytic: p.grad, sample: 12) { (try? m.loss()) ?? .nan }
+        }
+    }
+
+    @Test func staticFusionHasNoValueMatrix() throws {
+        var o = FusionOptions()
+        o.dynamic = false
+        let m = try model(.fuse([.adapter("a"), .adapter("b")]), options: o)
+        #expect(!m.composition.parameters.contains { $0.name.contains("value") })
+        try m.gradients()
+        for p in m.composition.parameters { checkGradient(p.value, analytic: p.grad, sample: 12) { (try? m.loss()) ?? .nan } }
+    }
+
+    /// Frozen members receive no gradient; the names follow the store layout.
+    @Test func membersFrozenAndNames() throws {
+        let m = try model(.fuse([.adapter("a"), .fuse([.adapter("b"), .adapter("c")])]))
+        try m.gradients()
+        let names = m.composition.parameters.map(\.name)
+        #expect(names.contains("layer_00/query/weight") && names.contains("layer_02/value/bias"))
+        #expect(names.contains("member_1/layer_01/attention/key/weight"))  // nested fuse over a Houlsby member
+        #expect(!names.contains("layer_00/attention/query/weight"))       // no member acts there
+    }
+
+    /// A fresh dynamic fusion (V = I, near-uniform attention) of one adapter equals the adapter.
+    @Test func singleMemberFusionStartsAsTheAdapter() throws {
+        let encoder = try Support.tinyEncoder()
+        let a = Adapter(name: "a", config: AdapterConfig(reductionFactor: 4), hidden: 8, layers: 3, seed: 1)
+        var rng = SeededRNG(seed: 2)
+        for p in a.parameters { for i in 0..<p.value.count { p.value[i] += 0.5 * rng.nextNormal() } }
+        let comp = Composition(.fuse([.adapter("a")]), adapters: ["a": a], options: FusionOptions(), hidden: 8, layers: 3, seed: 3)
+        let batch = TokenBatch(sequences: [[1, 5, 7, 2], [1, 9, 2]])
+        let ws = EncoderWorkspace(config: encoder.config)
+        let fused = try encoder.forward(batch, workspace: ws, hook: comp.root).array
+        let plain = try encoder.forward(batch, workspace: ws, hook: a).array
+        // V = I + 1e-6 off-diagonal: differences of order 1e-6·H·|a|.
+        for (x, y) in zip(fused, plain) { #expect(abs(x - y) < 1e-4) }
+    }
+}
