@@ -39,8 +39,11 @@ enum ModelLocator {
 
 /// Options shared by commands that run the encoder.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Model directory holding config.json, model.safetensors and vocab.txt.")
-    var model = ModelLocator.defaultDirectory
+    var modelGiven: Bool { model != nil || ProcessInfo.processInfo.environment["AFUSION_MODEL"] != nil }
+    var modelDirectory: String { model ?? ModelLocator.defaultDirectory }
+
+    @Option(help: "Model directory holding config.json, model.safetensors and vocab.txt (default: $AFUSION_MODEL, a recipe's base, or models/all-MiniLM-L6-v2).")
+    var model: String?
 
     @Option(help: "OpenBLAS threads.")
     var threads = 1

@@ -2,22 +2,84 @@ import AdapterFusion
 import ArgumentParser
 import Foundation
 
-/// Loads a stored adapter + head for the model given, refusing a base-model mismatch.
-func loadStored(_ store: String, _ name: String, model: String) throws -> (BertEncoder, WordPieceTokenizer, Adapter, PredictionHead, AdapterRecord) {
-    guard FileManager.default.fileExists(atPath: store) else { throw ValidationError("no store at '\(store)'") }
-    let fingerprint = try ModelLocator.fingerprint(model)
-    let (adapter, head, record) = try AdapterStore.load(store, name: name, baseFingerprint: fingerprint)
-    let (encoder, tokenizer) = try ModelLocator.load(model)
-    return (encoder, tokenizer, adapter, head, record)
+/// A stored adapter or fusion with its head, ready to predict.
+struct LoadedPredictor {
+    let name: String
+    let kind: String
+    let encoder: BertEncoder
+    let tokenizer: WordPieceTokenizer
+    let hook: LayerHook
+    let head: PredictionHead
+    let labels: [String]
+    let taskFile: String
+    let hyper: TrainingConfig
+    let recordedDev: Double?
+    let bestEpoch: Int
+    let composition: Composition?
+
+    var regression: Bool { head.config.kind == .regression }
+}
+
+/// Which stored model a command works on: `--adapter NAME`, `--fusion NAME` or `--recipe FILE`
+/// (the fusion the recipe trained, in the recipe's store, on the recipe's base model).
+struct PredictorOptions: ParsableArguments {
+    @Option(help: "HDF5 store (default: the recipe's, else runs/store.h5).") var store: String?
+    @Option(help: "A stored adapter.") var adapter: String?
+    @Option(help: "A stored fusion.") var fusion: String?
+    @Option(help: "A fusion recipe (uses the fusion it trained).") var recipe: String?
+
+    func validate() throws {
+        guard [adapter, fusion, recipe].compactMap({ $0 }).count == 1 else {
+            throw ValidationError("give exactly one of --adapter NAME, --fusion NAME, --recipe FILE")
+        }
+    }
+
+    func load(model modelOption: String, modelGiven: Bool) throws -> LoadedPredictor {
+        var storePath = store ?? "runs/store.h5"
+        var model = modelOption
+        var fusionName = fusion
+        if let recipe {
+            let r = try Recipe.load(recipe)
+            if case .parallel = r.expr { throw ValidationError("\(recipe) is a parallel recipe: use `afusion predict --recipe` for it") }
+            storePath = store ?? r.store
+            if !modelGiven { model = r.base }
+            fusionName = r.name
+        }
+        guard FileManager.default.fileExists(atPath: storePath) else { throw ValidationError("no store at '\(storePath)'") }
+        let fingerprint = try ModelLocator.fingerprint(model)
+        let (encoder, tokenizer) = try ModelLocator.load(model)
+        if let name = fusionName {
+            let f = try FusionStore.load(storePath, name: name, baseFingerprint: fingerprint)
+            return LoadedPredictor(name: name, kind: "fusion", encoder: encoder, tokenizer: tokenizer, hook: f.composition.root,
+                                   head: f.head, labels: f.record.labels, taskFile: f.record.taskFile,
+                                   hyper: try JSONDecoder().decode(TrainingConfig.self, from: Data(f.record.hyperparameters.utf8)),
+                                   recordedDev: f.record.bestDevMetric, bestEpoch: f.record.bestEpoch, composition: f.composition)
+        }
+        let (a, head, rec) = try AdapterStore.load(storePath, name: adapter!, baseFingerprint: fingerprint)
+        return LoadedPredictor(name: adapter!, kind: "adapter", encoder: encoder, tokenizer: tokenizer, hook: a, head: head,
+                               labels: rec.labels, taskFile: rec.taskFile,
+                               hyper: try JSONDecoder().decode(TrainingConfig.self, from: Data(rec.hyperparameters.utf8)),
+                               recordedDev: rec.bestDevMetric, bestEpoch: rec.bestEpoch, composition: nil)
+    }
+}
+
+/// The examples of one split of a task, sampled as in training for dev.
+func splitExamples(_ spec: TaskSpec, split: String, max: Int?, hyper: TrainingConfig, skipBadRows: Bool) throws -> [Example] {
+    let data = try Dataset.load(spec, skipBadRows: skipBadRows)
+    switch split {
+    case "dev": return sample(data.dev, max ?? hyper.maxDev, seed: hyper.seed &+ 1)
+    case "test": return sample(data.test, max, seed: hyper.seed &+ 2)
+    case "train": return sample(data.train, max, seed: hyper.seed)
+    default: throw ValidationError("--split must be dev, test or train")
+    }
 }
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "eval", abstract: "Score a stored adapter on its task's dev or test split.")
+        commandName: "eval", abstract: "Score a stored adapter or fusion on its task's dev or test split.")
 
-    @Option(help: "HDF5 store.") var store = "runs/store.h5"
-    @Option(help: "Adapter name in the store.") var adapter: String
-    @Option(help: "Task file (default: the one the adapter was trained on).") var task: String?
+    @OptionGroup var which: PredictorOptions
+    @Option(help: "Task file (default: the one it was trained on).") var task: String?
     @Option(help: "Split: dev, test or train.") var split = "dev"
     @Option(help: "Score at most N examples (a seeded sample; default for dev: the sample used in training).") var max: Int?
     @Flag(help: "Skip bad data rows (counted) instead of stopping.") var skipBadRows = false
@@ -25,47 +87,36 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         BLAS.setThreads(modelOptions.threads)
-        let (encoder, tokenizer, hook, head, record) = try loadStored(store, adapter, model: modelOptions.model)
-        let spec = try TaskSpec.load(task ?? record.taskFile)
-        guard spec.labels == record.labels else {
-            throw ValidationError("\(spec.path): labels \(spec.labels) differ from the adapter's \(record.labels)")
+        let p = try which.load(model: modelOptions.modelDirectory, modelGiven: modelOptions.modelGiven)
+        let spec = try TaskSpec.load(task ?? p.taskFile)
+        guard spec.labels == p.labels else {
+            throw ValidationError("\(spec.path): labels \(spec.labels) differ from the \(p.kind)'s \(p.labels)")
         }
-        let hyper = try JSONDecoder().decode(TrainingConfig.self, from: Data(record.hyperparameters.utf8))
-        let data = try Dataset.load(spec, skipBadRows: skipBadRows)
-        let examples: [Example]
-        switch split {
-        case "dev": examples = sample(data.dev, max ?? hyper.maxDev, seed: hyper.seed &+ 1)
-        case "test": examples = sample(data.test, max, seed: hyper.seed &+ 2)
-        case "train": examples = sample(data.train, max, seed: hyper.seed)
-        default: throw ValidationError("--split must be dev, test or train")
-        }
+        let examples = try splitExamples(spec, split: split, max: max, hyper: p.hyper, skipBadRows: skipBadRows)
         guard !examples.isEmpty else { throw ValidationError("the \(split) split of \(spec.name) is empty") }
-        let encoded = EncodedSplit(examples, tokenizer: tokenizer, maxLength: hyper.maxLength)
+        let encoded = EncodedSplit(examples, tokenizer: p.tokenizer, maxLength: p.hyper.maxLength)
         let t0 = Clock.now()
-        let out = try Evaluator(encoder: encoder, hook: hook, head: head).evaluate(encoded, spec: spec, batchSize: hyper.batchSize)
-        let tokens = encoded.lengths.reduce(0, +)
-        print("\(adapter) on \(spec.name) \(split) (\(examples.count) examples): \(spec.metric.rawValue) \(fmt(out.metric))"
-              + (split == "dev" && max == nil ? "  [recorded at training: \(fmt(record.bestDevMetric ?? .nan)), epoch \(record.bestEpoch)]" : ""))
-        print(String(format: "  %.1f s, %.0f tokens/s", Clock.now() - t0, Double(tokens) / (Clock.now() - t0)))
+        let out = try Evaluator(encoder: p.encoder, hook: p.hook, head: p.head).evaluate(encoded, spec: spec, batchSize: p.hyper.batchSize)
+        let seconds = Clock.now() - t0
+        print("\(p.kind) \(p.name) on \(spec.name) \(split) (\(examples.count) examples): \(spec.metric.rawValue) \(fmt(out.metric))"
+              + (split == "dev" && max == nil && task == nil ? "  [recorded at training: \(fmt(p.recordedDev ?? .nan)), epoch \(p.bestEpoch)]" : ""))
+        print(String(format: "  %.1f s, %.0f tokens/s", seconds, Double(encoded.lengths.reduce(0, +)) / seconds))
     }
 }
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Predict with a stored adapter: one text per line in (a tab separates the two texts of a pair task), label and probabilities out.")
+        abstract: "Predict with a stored adapter or fusion (or a parallel recipe): one text per line in, label and probabilities out.",
+        discussion: "A tab separates the two texts of a pair task. A parallel recipe prints one column per member.")
 
-    @Option(help: "HDF5 store.") var store = "runs/store.h5"
-    @Option(help: "Adapter name in the store.") var adapter: String
+    @OptionGroup var which: PredictorOptions
     @Option(help: "Read texts from this file instead of standard input.") var file: String?
     @Option(help: "Separator between the two texts of a pair.") var pairSeparator = "\t"
     @Option(help: "Maximum tokens per text (default: as in training).") var maxLen: Int?
     @Flag(help: "One JSON object per line.") var json = false
     @OptionGroup var modelOptions: ModelOptions
 
-    func run() throws {
-        BLAS.setThreads(modelOptions.threads)
-        let (encoder, tokenizer, hook, head, record) = try loadStored(store, adapter, model: modelOptions.model)
-        let hyper = try JSONDecoder().decode(TrainingConfig.self, from: Data(record.hyperparameters.utf8))
+    func readLines() throws -> [String] {
         var lines: [String] = []
         if let file {
             guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read '\(file)'") }
@@ -75,26 +126,88 @@ struct Predict: ParsableCommand {
             while let line = readLine() { if !line.isEmpty { lines.append(line) } }
         }
         guard !lines.isEmpty else { throw ValidationError("no input text") }
-        let encodings = lines.map { line -> Encoding in
+        return lines
+    }
+
+    func encode(_ lines: [String], _ tokenizer: WordPieceTokenizer, maxLength: Int) -> [Encoding] {
+        lines.map { line in
             let parts = line.components(separatedBy: pairSeparator)
-            return tokenizer.encode(parts[0], pair: parts.count > 1 ? parts.dropFirst().joined(separator: pairSeparator) : nil,
-                                    maxLength: maxLen ?? hyper.maxLength)
+            return tokenizer.encode(parts[0], pair: parts.count > 1 ? parts.dropFirst().joined(separator: pairSeparator) : nil, maxLength: maxLength)
         }
-        let regression = record.headConfig.kind == .regression
-        let outputs = try Evaluator(encoder: encoder, hook: hook, head: head).predict(encodings, regression: regression)
-        for (line, o) in zip(lines, outputs) {
-            if regression {
-                print(json ? "{\"text\": \(jsonString(line)), \"value\": \(o[0])}" : String(format: "%.4f\t%@", o[0], line))
-                continue
+    }
+
+    func run() throws {
+        BLAS.setThreads(modelOptions.threads)
+        if let recipePath = which.recipe, case .parallel = try Recipe.load(recipePath).expr {
+            return try runParallel(try Recipe.load(recipePath))
+        }
+        let p = try which.load(model: modelOptions.modelDirectory, modelGiven: modelOptions.modelGiven)
+        let lines = try readLines()
+        let outputs = try Evaluator(encoder: p.encoder, hook: p.hook, head: p.head)
+            .predict(encode(lines, p.tokenizer, maxLength: maxLen ?? p.hyper.maxLength), regression: p.regression)
+        for (line, o) in zip(lines, outputs) { print(format(line, o, labels: p.labels, regression: p.regression)) }
+    }
+
+    func format(_ line: String, _ o: [Float], labels: [String], regression: Bool) -> String {
+        if regression {
+            return json ? "{\"text\": \(jsonString(line)), \"value\": \(o[0])}" : String(format: "%.4f\t%@", o[0], line)
+        }
+        let best = o.indices.max { o[$0] < o[$1] }!
+        if json {
+            let probs = zip(labels, o).map { "\(jsonString($0)): \(String(format: "%.6f", $1))" }.joined(separator: ", ")
+            return "{\"text\": \(jsonString(line)), \"label\": \(jsonString(labels[best])), \"probabilities\": {\(probs)}}"
+        }
+        let probs = zip(labels, o).map { "\($0)=\(String(format: "%.3f", $1))" }.joined(separator: " ")
+        return "\(labels[best])\t\(probs)\t\(line)"
+    }
+
+    /// parallel(a, b, …): one encoder pass over k copies of the batch, member i on copy i,
+    /// then each member's own head on its copy.
+    func runParallel(_ recipe: Recipe) throws {
+        let storePath = which.store ?? recipe.store
+        let model = modelOptions.modelGiven ? modelOptions.modelDirectory : recipe.base
+        let fingerprint = try ModelLocator.fingerprint(model)
+        let (encoder, tokenizer) = try ModelLocator.load(model)
+        let records = try recipe.check(baseFingerprint: fingerprint, hiddenSize: encoder.config.hiddenSize, records: AdapterStore.list(storePath))
+        let names = recipe.expr.adapterNames
+        var adapters: [String: Adapter] = [:], heads: [PredictionHead] = []
+        for n in names {
+            let (a, h, _) = try AdapterStore.load(storePath, name: n, baseFingerprint: fingerprint)
+            adapters[n] = a; heads.append(h)
+        }
+        let comp = Composition(recipe.expr, adapters: adapters, options: recipe.options, hidden: encoder.config.hiddenSize,
+                               layers: encoder.config.numHiddenLayers, seed: 0)
+        let lines = try readLines()
+        let k = names.count
+        var results = [[String]](repeating: [], count: lines.count)
+        let ws = EncoderWorkspace(config: encoder.config)
+        for start in stride(from: 0, to: lines.count, by: 32) {
+            let chunk = Array(lines[start..<min(start + 32, lines.count)])
+            let maxLength = maxLen ?? 128
+            let encs = encode(chunk, tokenizer, maxLength: maxLength)
+            let batch = TokenBatch(encodings: Array(repeating: encs, count: k).flatMap { $0 })
+            let hidden = try encoder.forward(batch, workspace: ws, hook: comp.root)
+            for (i, n) in names.enumerated() {
+                let sub = TokenBatch(encodings: encs)  // copy i of the batch
+                let part = Tensor(zeros: [sub.tokenCount, encoder.config.hiddenSize])
+                part.data.update(from: hidden.data + batch.offsets[i * chunk.count] * hidden.cols, count: part.count)
+                let logits = heads[i].forward(part, batch: sub)
+                let rec = records[n]!
+                let C = heads[i].config.outputs, classify = heads[i].config.kind == .classification
+                if classify { Softmax.forward(out: logits.data, inp: logits.data, n: chunk.count, c: C, ld: C) }
+                for r in 0..<chunk.count {
+                    let o = Array(UnsafeBufferPointer(start: logits.data + r * C, count: C))
+                    if classify {
+                        let best = o.indices.max { o[$0] < o[$1] }!
+                        results[start + r].append(json ? "\(jsonString(n)): \(jsonString(rec.labels[best]))" : "\(n)=\(rec.labels[best])")
+                    } else {
+                        results[start + r].append(json ? "\(jsonString(n)): \(o[0])" : "\(n)=\(String(format: "%.3f", o[0]))")
+                    }
+                }
             }
-            let best = o.indices.max { o[$0] < o[$1] }!
-            if json {
-                let probs = zip(record.labels, o).map { "\(jsonString($0)): \(String(format: "%.6f", $1))" }.joined(separator: ", ")
-                print("{\"text\": \(jsonString(line)), \"label\": \(jsonString(record.labels[best])), \"probabilities\": {\(probs)}}")
-            } else {
-                let probs = zip(record.labels, o).map { "\($0)=\(String(format: "%.3f", $1))" }.joined(separator: " ")
-                print("\(record.labels[best])\t\(probs)\t\(line)")
-            }
+        }
+        for (line, r) in zip(lines, results) {
+            print(json ? "{\"text\": \(jsonString(line)), " + r.joined(separator: ", ") + "}" : r.joined(separator: "\t") + "\t" + line)
         }
     }
 }

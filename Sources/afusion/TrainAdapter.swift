@@ -32,14 +32,14 @@ struct TrainAdapter: ParsableCommand {
         BLAS.setThreads(modelOptions.threads)
         let spec = try TaskSpec.load(task)
         let adapterName = name ?? spec.name
-        let fingerprint = try ModelLocator.fingerprint(modelOptions.model)
+        let fingerprint = try ModelLocator.fingerprint(modelOptions.modelDirectory)
         if ifMissing, FileManager.default.fileExists(atPath: store),
            let rec = try AdapterStore.list(store).first(where: { $0.name == adapterName }),
            rec.baseFingerprint == fingerprint, rec.task == spec.name {
             print("adapter '\(adapterName)' is already in \(store) (dev \(spec.metric.rawValue) \(fmt(rec.bestDevMetric ?? .nan)) at epoch \(rec.bestEpoch)); skipping")
             return
         }
-        let (encoder, tokenizer) = try ModelLocator.load(modelOptions.model)
+        let (encoder, tokenizer) = try ModelLocator.load(modelOptions.modelDirectory)
         let c = encoder.config
         var tc = TrainingConfig()
         tc.epochs = epochs; tc.learningRate = lr; tc.batchSize = batch; tc.maxLength = maxLen ?? spec.maxLength
@@ -87,7 +87,7 @@ struct TrainAdapter: ParsableCommand {
         let hyper = String(data: try JSONEncoder().encode(tc), encoding: .utf8)!
         let record = AdapterRecord(
             name: adapterName, task: spec.name, taskFile: spec.path, labels: spec.labels, metric: spec.metric.rawValue,
-            adapterConfig: adapterConfig, headConfig: headConfig, baseModel: ModelLocator.name(modelOptions.model),
+            adapterConfig: adapterConfig, headConfig: headConfig, baseModel: ModelLocator.name(modelOptions.modelDirectory),
             baseFingerprint: fingerprint, hiddenSize: c.hiddenSize, numLayers: c.numHiddenLayers,
             devMetrics: result.devMetrics, bestEpoch: result.bestEpoch, hyperparameters: hyper,
             seed: Int(seed), created: formatter.string(from: Date()))
