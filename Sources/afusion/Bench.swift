@@ -5,7 +5,7 @@ import Foundation
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print throughput, achieved GFLOP/s and peak memory.",
-        subcommands: [BenchForward.self, BenchTrainAdapter.self])
+        subcommands: [BenchForward.self, BenchTrainAdapter.self, BenchTrainFusion.self, BenchInferFusion.self])
 }
 
 /// Options every benchmark shares.
@@ -103,6 +103,96 @@ struct BenchTrainAdapter: ParsableCommand {
         print("train \(config.rawValue) adapter (reduction \(reduction), \(params) trainable parameters) + head, batch \(options.batch) x seq \(options.seq), dropout \(c.hiddenDropoutProb), threads \(options.threads)")
         print(String(format: "  tokens/s        %.0f (median of %d steps: forward + backward + AdamW), best %.0f", tokens / median, times.count, tokens / times.min()!))
         print(String(format: "  last loss       %.4f", loss))
+        print(String(format: "  peak RSS        %.0f MB", Perf.peakRSSMegabytes()))
+    }
+}
+
+/// Random pfeiffer adapters (non-zero up projections, as trained ones) fused by a fresh fusion.
+func syntheticFusion(_ c: BertConfig, adapters: Int, dynamic: Bool) -> Composition {
+    var rng = SeededRNG(seed: 5)
+    var members: [String: Adapter] = [:]
+    for i in 0..<adapters {
+        let a = Adapter(name: "a\(i)", config: AdapterConfig(), hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: UInt64(i))
+        for p in a.parameters { for k in 0..<p.value.count { p.value[k] += 0.02 * rng.nextNormal() } }
+        members["a\(i)"] = a
+    }
+    var options = FusionOptions()
+    options.dynamic = dynamic
+    return Composition(.fuse((0..<adapters).map { .adapter("a\($0)") }), adapters: members, options: options,
+                       hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 9)
+}
+
+struct BenchTrainFusion: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-fusion",
+        abstract: "Training steps of a fusion of N frozen pfeiffer adapters + head on a synthetic batch, dropout on.")
+
+    @OptionGroup var options: BenchOptions
+    @Option(help: "Number of fused adapters.") var adapters = 3
+    @Flag(help: "Static fusion (no value matrix).") var staticFusion = false
+
+    func run() throws {
+        BLAS.setThreads(options.threads)
+        let encoder = try BertEncoder(directory: options.model)
+        let c = encoder.config
+        let batch = options.syntheticBatch(vocab: c.vocabSize)
+        var rng = SeededRNG(seed: options.seed)
+        let labels = Targets.labels((0..<batch.count).map { _ in Int(rng.next() % 2) })
+        let comp = syntheticFusion(c, adapters: adapters, dynamic: !staticFusion)
+        let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 2), hidden: c.hiddenSize, seed: 2)
+        let optimizer = AdamW(comp.parameters + head.parameters)
+        let ws = EncoderWorkspace(config: c, training: true)
+        let dropout = DropoutState(hidden: c.hiddenDropoutProb, attention: c.attentionProbsDropoutProb, seed: 3)
+        func step() throws -> Float {
+            let h = try encoder.forward(batch, workspace: ws, hook: comp.root, dropout: dropout)
+            head.forward(h, batch: batch, dropout: dropout)
+            var loss = head.loss(labels)
+            encoder.backward(head.backward(labels, batch: batch), workspace: ws, hook: comp.root, dropout: dropout)
+            loss += comp.regularize()
+            optimizer.clipGradients(maxNorm: 1)
+            optimizer.update(lr: 5e-5)
+            return loss
+        }
+        _ = try step()
+        var times: [Double] = []
+        for _ in 0..<options.iters {
+            let t0 = Clock.now()
+            _ = try step()
+            times.append(Clock.now() - t0)
+        }
+        let tokens = Double(batch.tokenCount), median = times.sorted()[times.count / 2]
+        print("train fusion of \(adapters) pfeiffer adapters (\(staticFusion ? "static" : "dynamic"), \(comp.parameters.reduce(0) { $0 + $1.value.count }) fusion parameters) + head, batch \(options.batch) x seq \(options.seq), dropout \(c.hiddenDropoutProb), threads \(options.threads)")
+        print(String(format: "  tokens/s        %.0f (median of %d steps: forward + backward + AdamW), best %.0f", tokens / median, times.count, tokens / times.min()!))
+        print(String(format: "  peak RSS        %.0f MB", Perf.peakRSSMegabytes()))
+    }
+}
+
+struct BenchInferFusion: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "infer-fusion", abstract: "Inference through a fusion of N pfeiffer adapters + head on a synthetic batch.")
+
+    @OptionGroup var options: BenchOptions
+    @Option(help: "Number of fused adapters.") var adapters = 3
+
+    func run() throws {
+        BLAS.setThreads(options.threads)
+        let encoder = try BertEncoder(directory: options.model)
+        let c = encoder.config
+        let batch = options.syntheticBatch(vocab: c.vocabSize)
+        let comp = syntheticFusion(c, adapters: adapters, dynamic: true)
+        let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 2), hidden: c.hiddenSize, seed: 2)
+        let ws = EncoderWorkspace(config: c)
+        func pass() throws { head.forward(try encoder.forward(batch, workspace: ws, hook: comp.root), batch: batch) }
+        try pass()
+        var times: [Double] = []
+        for _ in 0..<options.iters {
+            let t0 = Clock.now()
+            try pass()
+            times.append(Clock.now() - t0)
+        }
+        let tokens = Double(batch.tokenCount), median = times.sorted()[times.count / 2]
+        print("inference through a fusion of \(adapters) pfeiffer adapters + head, batch \(options.batch) x seq \(options.seq), threads \(options.threads)")
+        print(String(format: "  tokens/s        %.0f (median of %d), best %.0f", tokens / median, times.count, tokens / times.min()!))
         print(String(format: "  peak RSS        %.0f MB", Perf.peakRSSMegabytes()))
     }
 }

@@ -34,7 +34,14 @@ struct PredictorOptions: ParsableArguments {
         }
     }
 
-    func load(model modelOption: String, modelGiven: Bool) throws -> LoadedPredictor {
+    func load(model: String, modelGiven: Bool) throws -> LoadedPredictor {
+        try loadPredictor(store: store, adapter: adapter, fusion: fusion, recipe: recipe, model: model, modelGiven: modelGiven)
+    }
+}
+
+/// Loads what `PredictorOptions` names (see there).
+func loadPredictor(store: String?, adapter: String?, fusion: String?, recipe: String?, model modelOption: String,
+                   modelGiven: Bool) throws -> LoadedPredictor {
         var storePath = store ?? "runs/store.h5"
         var model = modelOption
         var fusionName = fusion
@@ -60,7 +67,6 @@ struct PredictorOptions: ParsableArguments {
                                labels: rec.labels, taskFile: rec.taskFile,
                                hyper: try JSONDecoder().decode(TrainingConfig.self, from: Data(rec.hyperparameters.utf8)),
                                recordedDev: rec.bestDevMetric, bestEpoch: rec.bestEpoch, composition: nil)
-    }
 }
 
 /// The examples of one split of a task, sampled as in training for dev.
@@ -218,34 +224,150 @@ func jsonString(_ s: String) -> String {
 }
 
 struct Inspect: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List what a store holds: adapters with task, size, metrics and base model.")
+    static let configuration = CommandConfiguration(
+        abstract: "List what a store holds; with --fusion NAME --attention, show how a fusion weighs its adapters.",
+        discussion: """
+        --attention runs the fusion over a split of its task (dev by default), prints the mean attention \
+        weight per layer per member adapter (over all tokens), and writes an SVG heatmap (layers × adapters).
+        """)
 
     @Argument(help: "HDF5 store.") var store: String
+    @Option(help: "A stored fusion to look into.") var fusion: String?
+    @Flag(help: "Mean fusion attention per layer and adapter on a data set, as a table and an SVG heatmap.") var attention = false
+    @Option(help: "Task file for --attention (default: the fusion's).") var task: String?
+    @Option(help: "Split for --attention: dev, test or train.") var split = "dev"
+    @Option(help: "At most N examples for --attention.") var max = 500
+    @Option(help: "Where to write the heatmap (default: <store folder>/<fusion>-attention.svg).") var svg: String?
+    @OptionGroup var modelOptions: ModelOptions
 
     func run() throws {
         guard FileManager.default.fileExists(atPath: store) else { throw ValidationError("no store at '\(store)'") }
+        if let fusion, attention { return try showAttention(fusion) }
+        if fusion != nil || attention { throw ValidationError("use --fusion NAME and --attention together") }
         let records = try AdapterStore.list(store)
-        if records.isEmpty { print("\(store): no adapters"); return }
+        let fusions = try FusionStore.list(store)
+        if records.isEmpty && fusions.isEmpty { print("\(store): empty"); return }
+        let root = try HDF5File(opening: store).root
+        func count(_ grp: HDF5Group) throws -> Int {
+            try grp.children().reduce(0) { $0 + (grp.isGroup($1) ? try count(try grp.group($1)) : try grp.shape(of: $1).reduce(1, *)) }
+        }
         var rows = [["adapter", "task", "placement", "params", "metric", "best dev", "epoch", "base model", "base sha256", "created"]]
-        let file = try HDF5File(opening: store)
-        let root = try file.root
         for r in records {
-            let g = try root.group("adapters/\(r.name)"), h = try root.group("heads/\(r.name)")
-            var params = 0
-            func count(_ grp: HDF5Group) throws {
-                for c in grp.children() {
-                    if grp.isGroup(c) { try count(try grp.group(c)) } else { params += try grp.shape(of: c).reduce(1, *) }
-                }
-            }
-            try count(g); try count(h)
+            let params = try count(try root.group("adapters/\(r.name)")) + count(try root.group("heads/\(r.name)"))
             rows.append([r.name, r.task, "\(r.adapterConfig.placement.rawValue)/\(r.adapterConfig.reductionFactor)", "\(params)",
                          r.metric, r.bestDevMetric.map(fmt) ?? "-", "\(r.bestEpoch)/\(r.devMetrics.count)", r.baseModel,
                          String(r.baseFingerprint.prefix(12)), String(r.created.prefix(19))])
         }
+        if records.count > 0 { printTable(rows) }
+        if fusions.isEmpty { return }
+        print("")
+        var frows = [["fusion", "task", "composition", "params", "metric", "best dev", "epoch", "members intact", "created"]]
+        let current = Dictionary(records.map { ($0.name, $0.weightsFingerprint) }, uniquingKeysWith: { a, _ in a })
+        for f in fusions {
+            let params = try count(try root.group("fusions/\(f.name)")) + count(try root.group("heads/\(f.name)"))
+            let changed = f.memberFingerprints.filter { current[$0.key] != $0.value }.keys.sorted()
+            frows.append([f.name, f.task, f.composition, "\(params)", f.metric, f.bestDevMetric.map(fmt) ?? "-",
+                          "\(f.bestEpoch)/\(f.devMetrics.count)", changed.isEmpty ? "yes" : "no: " + changed.joined(separator: ","),
+                          String(f.created.prefix(19))])
+        }
+        printTable(frows)
+    }
+
+    func printTable(_ rows: [[String]]) {
         let widths = rows[0].indices.map { c in rows.map { $0[c].count }.max()! }
         for (k, row) in rows.enumerated() {
             print(row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  "))
             if k == 0 { print(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")) }
         }
     }
+
+    func showAttention(_ name: String) throws {
+        BLAS.setThreads(modelOptions.threads)
+        let p = try loadPredictor(store: store, adapter: nil, fusion: name, recipe: nil,
+                                  model: modelOptions.modelDirectory, modelGiven: modelOptions.modelGiven)
+        let comp = p.composition!
+        let spec = try TaskSpec.load(task ?? p.taskFile)
+        let examples = try splitExamples(spec, split: split, max: max, hyper: p.hyper, skipBadRows: true)
+        let encoded = EncodedSplit(examples, tokenizer: p.tokenizer, maxLength: p.hyper.maxLength)
+        let layers = p.encoder.config.numHiddenLayers
+        // Σ attention per fuse node, (layer, site), member; and token counts.
+        var sums: [String: [Int: [Double]]] = [:]
+        var tokens = 0
+        for f in comp.fuseNodes { f.node.recordAttention = true }
+        let ws = EncoderWorkspace(config: p.encoder.config)
+        for idx in Batching.sorted(lengths: encoded.lengths, batchSize: 64) {
+            let batch = TokenBatch(encodings: idx.map { encoded.encodings[$0] })
+            _ = try p.encoder.forward(batch, workspace: ws, hook: p.hook)
+            tokens += batch.tokenCount
+            for f in comp.fuseNodes {
+                for l in 0..<layers {
+                    for s in AdapterSite.allCases {
+                        guard let w = f.node.attentionWeights(layer: l, site: s) else { continue }
+                        let N = w.cols
+                        var acc = sums[f.prefix, default: [:]][l * 2 + s.rawValue] ?? [Double](repeating: 0, count: N)
+                        for t in 0..<w.rows { for i in 0..<N { acc[i] += Double(w[t * N + i]) } }
+                        sums[f.prefix, default: [:]][l * 2 + s.rawValue] = acc
+                    }
+                }
+            }
+        }
+        let exprs = fuseExpressions(comp.expr, "")
+        var svgRows: [(label: String, values: [Double])] = []
+        var svgColumns: [String] = []
+        for f in comp.fuseNodes {
+            guard case .fuse(let members) = exprs[f.prefix]! else { continue }
+            let names = members.map(\.description)
+            if svgColumns.isEmpty { svgColumns = names }
+            print("mean fusion attention\(f.prefix.isEmpty ? "" : " of the nested fuse at \(f.prefix)") over \(tokens) tokens of \(spec.name) \(split) (\(examples.count) examples):")
+            var rows = [["layer"] + names]
+            for key in sums[f.prefix, default: [:]].keys.sorted() {
+                let values = sums[f.prefix]![key]!.map { $0 / Double(tokens) }
+                let label = "\(key / 2)" + (key % 2 == 0 ? " (attention)" : "")
+                rows.append([label] + values.map { String(format: "%.3f", $0) })
+                if f.prefix.isEmpty { svgRows.append(("layer \(label)", values)) }
+            }
+            printTable(rows)
+        }
+        let out = svg ?? ((store as NSString).deletingLastPathComponent as NSString).appendingPathComponent("\(name)-attention.svg")
+        try heatmapSVG(title: "\(name): mean fusion attention on \(spec.name) \(split)", rows: svgRows, columns: svgColumns)
+            .write(toFile: out, atomically: true, encoding: .utf8)
+        print("heatmap written to \(out)")
+    }
+
+    /// The expression of every fuse node by its storage prefix.
+    func fuseExpressions(_ e: CompositionExpr, _ prefix: String) -> [String: CompositionExpr] {
+        var out: [String: CompositionExpr] = [:]
+        switch e {
+        case .adapter: break
+        case .fuse(let m), .stack(let m), .average(let m, _), .parallel(let m):
+            if case .fuse = e { out[prefix] = e }
+            for (i, c) in m.enumerated() { out.merge(fuseExpressions(c, prefix + "member_\(i)/")) { a, _ in a } }
+        }
+        return out
+    }
+}
+
+/// A heatmap of values in [0, 1]: one row per layer, one column per adapter, the value in each cell.
+func heatmapSVG(title: String, rows: [(label: String, values: [Double])], columns: [String]) -> String {
+    let cell = 64, left = 150, top = 70, height = top + cell * rows.count + 30
+    let width = max(left + cell * columns.count + 20, 20 + title.count * 8)
+    func esc(_ s: String) -> String { s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;") }
+    var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" font-family=\"sans-serif\" font-size=\"12\">\n"
+    svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    svg += "<text x=\"10\" y=\"22\" font-size=\"14\" font-weight=\"bold\">\(esc(title))</text>\n"
+    for (j, c) in columns.enumerated() {
+        svg += "<text x=\"\(left + j * cell + cell / 2)\" y=\"\(top - 8)\" text-anchor=\"middle\">\(esc(c.count > 10 ? String(c.prefix(9)) + "…" : c))</text>\n"
+    }
+    for (i, row) in rows.enumerated() {
+        let y = top + i * cell
+        svg += "<text x=\"\(left - 8)\" y=\"\(y + cell / 2 + 4)\" text-anchor=\"end\">\(esc(row.label))</text>\n"
+        for (j, v) in row.values.enumerated() {
+            // White (0) to dark blue (1).
+            let t = min(max(v, 0), 1)
+            let (r, g, b) = (Int(255 - 227 * t), Int(255 - 185 * t), Int(255 - 120 * t))
+            svg += "<rect x=\"\(left + j * cell)\" y=\"\(y)\" width=\"\(cell - 2)\" height=\"\(cell - 2)\" fill=\"rgb(\(r),\(g),\(b))\"/>\n"
+            svg += "<text x=\"\(left + j * cell + cell / 2 - 1)\" y=\"\(y + cell / 2 + 4)\" text-anchor=\"middle\" fill=\"\(t > 0.55 ? "white" : "black")\">\(String(format: "%.2f", v))</text>\n"
+        }
+    }
+    return svg + "</svg>\n"
 }
