@@ -1,0 +1,78 @@
+import AdapterFusion
+import Foundation
+import Testing
+
+/// Stage two end to end on the tiny encoder: train a fusion of two stored adapters, save,
+/// reload, evaluate bit-identically; refuse when a member is retrained or removed.
+@Suite struct FusionStoreTests {
+    @Test func trainSaveReloadAndRefuseChangedMembers() throws {
+        let encoder = try Support.tinyEncoder(hidden: 32)
+        let tok = try TrainerTests.tinyTokenizer()
+        let dir = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let store = dir.appendingPathComponent("s.h5").path
+        let taskPath = dir.appendingPathComponent("z.toml").path
+        try Data("name = \"zebra\"\n[data]\nfiles = [\"unused.csv\"]\nformat = \"csv\"\n[labels]\nnames = [\"no\", \"yes\"]\n".utf8)
+            .write(to: URL(fileURLWithPath: taskPath))
+        let spec = try TaskSpec.load(taskPath)
+
+        // Two stored "source" adapters with random, non-trivial weights.
+        var rng = SeededRNG(seed: 1)
+        func storeAdapter(_ name: String, seed: UInt64) throws -> AdapterRecord {
+            let a = Adapter(name: name, config: AdapterConfig(reductionFactor: 4), hidden: 32, layers: 3, seed: seed)
+            for p in a.parameters { for i in 0..<p.value.count { p.value[i] += 0.1 * rng.nextNormal() } }
+            let h = PredictionHead(config: HeadConfig(kind: .classification, outputs: 2), hidden: 32, seed: seed)
+            let rec = AdapterRecord(name: name, task: name, taskFile: taskPath, labels: ["no", "yes"], metric: "accuracy",
+                                    adapterConfig: a.config, headConfig: h.config, baseModel: "tiny", baseFingerprint: "B",
+                                    hiddenSize: 32, numLayers: 3, devMetrics: [0.5], bestEpoch: 1, hyperparameters: "{}", seed: 0, created: "")
+            try AdapterStore.save(adapter: a, head: h, record: rec, to: store)
+            return try AdapterStore.list(store).first { $0.name == name }!
+        }
+        let recA = try storeAdapter("alpha", seed: 2), recB = try storeAdapter("beta", seed: 3)
+
+        let text = "fusion zf\nbase tiny\nstore \(store)\ntask \(taskPath)\ncompose fuse(alpha, beta)\noptions temperature anneal\ntrain epochs 2, lr 1e-2, batch 16\n"
+        let recipe = try Recipe.parse(text, file: "zf.fuse")
+        _ = try recipe.check(baseFingerprint: "B", hiddenSize: 32, records: AdapterStore.list(store))
+        var adapters: [String: Adapter] = [:]
+        for n in ["alpha", "beta"] { adapters[n] = try AdapterStore.load(store, name: n, baseFingerprint: "B").0 }
+        let comp = Composition(recipe.expr, adapters: adapters, options: recipe.options, hidden: 32, layers: 3, seed: 4)
+        let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 2), hidden: 32, seed: 5)
+        let frozenBefore = adapters["alpha"]!.parameters.map(\.value.array)
+        let trainer = Trainer(encoder: encoder, hook: comp.root, head: head, parameters: comp.parameters + head.parameters)
+        trainer.regularizer = { comp.regularize() }
+        trainer.onProgress = { comp.setProgress($0) }
+        trainer.beforeEvaluation = { comp.finishTraining() }
+        var tc = recipe.training
+        tc.maxLength = 16
+        let train = EncodedSplit(TrainerTests.synthetic(128, seed: 1), tokenizer: tok, maxLength: 16)
+        let dev = EncodedSplit(TrainerTests.synthetic(48, seed: 2), tokenizer: tok, maxLength: 16)
+        let result = try trainer.train(train: train, dev: dev, spec: spec, config: tc)
+        #expect(adapters["alpha"]!.parameters.map(\.value.array) == frozenBefore, "a fusion member changed during training")
+        let rec = FusionRecord(name: "zf", recipe: text, recipeFile: "zf.fuse", task: "zebra", taskFile: taskPath, labels: spec.labels,
+                               metric: "accuracy", composition: recipe.expr.description,
+                               memberFingerprints: ["alpha": recA.weightsFingerprint, "beta": recB.weightsFingerprint],
+                               options: recipe.options, headConfig: head.config, baseModel: "tiny", baseFingerprint: "B", hiddenSize: 32,
+                               numLayers: 3, devMetrics: result.devMetrics, bestEpoch: result.bestEpoch, hyperparameters: "{}", seed: 4, created: "")
+        try FusionStore.save(composition: comp, head: head, record: rec, to: store)
+
+        let loaded = try FusionStore.load(store, name: "zf", baseFingerprint: "B")
+        #expect(loaded.record.composition == "fuse(alpha, beta)")
+        let before = try Evaluator(encoder: encoder, hook: comp.root, head: head).evaluate(dev, spec: spec, batchSize: 16)
+        let after = try Evaluator(encoder: encoder, hook: loaded.composition.root, head: loaded.head).evaluate(dev, spec: spec, batchSize: 16)
+        #expect(after.outputs == before.outputs)
+        #expect(after.metric == loaded.record.bestDevMetric!)
+        #expect(try AdapterStore.list(store).map(\.name) == ["alpha", "beta"])  // saving the fusion kept the adapters
+        #expect { try FusionStore.load(store, name: "zf", baseFingerprint: "OTHER") } throws: { "\($0)".contains("refusing") }
+
+        // Retrain (change) a member: the fusion refuses to load and names it.
+        _ = try storeAdapter("beta", seed: 9)
+        #expect { try FusionStore.load(store, name: "zf", baseFingerprint: "B") } throws: {
+            "\($0)".contains("adapter 'beta' was retrained or changed after fusion 'zf'")
+        }
+        // Remove a member.
+        try AdapterStore.rewrite(store, replacing: [("adapters", "alpha"), ("heads", "alpha")]) { _ in }
+        #expect { try FusionStore.load(store, name: "zf", baseFingerprint: "B") } throws: {
+            "\($0)".contains("needs adapter 'alpha', which the store no longer has")
+        }
+        #expect(try FusionStore.list(store).map(\.name) == ["zf"])
+    }
+}
