@@ -11,7 +11,7 @@ setup:
 build: setup
 	$(SWIFT) build -c release
 
-## Set up, build, and run the main job (stage one on real data, a few minutes on 2 cores).
+## Set up, build, and run the main job: both stages on real data (a few minutes on 2 cores).
 demo: build
 	bash scripts/demo.sh
 
@@ -24,6 +24,8 @@ bench: build
 	for t in 1 2; do \
 	  $(AFUSION) bench forward --batch 32 --seq 128 --threads $$t; \
 	  $(AFUSION) bench train-adapter --batch 32 --seq 128 --threads $$t; \
+	  $(AFUSION) bench train-fusion --adapters 3 --batch 32 --seq 128 --threads $$t; \
+	  $(AFUSION) bench infer-fusion --adapters 3 --batch 32 --seq 128 --threads $$t; \
 	done
 
 clean:

@@ -1,16 +1,33 @@
 #!/usr/bin/env bash
-# The main demo: stage one on real data. Trains two small adapters (TREC question type and SMS
-# spam) on subsamples, evaluates each on its held-out test split, and lists the store.
-# Adapters already in the store are reused (--if-missing); delete runs/demo.h5 to retrain.
+# The main demo: both stages of AdapterFusion on real data, small enough for a few minutes on
+# 2 cores.
+#   Stage one: adapters for TREC question type, SMS spam and sentence polarity (samples of 1-2k).
+#   Stage two: fusion-recipes/demo_trec_fusion.fuse fuses all three for TREC.
+# Then the fusion and the target's own adapter are scored side by side on TREC's test split.
+# Whatever is already in runs/demo.h5 is reused (--if-missing); delete the file to retrain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AF=.build/release/afusion
 STORE=runs/demo.h5
-THREADS=${THREADS:-2}
+RECIPE=fusion-recipes/demo_trec_fusion.fuse
+T=(--threads "${THREADS:-2}")
 
-$AF train-adapter --task tasks/trec.toml --store $STORE --epochs 2 --max-train 2000 --threads "$THREADS" --if-missing
-$AF train-adapter --task tasks/sms_spam.toml --store $STORE --epochs 2 --max-train 2000 --threads "$THREADS" --if-missing
-$AF eval --store $STORE --adapter trec --split test --threads "$THREADS"
-$AF eval --store $STORE --adapter sms_spam --split test --threads "$THREADS"
-printf 'What is the capital of France ?\nWho wrote Hamlet ?\n' | $AF predict --store $STORE --adapter trec
+echo "== stage one: source adapters"
+$AF train-adapter --task tasks/trec.toml --store $STORE --epochs 3 --max-train 1000 "${T[@]}" --if-missing
+$AF train-adapter --task tasks/sms_spam.toml --store $STORE --epochs 2 --max-train 2000 "${T[@]}" --if-missing
+$AF train-adapter --task tasks/sentiment.toml --store $STORE --epochs 2 --max-train 2000 --max-dev 500 "${T[@]}" --if-missing
+
+echo "== stage two: $RECIPE"
+$AF check $RECIPE
+$AF train-fusion $RECIPE "${T[@]}" --if-missing
+
+echo "== TREC test split: the target's own adapter vs the fusion"
+adapter=$($AF eval --store $STORE --adapter trec --split test "${T[@]}" | head -1)
+fusion=$($AF eval --recipe $RECIPE --split test "${T[@]}" | head -1)
+echo "$adapter"
+echo "$fusion"
+
+echo "== predictions through the fusion, and how it weighs the adapters"
+printf 'What is the capital of France ?\nWho wrote Hamlet ?\nHow many legs does a spider have ?\n' | $AF predict --recipe $RECIPE
+$AF inspect $STORE --fusion trec_fusion --attention --max 300 "${T[@]}"
 $AF inspect $STORE
