@@ -25,6 +25,51 @@ struct BenchOptions: ParsableArguments {
         }
         return TokenBatch(sequences: seqs)
     }
+
+    /// Loads the encoder with OpenBLAS set to `threads`.
+    func encoder() throws -> BertEncoder {
+        BLAS.setThreads(threads)
+        return try BertEncoder(directory: model)
+    }
+
+    /// Runs `body` once to warm up, then `iters` times; prints tokens/s (median and best) and peak RSS.
+    func measure(_ title: String, tokens: Int, note: String = "", _ body: () throws -> Void) rethrows {
+        try body()
+        var times: [Double] = []
+        for _ in 0..<iters {
+            let t0 = Clock.now()
+            try body()
+            times.append(Clock.now() - t0)
+        }
+        let median = times.sorted()[times.count / 2]
+        print("\(title), batch \(batch) x seq \(seq), threads \(threads)")
+        print(String(format: "  tokens/s        %.0f (median of %d%@), best %.0f", Double(tokens) / median, times.count, note, Double(tokens) / times.min()!))
+        print(String(format: "  peak RSS        %.0f MB", Perf.peakRSSMegabytes()))
+    }
+
+    /// Training steps (forward with dropout, backward, AdamW) of `hook` + a new 2-label head.
+    func trainingSteps(_ title: String, encoder: BertEncoder, hook: LayerHook, parameters: [Parameter],
+                       regularizer: @escaping () -> Float = { 0 }) throws {
+        let c = encoder.config
+        let batch = syntheticBatch(vocab: c.vocabSize)
+        var rng = SeededRNG(seed: seed)
+        let labels = Targets.labels((0..<batch.count).map { _ in Int(rng.next() % 2) })
+        let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 2), hidden: c.hiddenSize, seed: 2)
+        let optimizer = AdamW(parameters + head.parameters)
+        let ws = EncoderWorkspace(config: c, training: true)
+        let dropout = DropoutState(hidden: c.hiddenDropoutProb, attention: c.attentionProbsDropoutProb, seed: 3)
+        let trainable = (parameters + head.parameters).reduce(0) { $0 + $1.value.count }
+        try measure("\(title) + head (\(trainable) trainable parameters), dropout \(c.hiddenDropoutProb)", tokens: batch.tokenCount,
+                    note: " steps: forward + backward + AdamW") {
+            let h = try encoder.forward(batch, workspace: ws, hook: hook, dropout: dropout)
+            head.forward(h, batch: batch, dropout: dropout)
+            _ = head.loss(labels)
+            encoder.backward(head.backward(labels, batch: batch), workspace: ws, hook: hook, dropout: dropout)
+            _ = regularizer()
+            optimizer.clipGradients(maxNorm: 1)
+            optimizer.update(lr: 1e-4)
+        }
+    }
 }
 
 struct BenchForward: ParsableCommand {
@@ -34,13 +79,12 @@ struct BenchForward: ParsableCommand {
     @OptionGroup var options: BenchOptions
 
     func run() throws {
-        BLAS.setThreads(options.threads)
-        let encoder = try BertEncoder(directory: options.model)
+        let encoder = try options.encoder()
         let c = encoder.config
         let batch = options.syntheticBatch(vocab: c.vocabSize)
         let ws = EncoderWorkspace(config: c)
-        _ = try encoder.forward(batch, workspace: ws)  // warm-up: buffers, page faults, BLAS threads
         var times: [Double] = []
+        _ = try encoder.forward(batch, workspace: ws)  // warm-up: buffers, page faults, BLAS threads
         for _ in 0..<options.iters {
             let t0 = Clock.now()
             _ = try encoder.forward(batch, workspace: ws)
@@ -69,45 +113,16 @@ struct BenchTrainAdapter: ParsableCommand {
     @Option(help: "Reduction factor.") var reduction = 16
 
     func run() throws {
-        BLAS.setThreads(options.threads)
-        let encoder = try BertEncoder(directory: options.model)
+        let encoder = try options.encoder()
         let c = encoder.config
-        let batch = options.syntheticBatch(vocab: c.vocabSize)
-        var rng = SeededRNG(seed: options.seed)
-        let labels = Targets.labels((0..<batch.count).map { _ in Int(rng.next() % 2) })
         let adapter = Adapter(name: "bench", config: AdapterConfig(placement: config, reductionFactor: reduction),
                               hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 1)
-        let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 2), hidden: c.hiddenSize, seed: 2)
-        let optimizer = AdamW(adapter.parameters + head.parameters)
-        let ws = EncoderWorkspace(config: c, training: true)
-        let dropout = DropoutState(hidden: c.hiddenDropoutProb, attention: c.attentionProbsDropoutProb, seed: 3)
-        func step() throws -> Float {
-            let h = try encoder.forward(batch, workspace: ws, hook: adapter, dropout: dropout)
-            head.forward(h, batch: batch, dropout: dropout)
-            let loss = head.loss(labels)
-            encoder.backward(head.backward(labels, batch: batch), workspace: ws, hook: adapter, dropout: dropout)
-            optimizer.clipGradients(maxNorm: 1)
-            optimizer.update(lr: 1e-4)
-            return loss
-        }
-        _ = try step()  // warm-up
-        var times: [Double] = []
-        var loss: Float = 0
-        for _ in 0..<options.iters {
-            let t0 = Clock.now()
-            loss = try step()
-            times.append(Clock.now() - t0)
-        }
-        let tokens = Double(batch.tokenCount), median = times.sorted()[times.count / 2]
-        let params = (adapter.parameters + head.parameters).reduce(0) { $0 + $1.value.count }
-        print("train \(config.rawValue) adapter (reduction \(reduction), \(params) trainable parameters) + head, batch \(options.batch) x seq \(options.seq), dropout \(c.hiddenDropoutProb), threads \(options.threads)")
-        print(String(format: "  tokens/s        %.0f (median of %d steps: forward + backward + AdamW), best %.0f", tokens / median, times.count, tokens / times.min()!))
-        print(String(format: "  last loss       %.4f", loss))
-        print(String(format: "  peak RSS        %.0f MB", Perf.peakRSSMegabytes()))
+        try options.trainingSteps("train \(config.rawValue) adapter (reduction \(reduction))", encoder: encoder, hook: adapter,
+                                  parameters: adapter.parameters)
     }
 }
 
-/// Random pfeiffer adapters (non-zero up projections, as trained ones) fused by a fresh fusion.
+/// Random pfeiffer adapters (non-zero up projections, as trained ones) under a fresh fusion.
 func syntheticFusion(_ c: BertConfig, adapters: Int, dynamic: Bool) -> Composition {
     var rng = SeededRNG(seed: 5)
     var members: [String: Adapter] = [:]
@@ -132,38 +147,10 @@ struct BenchTrainFusion: ParsableCommand {
     @Flag(help: "Static fusion (no value matrix).") var staticFusion = false
 
     func run() throws {
-        BLAS.setThreads(options.threads)
-        let encoder = try BertEncoder(directory: options.model)
-        let c = encoder.config
-        let batch = options.syntheticBatch(vocab: c.vocabSize)
-        var rng = SeededRNG(seed: options.seed)
-        let labels = Targets.labels((0..<batch.count).map { _ in Int(rng.next() % 2) })
-        let comp = syntheticFusion(c, adapters: adapters, dynamic: !staticFusion)
-        let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 2), hidden: c.hiddenSize, seed: 2)
-        let optimizer = AdamW(comp.parameters + head.parameters)
-        let ws = EncoderWorkspace(config: c, training: true)
-        let dropout = DropoutState(hidden: c.hiddenDropoutProb, attention: c.attentionProbsDropoutProb, seed: 3)
-        func step() throws -> Float {
-            let h = try encoder.forward(batch, workspace: ws, hook: comp.root, dropout: dropout)
-            head.forward(h, batch: batch, dropout: dropout)
-            var loss = head.loss(labels)
-            encoder.backward(head.backward(labels, batch: batch), workspace: ws, hook: comp.root, dropout: dropout)
-            loss += comp.regularize()
-            optimizer.clipGradients(maxNorm: 1)
-            optimizer.update(lr: 5e-5)
-            return loss
-        }
-        _ = try step()
-        var times: [Double] = []
-        for _ in 0..<options.iters {
-            let t0 = Clock.now()
-            _ = try step()
-            times.append(Clock.now() - t0)
-        }
-        let tokens = Double(batch.tokenCount), median = times.sorted()[times.count / 2]
-        print("train fusion of \(adapters) pfeiffer adapters (\(staticFusion ? "static" : "dynamic"), \(comp.parameters.reduce(0) { $0 + $1.value.count }) fusion parameters) + head, batch \(options.batch) x seq \(options.seq), dropout \(c.hiddenDropoutProb), threads \(options.threads)")
-        print(String(format: "  tokens/s        %.0f (median of %d steps: forward + backward + AdamW), best %.0f", tokens / median, times.count, tokens / times.min()!))
-        print(String(format: "  peak RSS        %.0f MB", Perf.peakRSSMegabytes()))
+        let encoder = try options.encoder()
+        let comp = syntheticFusion(encoder.config, adapters: adapters, dynamic: !staticFusion)
+        try options.trainingSteps("train \(staticFusion ? "static" : "dynamic") fusion of \(adapters) pfeiffer adapters", encoder: encoder,
+                                  hook: comp.root, parameters: comp.parameters, regularizer: { comp.regularize() })
     }
 }
 
@@ -175,24 +162,14 @@ struct BenchInferFusion: ParsableCommand {
     @Option(help: "Number of fused adapters.") var adapters = 3
 
     func run() throws {
-        BLAS.setThreads(options.threads)
-        let encoder = try BertEncoder(directory: options.model)
+        let encoder = try options.encoder()
         let c = encoder.config
         let batch = options.syntheticBatch(vocab: c.vocabSize)
         let comp = syntheticFusion(c, adapters: adapters, dynamic: true)
         let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 2), hidden: c.hiddenSize, seed: 2)
         let ws = EncoderWorkspace(config: c)
-        func pass() throws { head.forward(try encoder.forward(batch, workspace: ws, hook: comp.root), batch: batch) }
-        try pass()
-        var times: [Double] = []
-        for _ in 0..<options.iters {
-            let t0 = Clock.now()
-            try pass()
-            times.append(Clock.now() - t0)
+        try options.measure("inference through a fusion of \(adapters) pfeiffer adapters + head", tokens: batch.tokenCount) {
+            head.forward(try encoder.forward(batch, workspace: ws, hook: comp.root), batch: batch)
         }
-        let tokens = Double(batch.tokenCount), median = times.sorted()[times.count / 2]
-        print("inference through a fusion of \(adapters) pfeiffer adapters + head, batch \(options.batch) x seq \(options.seq), threads \(options.threads)")
-        print(String(format: "  tokens/s        %.0f (median of %d), best %.0f", tokens / median, times.count, tokens / times.min()!))
-        print(String(format: "  peak RSS        %.0f MB", Perf.peakRSSMegabytes()))
     }
 }

@@ -5,42 +5,36 @@ public enum AdapterFusionVersion {
     public static let string = "0.2.0"
 }
 
-/// Everything stored beside a trained adapter's weights (as attributes of its group).
+/// Everything stored beside a trained adapter's weights (as attributes of its group); the
+/// training fields are reachable directly (`record.task`).
+@dynamicMemberLookup
 public struct AdapterRecord: Sendable, Equatable {
     public var name: String
-    public var task: String
-    public var taskFile: String
-    /// Label names in output order; empty for regression.
-    public var labels: [String]
-    public var metric: String
     public var adapterConfig: AdapterConfig
-    public var headConfig: HeadConfig
-    public var baseModel: String
-    public var baseFingerprint: String
-    public var hiddenSize: Int
-    public var numLayers: Int
-    public var devMetrics: [Double]
-    public var bestEpoch: Int
-    public var hyperparameters: String
-    public var seed: Int
-    public var created: String
-    public var toolVersion: String = AdapterFusionVersion.string
-    /// SHA-256 over the adapter's and head's weights, in name order.
-    public var weightsFingerprint: String = ""
+    public var training: TrainingRecord
 
     public init(name: String, task: String, taskFile: String, labels: [String], metric: String,
                 adapterConfig: AdapterConfig, headConfig: HeadConfig, baseModel: String, baseFingerprint: String,
                 hiddenSize: Int, numLayers: Int, devMetrics: [Double], bestEpoch: Int, hyperparameters: String,
                 seed: Int, created: String) {
-        self.name = name; self.task = task; self.taskFile = taskFile; self.labels = labels; self.metric = metric
-        self.adapterConfig = adapterConfig; self.headConfig = headConfig; self.baseModel = baseModel
-        self.baseFingerprint = baseFingerprint; self.hiddenSize = hiddenSize; self.numLayers = numLayers
-        self.devMetrics = devMetrics; self.bestEpoch = bestEpoch; self.hyperparameters = hyperparameters
-        self.seed = seed; self.created = created
+        self.name = name
+        self.adapterConfig = adapterConfig
+        training = TrainingRecord(task: task, taskFile: taskFile, labels: labels, metric: metric, headConfig: headConfig,
+                                  baseModel: baseModel, baseFingerprint: baseFingerprint, hiddenSize: hiddenSize,
+                                  numLayers: numLayers, devMetrics: devMetrics, bestEpoch: bestEpoch,
+                                  hyperparameters: hyperparameters, seed: seed, created: created)
     }
 
-    /// Best dev metric.
-    public var bestDevMetric: Double? { bestEpoch >= 1 && bestEpoch <= devMetrics.count ? devMetrics[bestEpoch - 1] : nil }
+    init(name: String, adapterConfig: AdapterConfig, training: TrainingRecord) {
+        self.name = name; self.adapterConfig = adapterConfig; self.training = training
+    }
+
+    public subscript<T>(dynamicMember keyPath: WritableKeyPath<TrainingRecord, T>) -> T {
+        get { training[keyPath: keyPath] }
+        set { training[keyPath: keyPath] = newValue }
+    }
+
+    public var bestDevMetric: Double? { training.bestDevMetric }
 }
 
 /// An HDF5 file holding many adapters and heads:
@@ -61,14 +55,11 @@ public enum AdapterStore {
         try rewrite(path, replacing: [("adapters", rec.name), ("heads", rec.name)]) { root in
             let g = try root.createGroup("adapters/\(rec.name)")
             for p in adapter.parameters { try g.write(p.name, tensor: p.value) }
-            try writeAttributes(rec, to: g)
-            let h = try root.createGroup("heads/\(rec.name)")
-            for p in head.parameters { try h.write(p.name, tensor: p.value) }
-            try h.setAttribute("kind", rec.headConfig.kind.rawValue)
-            try h.setAttribute("config", json(rec.headConfig))
-            try h.setAttribute("labels", json(rec.labels))
-            try h.setAttribute("task", rec.task)
-            try h.setAttribute("adapter", rec.name)
+            try g.setAttribute("kind", "bottleneck_adapter")
+            try g.setAttribute("placement", rec.adapterConfig.placement.rawValue)
+            try g.setAttribute("config", json(rec.adapterConfig))
+            try rec.training.write(to: g, name: rec.name)
+            try rec.training.writeHead(head, in: root, name: rec.name, owner: ("adapter", rec.name))
         }
     }
 
@@ -124,48 +115,8 @@ public enum AdapterStore {
         return String(data: try enc.encode(value), encoding: .utf8)!
     }
 
-    static func writeAttributes(_ r: AdapterRecord, to g: HDF5Group) throws {
-        try g.setAttribute("kind", "bottleneck_adapter")
-        try g.setAttribute("placement", r.adapterConfig.placement.rawValue)
-        try g.setAttribute("config", json(r.adapterConfig))
-        try g.setAttribute("task", r.task)
-        try g.setAttribute("task_file", r.taskFile)
-        try g.setAttribute("labels", json(r.labels))
-        try g.setAttribute("metric", r.metric)
-        try g.setAttribute("head", r.name)
-        try g.setAttribute("head_config", json(r.headConfig))
-        try g.setAttribute("base_model", r.baseModel)
-        try g.setAttribute("base_fingerprint", r.baseFingerprint)
-        try g.setAttribute("hidden_size", r.hiddenSize)
-        try g.setAttribute("num_layers", r.numLayers)
-        try g.setAttribute("dev_metric_per_epoch", r.devMetrics)
-        try g.setAttribute("best_epoch", r.bestEpoch)
-        try g.setAttribute("hyperparameters", r.hyperparameters)
-        try g.setAttribute("seed", r.seed)
-        try g.setAttribute("created", r.created)
-        try g.setAttribute("tool_version", r.toolVersion)
-        try g.setAttribute("weights_fingerprint", r.weightsFingerprint)
-    }
-
     static func readRecord(_ g: HDF5Group, name: String) throws -> AdapterRecord {
-        let dec = JSONDecoder()
-        func decode<T: Decodable>(_ t: T.Type, _ attr: String) throws -> T {
-            do { return try dec.decode(T.self, from: Data(try g.stringAttribute(attr).utf8)) } catch let e as HDF5Error { throw e } catch {
-                throw HDF5Error("\(g.file.path): attribute '\(attr)' of '\(g.path)' is not valid JSON for its kind")
-            }
-        }
-        var r = AdapterRecord(
-            name: name, task: try g.stringAttribute("task"), taskFile: try g.stringAttribute("task_file"),
-            labels: try decode([String].self, "labels"), metric: try g.stringAttribute("metric"),
-            adapterConfig: try decode(AdapterConfig.self, "config"), headConfig: try decode(HeadConfig.self, "head_config"),
-            baseModel: try g.stringAttribute("base_model"), baseFingerprint: try g.stringAttribute("base_fingerprint"),
-            hiddenSize: try g.intAttribute("hidden_size"), numLayers: try g.intAttribute("num_layers"),
-            devMetrics: try g.doubleAttribute("dev_metric_per_epoch"), bestEpoch: try g.intAttribute("best_epoch"),
-            hyperparameters: try g.stringAttribute("hyperparameters"), seed: try g.intAttribute("seed"),
-            created: try g.stringAttribute("created"))
-        r.toolVersion = try g.stringAttribute("tool_version")
-        r.weightsFingerprint = try g.stringAttribute("weights_fingerprint")
-        return r
+        AdapterRecord(name: name, adapterConfig: try decodeAttribute(AdapterConfig.self, "config", of: g), training: try TrainingRecord.read(g))
     }
 
     /// Records of every adapter in the store, by name.
@@ -193,9 +144,7 @@ public enum AdapterStore {
         }
         let adapter = Adapter(name: name, config: rec.adapterConfig, hidden: rec.hiddenSize, layers: rec.numLayers, seed: 0)
         for p in adapter.parameters { p.value.copy(from: try g.readTensor(p.name, shape: p.value.shape)) }
-        let h = try root.group("heads/\(rec.name)")
-        let head = PredictionHead(config: rec.headConfig, hidden: rec.hiddenSize, seed: 0)
-        for p in head.parameters { p.value.copy(from: try h.readTensor(p.name, shape: p.value.shape)) }
+        let head = try rec.training.readHead(from: root, name: rec.name)
         let fp = fingerprint(adapter.parameters + head.parameters)
         guard fp == rec.weightsFingerprint else {
             throw HDF5Error("\(path): weights of adapter '\(name)' do not match their recorded fingerprint (the store was modified or is corrupt)")

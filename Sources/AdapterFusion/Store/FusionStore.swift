@@ -1,44 +1,43 @@
 import Foundation
 
-/// Everything stored beside a trained fusion (as attributes of `/fusions/<name>`).
+/// Everything stored beside a trained fusion (as attributes of `/fusions/<name>`); the training
+/// fields are reachable directly (`record.task`).
+@dynamicMemberLookup
 public struct FusionRecord: Sendable, Equatable {
     public var name: String
     /// The recipe, verbatim: loading rebuilds the composition from it.
     public var recipe: String
     public var recipeFile: String
-    public var task: String
-    public var taskFile: String
-    public var labels: [String]
-    public var metric: String
     public var composition: String
     /// Member adapter names with the weights fingerprint each had when the fusion was trained.
     public var memberFingerprints: [String: String]
     public var options: FusionOptions
-    public var headConfig: HeadConfig
-    public var baseModel: String
-    public var baseFingerprint: String
-    public var hiddenSize: Int
-    public var numLayers: Int
-    public var devMetrics: [Double]
-    public var bestEpoch: Int
-    public var hyperparameters: String
-    public var seed: Int
-    public var created: String
-    public var toolVersion: String = AdapterFusionVersion.string
-    public var weightsFingerprint: String = ""
+    public var training: TrainingRecord
 
     public init(name: String, recipe: String, recipeFile: String, task: String, taskFile: String, labels: [String], metric: String,
                 composition: String, memberFingerprints: [String: String], options: FusionOptions, headConfig: HeadConfig,
                 baseModel: String, baseFingerprint: String, hiddenSize: Int, numLayers: Int, devMetrics: [Double],
                 bestEpoch: Int, hyperparameters: String, seed: Int, created: String) {
-        self.name = name; self.recipe = recipe; self.recipeFile = recipeFile; self.task = task; self.taskFile = taskFile
-        self.labels = labels; self.metric = metric; self.composition = composition; self.memberFingerprints = memberFingerprints
-        self.options = options; self.headConfig = headConfig; self.baseModel = baseModel; self.baseFingerprint = baseFingerprint
-        self.hiddenSize = hiddenSize; self.numLayers = numLayers; self.devMetrics = devMetrics; self.bestEpoch = bestEpoch
-        self.hyperparameters = hyperparameters; self.seed = seed; self.created = created
+        self.name = name; self.recipe = recipe; self.recipeFile = recipeFile; self.composition = composition
+        self.memberFingerprints = memberFingerprints; self.options = options
+        training = TrainingRecord(task: task, taskFile: taskFile, labels: labels, metric: metric, headConfig: headConfig,
+                                  baseModel: baseModel, baseFingerprint: baseFingerprint, hiddenSize: hiddenSize,
+                                  numLayers: numLayers, devMetrics: devMetrics, bestEpoch: bestEpoch,
+                                  hyperparameters: hyperparameters, seed: seed, created: created)
     }
 
-    public var bestDevMetric: Double? { bestEpoch >= 1 && bestEpoch <= devMetrics.count ? devMetrics[bestEpoch - 1] : nil }
+    init(name: String, recipe: String, recipeFile: String, composition: String, memberFingerprints: [String: String],
+         options: FusionOptions, training: TrainingRecord) {
+        self.name = name; self.recipe = recipe; self.recipeFile = recipeFile; self.composition = composition
+        self.memberFingerprints = memberFingerprints; self.options = options; self.training = training
+    }
+
+    public subscript<T>(dynamicMember keyPath: WritableKeyPath<TrainingRecord, T>) -> T {
+        get { training[keyPath: keyPath] }
+        set { training[keyPath: keyPath] = newValue }
+    }
+
+    public var bestDevMetric: Double? { training.bestDevMetric }
 }
 
 /// Fusions in the same HDF5 store as the adapters:
@@ -55,56 +54,20 @@ public enum FusionStore {
             try g.setAttribute("kind", "adapter_fusion")
             try g.setAttribute("recipe", rec.recipe)
             try g.setAttribute("recipe_file", rec.recipeFile)
-            try g.setAttribute("task", rec.task)
-            try g.setAttribute("task_file", rec.taskFile)
-            try g.setAttribute("labels", AdapterStore.json(rec.labels))
-            try g.setAttribute("metric", rec.metric)
             try g.setAttribute("composition", rec.composition)
             try g.setAttribute("members", AdapterStore.json(rec.memberFingerprints.keys.sorted()))
             try g.setAttribute("member_fingerprints", AdapterStore.json(rec.memberFingerprints))
             try g.setAttribute("options", AdapterStore.json(rec.options))
-            try g.setAttribute("head", rec.name)
-            try g.setAttribute("head_config", AdapterStore.json(rec.headConfig))
-            try g.setAttribute("base_model", rec.baseModel)
-            try g.setAttribute("base_fingerprint", rec.baseFingerprint)
-            try g.setAttribute("hidden_size", rec.hiddenSize)
-            try g.setAttribute("num_layers", rec.numLayers)
-            try g.setAttribute("dev_metric_per_epoch", rec.devMetrics)
-            try g.setAttribute("best_epoch", rec.bestEpoch)
-            try g.setAttribute("hyperparameters", rec.hyperparameters)
-            try g.setAttribute("seed", rec.seed)
-            try g.setAttribute("created", rec.created)
-            try g.setAttribute("tool_version", rec.toolVersion)
-            try g.setAttribute("weights_fingerprint", rec.weightsFingerprint)
-            let h = try root.createGroup("heads/\(rec.name)")
-            for p in head.parameters { try h.write(p.name, tensor: p.value) }
-            try h.setAttribute("kind", rec.headConfig.kind.rawValue)
-            try h.setAttribute("config", AdapterStore.json(rec.headConfig))
-            try h.setAttribute("labels", AdapterStore.json(rec.labels))
-            try h.setAttribute("task", rec.task)
-            try h.setAttribute("fusion", rec.name)
+            try rec.training.write(to: g, name: rec.name)
+            try rec.training.writeHead(head, in: root, name: rec.name, owner: ("fusion", rec.name))
         }
     }
 
     static func readRecord(_ g: HDF5Group, name: String) throws -> FusionRecord {
-        func decode<T: Decodable>(_ t: T.Type, _ attr: String) throws -> T {
-            do { return try JSONDecoder().decode(T.self, from: Data(try g.stringAttribute(attr).utf8)) } catch let e as HDF5Error { throw e } catch {
-                throw HDF5Error("\(g.file.path): attribute '\(attr)' of '\(g.path)' is not valid JSON for its kind")
-            }
-        }
-        var r = FusionRecord(
-            name: name, recipe: try g.stringAttribute("recipe"), recipeFile: try g.stringAttribute("recipe_file"),
-            task: try g.stringAttribute("task"), taskFile: try g.stringAttribute("task_file"), labels: try decode([String].self, "labels"),
-            metric: try g.stringAttribute("metric"), composition: try g.stringAttribute("composition"),
-            memberFingerprints: try decode([String: String].self, "member_fingerprints"), options: try decode(FusionOptions.self, "options"),
-            headConfig: try decode(HeadConfig.self, "head_config"), baseModel: try g.stringAttribute("base_model"),
-            baseFingerprint: try g.stringAttribute("base_fingerprint"), hiddenSize: try g.intAttribute("hidden_size"),
-            numLayers: try g.intAttribute("num_layers"), devMetrics: try g.doubleAttribute("dev_metric_per_epoch"),
-            bestEpoch: try g.intAttribute("best_epoch"), hyperparameters: try g.stringAttribute("hyperparameters"),
-            seed: try g.intAttribute("seed"), created: try g.stringAttribute("created"))
-        r.toolVersion = try g.stringAttribute("tool_version")
-        r.weightsFingerprint = try g.stringAttribute("weights_fingerprint")
-        return r
+        FusionRecord(name: name, recipe: try g.stringAttribute("recipe"), recipeFile: try g.stringAttribute("recipe_file"),
+                     composition: try g.stringAttribute("composition"),
+                     memberFingerprints: try decodeAttribute([String: String].self, "member_fingerprints", of: g),
+                     options: try decodeAttribute(FusionOptions.self, "options", of: g), training: try TrainingRecord.read(g))
     }
 
     /// Records of every fusion in the store.
@@ -155,9 +118,7 @@ public enum FusionStore {
         let comp = Composition(recipe.expr, adapters: adapters, options: rec.options, hidden: rec.hiddenSize, layers: rec.numLayers, seed: 0)
         for p in comp.parameters { p.value.copy(from: try g.readTensor(p.name, shape: p.value.shape)) }
         comp.finishTraining()
-        let h = try root.group("heads/\(name)")
-        let head = PredictionHead(config: rec.headConfig, hidden: rec.hiddenSize, seed: 0)
-        for p in head.parameters { p.value.copy(from: try h.readTensor(p.name, shape: p.value.shape)) }
+        let head = try rec.training.readHead(from: root, name: name)
         guard AdapterStore.fingerprint(comp.parameters + head.parameters) == rec.weightsFingerprint else {
             throw HDF5Error("\(path): weights of fusion '\(name)' do not match their recorded fingerprint (the store was modified or is corrupt)")
         }

@@ -104,11 +104,18 @@ public final class HDF5Group {
     public func children() -> [String] {
         var info = H5G_info_t()
         guard H5Gget_info(handle.id, &info) >= 0 else { return [] }
-        return (0..<info.nlinks).compactMap { i -> String? in
-            let n = H5Lget_name_by_idx(handle.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, afh5_P_DEFAULT())
+        return Self.names(count: info.nlinks) { i, buf, size in
+            H5Lget_name_by_idx(handle.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, buf, size, afh5_P_DEFAULT())
+        }
+    }
+
+    /// Names by index through an HDF5 "get name by index" call: a first call for the length, a second for the text.
+    private static func names(count: hsize_t, _ get: (hsize_t, UnsafeMutablePointer<CChar>?, Int) -> Int) -> [String] {
+        (0..<count).compactMap { i -> String? in
+            let n = get(i, nil, 0)
             guard n >= 0 else { return nil }
-            var buf = [CChar](repeating: 0, count: Int(n) + 1)
-            H5Lget_name_by_idx(handle.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buf, buf.count, afh5_P_DEFAULT())
+            var buf = [CChar](repeating: 0, count: n + 1)
+            _ = get(i, &buf, buf.count)
             return String(cString: buf)
         }.sorted()
     }
@@ -259,13 +266,9 @@ public final class HDF5Group {
     public func attributeNames() -> [String] {
         let count = afh5_num_attrs(handle.id)
         guard count > 0 else { return [] }
-        return (0..<hsize_t(count)).compactMap { i -> String? in
-            let n = H5Aget_name_by_idx(handle.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, afh5_P_DEFAULT())
-            guard n >= 0 else { return nil }
-            var buf = [CChar](repeating: 0, count: Int(n) + 1)
-            H5Aget_name_by_idx(handle.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buf, buf.count, afh5_P_DEFAULT())
-            return String(cString: buf)
-        }.sorted()
+        return Self.names(count: hsize_t(count)) { i, buf, size in
+            Int(H5Aget_name_by_idx(handle.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, buf, size, afh5_P_DEFAULT()))
+        }
     }
 
     private func openAttribute(_ name: String) throws -> H5Handle {

@@ -1,0 +1,91 @@
+import Foundation
+
+/// What every stored trained model (an adapter or a fusion, with its head) records about its
+/// task and training, as attributes of its HDF5 group.
+public struct TrainingRecord: Sendable, Equatable {
+    public var task: String
+    public var taskFile: String
+    /// Label names in output order; empty for regression.
+    public var labels: [String]
+    public var metric: String
+    public var headConfig: HeadConfig
+    public var baseModel: String
+    /// SHA-256 of the base model's weights file.
+    public var baseFingerprint: String
+    public var hiddenSize: Int
+    public var numLayers: Int
+    public var devMetrics: [Double]
+    /// 1-based epoch whose weights were kept.
+    public var bestEpoch: Int
+    /// `TrainingConfig` as JSON.
+    public var hyperparameters: String
+    public var seed: Int
+    public var created: String
+    public var toolVersion: String = AdapterFusionVersion.string
+    /// SHA-256 over the trained weights (and the head's), in name order.
+    public var weightsFingerprint: String = ""
+
+    /// Best dev metric.
+    public var bestDevMetric: Double? { bestEpoch >= 1 && bestEpoch <= devMetrics.count ? devMetrics[bestEpoch - 1] : nil }
+
+    func write(to g: HDF5Group, name: String) throws {
+        try g.setAttribute("task", task)
+        try g.setAttribute("task_file", taskFile)
+        try g.setAttribute("labels", AdapterStore.json(labels))
+        try g.setAttribute("metric", metric)
+        try g.setAttribute("head", name)
+        try g.setAttribute("head_config", AdapterStore.json(headConfig))
+        try g.setAttribute("base_model", baseModel)
+        try g.setAttribute("base_fingerprint", baseFingerprint)
+        try g.setAttribute("hidden_size", hiddenSize)
+        try g.setAttribute("num_layers", numLayers)
+        try g.setAttribute("dev_metric_per_epoch", devMetrics)
+        try g.setAttribute("best_epoch", bestEpoch)
+        try g.setAttribute("hyperparameters", hyperparameters)
+        try g.setAttribute("seed", seed)
+        try g.setAttribute("created", created)
+        try g.setAttribute("tool_version", toolVersion)
+        try g.setAttribute("weights_fingerprint", weightsFingerprint)
+    }
+
+    static func read(_ g: HDF5Group) throws -> TrainingRecord {
+        var r = TrainingRecord(
+            task: try g.stringAttribute("task"), taskFile: try g.stringAttribute("task_file"),
+            labels: try decodeAttribute([String].self, "labels", of: g), metric: try g.stringAttribute("metric"),
+            headConfig: try decodeAttribute(HeadConfig.self, "head_config", of: g), baseModel: try g.stringAttribute("base_model"),
+            baseFingerprint: try g.stringAttribute("base_fingerprint"), hiddenSize: try g.intAttribute("hidden_size"),
+            numLayers: try g.intAttribute("num_layers"), devMetrics: try g.doubleAttribute("dev_metric_per_epoch"),
+            bestEpoch: try g.intAttribute("best_epoch"), hyperparameters: try g.stringAttribute("hyperparameters"),
+            seed: try g.intAttribute("seed"), created: try g.stringAttribute("created"))
+        r.toolVersion = try g.stringAttribute("tool_version")
+        r.weightsFingerprint = try g.stringAttribute("weights_fingerprint")
+        return r
+    }
+
+    /// Writes a head's weights and attributes under `/heads/<name>`.
+    func writeHead(_ head: PredictionHead, in root: HDF5Group, name: String, owner: (kind: String, name: String)) throws {
+        let h = try root.createGroup("heads/\(name)")
+        for p in head.parameters { try h.write(p.name, tensor: p.value) }
+        try h.setAttribute("kind", headConfig.kind.rawValue)
+        try h.setAttribute("config", AdapterStore.json(headConfig))
+        try h.setAttribute("labels", AdapterStore.json(labels))
+        try h.setAttribute("task", task)
+        try h.setAttribute(owner.kind, owner.name)
+    }
+
+    /// Reads `/heads/<name>` into a head of this record's configuration.
+    func readHead(from root: HDF5Group, name: String) throws -> PredictionHead {
+        let h = try root.group("heads/\(name)")
+        let head = PredictionHead(config: headConfig, hidden: hiddenSize, seed: 0)
+        for p in head.parameters { p.value.copy(from: try h.readTensor(p.name, shape: p.value.shape)) }
+        return head
+    }
+}
+
+/// A JSON-valued string attribute decoded as `T`.
+func decodeAttribute<T: Decodable>(_ type: T.Type, _ attr: String, of g: HDF5Group) throws -> T {
+    let text = try g.stringAttribute(attr)
+    do { return try JSONDecoder().decode(T.self, from: Data(text.utf8)) } catch {
+        throw HDF5Error("\(g.file.path): attribute '\(attr)' of '\(g.path)' is not valid JSON for its kind")
+    }
+}
