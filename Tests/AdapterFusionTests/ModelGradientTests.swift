@@ -69,6 +69,60 @@ import Testing
         }
     }
 
+    /// The bottleneck module alone, for each non-linearity (ReLU away from its kink).
+    @Test(arguments: Activation.allCases)
+    func bottleneckAlone(activation: Activation) throws {
+        let (n, H) = (6, 10)
+        // ReLU: finite differences are only valid where no pre-activation is within reach of the
+        // kink, so take the first seed (deterministically) whose pre-activations all clear 0.2.
+        var chosen: (BottleneckAdapter, Tensor)?
+        for seed in UInt64(21)..<121 {
+            var rng = SeededRNG(seed: seed)
+            let m = BottleneckAdapter(prefix: "", hidden: H, bottleneck: 4, activation: activation, initStd: 0.5, rng: &rng)
+            for p in m.parameters { for i in 0..<p.value.count { p.value[i] += 0.5 * rng.nextNormal() } }
+            let x = Support.random([n, H], seed: seed + 1000)
+            let pre = Tensor(zeros: [n, 4])
+            Linear.forward(y: pre.data, x: x.data, w: m.downWeight.value.data, b: m.downBias.value.data, n: n, inDim: H, outDim: 4)
+            if activation != .relu || pre.array.allSatisfy({ abs($0) > 0.2 }) { chosen = (m, x); break }
+        }
+        let (m, x) = try #require(chosen)
+        let r = Support.random([n, H], seed: 23), out = Tensor(zeros: [n, H])
+        func loss() -> Double { m.forward(x: x.data, out: out.data, n: n); return weightedSum(out, r) }
+        _ = loss()
+        let dx = Tensor(zeros: [n, H])
+        m.backward(dout: r.data, dx: dx.data, n: n)
+        checkGradient(x, analytic: dx, sample: n * H, loss)
+        for p in m.parameters { checkGradient(p.value, analytic: p.grad, sample: 40, loss) }
+        // Frozen: the same ∂L/∂x, no parameter gradient.
+        let dxFrozen = Tensor(zeros: [n, H])
+        for p in m.parameters { p.grad.zero() }
+        m.backward(dout: r.data, dx: dxFrozen.data, n: n, frozen: true)
+        #expect(dxFrozen.array == dx.array)
+        #expect(m.parameters.allSatisfy { $0.grad.array.allSatisfy { $0 == 0 } })
+    }
+
+    /// The head alone: classification with pre-dense layer and dropout, regression without.
+    @Test func headAlone() {
+        let hidden = Support.random([7, 8], seed: 24)
+        let batch = TokenBatch(sequences: [[1, 2, 3], [4, 5], [6, 7]])
+        for (config, targets) in [(HeadConfig(kind: .classification, outputs: 3), Targets.labels([2, 0, 1])),
+                                  (HeadConfig(kind: .regression, outputs: 1, preDense: false), Targets.values([1.5, -0.5, 0.25]))] {
+            let head = PredictionHead(config: config, hidden: 8, seed: 25)
+            var rng = SeededRNG(seed: 26)
+            for p in head.parameters { for i in 0..<p.value.count { p.value[i] += 0.5 * rng.nextNormal() } }
+            func loss() -> Double {
+                head.forward(hidden, batch: batch, dropout: DropoutState(hidden: 0, attention: 0, seed: 27))
+                return Double(head.loss(targets))
+            }
+            _ = loss()
+            let dHidden = head.backward(targets, batch: batch)
+            checkGradient(hidden, analytic: dHidden, sample: 56, loss)
+            for p in head.parameters { checkGradient(p.value, analytic: p.grad, sample: 30, loss) }
+            // Only [CLS] rows (0, 3, 5) receive gradient.
+            for row in [1, 2, 4, 6] { #expect((0..<8).allSatisfy { dHidden[row * 8 + $0] == 0 }) }
+        }
+    }
+
     /// A fresh adapter is the identity (up projection zero): hidden states equal the bare encoder's.
     @Test func freshAdapterIsIdentity() throws {
         let encoder = try Support.tinyEncoder()
