@@ -1,0 +1,76 @@
+"""Side-by-side reference figures from PyTorch + AdapterHub `adapters` on the same model and
+synthetic shapes as `afusion bench` (batch 32 x 128, dropout on for training). Optional: the
+project never depends on it. Set up once:
+    python3 -m venv /tmp/peer && /tmp/peer/bin/pip install 'torch==2.13.0+cpu' adapters==1.2.0
+    /tmp/peer/bin/python scripts/peer_bench.py --threads 1
+"""
+import argparse, resource, time
+import torch
+import adapters
+from adapters import AutoAdapterModel
+from adapters.composition import Fuse
+
+p = argparse.ArgumentParser()
+p.add_argument("--model", default="models/all-MiniLM-L6-v2")
+p.add_argument("--threads", type=int, default=1)
+p.add_argument("--batch", type=int, default=32)
+p.add_argument("--seq", type=int, default=128)
+p.add_argument("--iters", type=int, default=3)
+p.add_argument("--only", default="forward,train-adapter,train-fusion,infer-fusion")
+a = p.parse_args()
+torch.set_num_threads(a.threads)
+torch.manual_seed(0)
+ids = torch.randint(1000, 30522, (a.batch, a.seq)); ids[:, 0] = 101; ids[:, -1] = 102
+mask = torch.ones_like(ids)
+labels = torch.randint(0, 2, (a.batch,))
+tokens = a.batch * a.seq
+
+
+def rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(name, step):
+    step()  # warm-up
+    times = []
+    for _ in range(a.iters):
+        t0 = time.perf_counter(); step(); times.append(time.perf_counter() - t0)
+    times.sort()
+    print(f"{name}: {tokens / times[len(times) // 2]:.0f} tokens/s (median of {a.iters}), peak RSS {rss_mb():.0f} MB", flush=True)
+
+
+def train_step(model, params):
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    def step():
+        out = model(input_ids=ids, attention_mask=mask, labels=labels)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step(); opt.zero_grad()
+    return step
+
+
+only = a.only.split(",")
+if "forward" in only:
+    from transformers import BertModel
+    m = BertModel.from_pretrained(a.model).eval()
+    with torch.no_grad():
+        timed("encoder forward", lambda: m(input_ids=ids, attention_mask=mask))
+if "train-adapter" in only:
+    m = AutoAdapterModel.from_pretrained(a.model)
+    m.add_adapter("a", config="seq_bn"); m.add_classification_head("a", num_labels=2); m.train_adapter("a")
+    m.train()
+    timed("train seq_bn adapter + head", train_step(m, [q for q in m.parameters() if q.requires_grad]))
+if "train-fusion" in only or "infer-fusion" in only:
+    m = AutoAdapterModel.from_pretrained(a.model)
+    for n in ["a", "b", "c"]:
+        m.add_adapter(n, config="seq_bn")
+    fuse = Fuse("a", "b", "c")
+    m.add_adapter_fusion(fuse, config="dynamic"); m.add_classification_head("f", num_labels=2)
+    m.set_active_adapters(fuse)
+    if "train-fusion" in only:
+        m.train_adapter_fusion(fuse); m.active_head = "f"; m.train()
+        timed("train Fuse(3 seq_bn) + head", train_step(m, [q for q in m.parameters() if q.requires_grad]))
+    if "infer-fusion" in only:
+        m.eval()
+        with torch.no_grad():
+            timed("infer Fuse(3 seq_bn) + head", lambda: m(input_ids=ids, attention_mask=mask))
