@@ -60,7 +60,7 @@ public final class EncoderWorkspace {
     private(set) var hidden = [Tensor(zeros: [0]), Tensor(zeros: [0])]  // [N, H] layer outputs, ping-pong
     private(set) var layers: [LayerActivations] = []
     private(set) var embMask = Mask(count: 0)
-    var scratch = Tensor(zeros: [0])                 // attention: 3 · maxLength²
+    var scratch = Tensor(zeros: [0])                 // attention: 3 · maxLength² per thread
     // Backward buffers (training only).
     var dX = Tensor(zeros: [0]), dA = Tensor(zeros: [0]), dB = Tensor(zeros: [0]), dProj = Tensor(zeros: [0])
     var dCtx = Tensor(zeros: [0]), dQKV = Tensor(zeros: [0]), dF1 = Tensor(zeros: [0]), dF2 = Tensor(zeros: [0])
@@ -96,7 +96,7 @@ public final class EncoderWorkspace {
             if training { l.attMask = Mask(count: attCount) }
         }
         let L = batch.maxLength
-        Tensor.ensure(&scratch, 3 * L * L)
+        Tensor.ensure(&scratch, 3 * L * L * Parallel.threads)
         self.batch = batch
     }
 

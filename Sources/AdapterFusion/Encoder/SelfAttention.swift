@@ -9,10 +9,19 @@ public enum SelfAttention {
         (0..<batch.count).reduce(0) { $0 + heads * batch.length($1) * batch.length($1) }
     }
 
+    /// Start of each (sequence, head) block in the probability buffer, in sequence-then-head order.
+    static func blockOffsets(_ batch: TokenBatch, heads: Int) -> [Int] {
+        var offsets: [Int] = [], o = 0
+        for s in 0..<batch.count { for _ in 0..<heads { offsets.append(o); o += batch.length(s) * batch.length(s) } }
+        return offsets
+    }
+
     /// ctx[tokens, H] = concatₕ dropout(softmax(Qₕ Kₕᵀ / √d)) Vₕ, per sequence.
     /// `att` receives the probabilities P, sequence by sequence, head by head, each [L, L].
-    /// With `dropout` (p, rng, mask buffer laid out like `att`, scratch of maxLength² floats),
-    /// P ⊙ mask is what multiplies V.
+    /// With `dropout` (p, mask buffer laid out like `att`, scratch of maxLength² floats per
+    /// thread), P ⊙ mask is what multiplies V; (sequence, head) block k draws its mask from its
+    /// own generator, seeded from one draw of `rng` and k, so masks do not depend on threads.
+    /// The (sequence, head) blocks are shared out among `Parallel.threads` workers.
     public static func forward(
         ctx: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
         qkv: UnsafePointer<Float>, batch: TokenBatch, heads: Int, headSize d: Int,
@@ -21,10 +30,12 @@ public enum SelfAttention {
     ) {
         let H = heads * d, ld = 3 * H
         let scale = 1 / Float(d).squareRoot()
-        var offset = 0
-        for s in 0..<batch.count {
-            let o = batch.offsets[s], L = batch.length(s)
-            for h in 0..<heads {
+        let blocks = blockOffsets(batch, heads: heads), maxL = batch.maxLength
+        let seed = dropout == nil ? 0 : rng.next()
+        Parallel.forEach(blocks.count) { range, worker in
+            for item in range {
+                let s = item / heads, h = item % heads, offset = blocks[item]
+                let o = batch.offsets[s], L = batch.length(s)
                 let q = qkv + o * ld + h * d, k = q + H, v = q + 2 * H
                 let p = att + offset
                 // scores[L, L] = Q[L, d] · K[L, d]ᵀ (scaled inside the softmax)
@@ -32,18 +43,19 @@ public enum SelfAttention {
                 Softmax.forward(out: p, inp: p, n: L, c: L, ld: L, scale: scale)
                 var used = UnsafePointer(p)
                 if let dropout {
-                    Dropout.forward(out: dropout.scratch, mask: dropout.mask + offset, inp: p, count: L * L, p: dropout.p, rng: &rng)
-                    used = UnsafePointer(dropout.scratch)
+                    let scratch = dropout.scratch + worker * maxL * maxL
+                    var itemRNG = SeededRNG(seed: seed &+ UInt64(item) &* 0x9E37_79B9_7F4A_7C15)
+                    Dropout.forward(out: scratch, mask: dropout.mask + offset, inp: p, count: L * L, p: dropout.p, rng: &itemRNG)
+                    used = UnsafePointer(scratch)
                 }
                 // ctx[L, d] (columns h·d ..< (h+1)·d of [L, H]) = P[L, L] · V[L, d]
                 BLAS.gemm(m: L, n: d, k: L, a: used, lda: L, b: v, ldb: ld, c: ctx + o * H + h * d, ldc: H)
-                offset += L * L
             }
         }
     }
 
     /// dqkv[tokens, 3H] = ∂L/∂qkv given dctx (overwritten, not accumulated).
-    /// `scratch` holds 3·maxLength² floats; `mask` is the forward's dropout mask, if any.
+    /// `scratch` holds 3·maxLength² floats per thread; `mask` is the forward's dropout mask, if any.
     public static func backward(
         dqkv: UnsafeMutablePointer<Float>, dctx: UnsafePointer<Float>, att: UnsafePointer<Float>,
         mask: UnsafePointer<UInt8>?, dropoutP: Float = 0, qkv: UnsafePointer<Float>, batch: TokenBatch, heads: Int, headSize d: Int,
@@ -51,11 +63,12 @@ public enum SelfAttention {
     ) {
         let H = heads * d, ld = 3 * H
         let scale = 1 / Float(d).squareRoot()
-        var offset = 0
-        for s in 0..<batch.count {
-            let o = batch.offsets[s], L = batch.length(s)
-            let pd = scratch, ds = scratch + L * L, dsm = scratch + 2 * L * L  // P′, dP, dS
-            for h in 0..<heads {
+        let blocks = blockOffsets(batch, heads: heads), maxL = batch.maxLength
+        Parallel.forEach(blocks.count) { range, worker in
+            let pd = scratch + worker * 3 * maxL * maxL, ds = pd + maxL * maxL, dsm = ds + maxL * maxL  // P′, dP, dS
+            for item in range {
+                let s = item / heads, h = item % heads, offset = blocks[item]
+                let o = batch.offsets[s], L = batch.length(s)
                 let q = qkv + o * ld + h * d, k = q + H, v = q + 2 * H
                 let dq = dqkv + o * ld + h * d, dk = dq + H, dv = dq + 2 * H
                 let dc = dctx + o * H + h * d
@@ -76,7 +89,6 @@ public enum SelfAttention {
                 // dQ = dS · K;  dK = dSᵀ · Q
                 BLAS.gemm(m: L, n: d, k: L, a: dsm, lda: L, b: k, ldb: ld, c: dq, ldc: ld)
                 BLAS.gemm(transA: true, m: L, n: d, k: L, a: dsm, lda: L, b: q, ldb: ld, c: dk, ldc: ld)
-                offset += L * L
             }
         }
     }

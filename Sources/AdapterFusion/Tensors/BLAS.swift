@@ -2,8 +2,12 @@ import COpenBLAS
 
 /// Every matrix product in the project goes through here, to OpenBLAS's `cblas_sgemm`.
 public enum BLAS {
-    /// Sets the number of OpenBLAS threads for subsequent calls.
-    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
+    /// Sets the number of threads for subsequent calls: OpenBLAS's, and `Parallel`'s for the work
+    /// between the products.
+    public static func setThreads(_ n: Int) {
+        openblas_set_num_threads(Int32(max(1, n)))
+        Parallel.threads = max(1, n)
+    }
 
     /// Number of threads OpenBLAS will use.
     public static var threads: Int { Int(openblas_get_num_threads()) }

@@ -6,7 +6,8 @@ public enum LayerNorm {
         rstd: UnsafeMutablePointer<Float>?, inp: UnsafePointer<Float>,
         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, n: Int, c: Int, eps: Float
     ) {
-        for r in 0..<n {
+        Parallel.forEach(n, minimumPerThread: 64) { rows, _ in
+        for r in rows {
             let x = inp + r * c, y = out + r * c
             // Two passes (mean, then centred variance) for accuracy, both vectorised.
             let m = VectorMath.sum(x, c) / Float(c)
@@ -19,6 +20,7 @@ public enum LayerNorm {
             mean?[r] = m
             rstd?[r] = s
         }
+        }
     }
 
     /// Accumulates dinp += ∂L/∂x and (when given) dweight, dbias.
@@ -28,7 +30,10 @@ public enum LayerNorm {
         weight: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
         n: Int, c: Int
     ) {
-        for r in 0..<n {
+        // Rows are independent unless the weight gradients accumulate across them.
+        let rowsPerThread = dweight == nil && dbias == nil ? 64 : Int.max
+        Parallel.forEach(n, minimumPerThread: rowsPerThread) { rows, _ in
+        for r in rows {
             let x = inp + r * c, dy = dout + r * c, dx = dinp + r * c
             let m = mean[r], s = rstd[r]
             // Two reductions: mean of (dy·γ) and mean of (dy·γ·x̂).
@@ -47,6 +52,7 @@ public enum LayerNorm {
                 dweight?[i] += xhat * dy[i]
                 dbias?[i] += dy[i]
             }
+        }
         }
     }
 }
