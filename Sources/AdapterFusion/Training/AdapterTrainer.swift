@@ -134,7 +134,9 @@ public final class Trainer {
             beforeEvaluation?()
             let metric = try Evaluator(encoder: encoder, hook: hook, head: head).evaluate(dev, spec: spec, batchSize: config.batchSize).metric
             devMetrics.append(metric)
-            let improved = metric > best.metric
+            // The first epoch always counts as the best so far (even with a NaN metric), so the
+            // weights restored at the end are always ones that were trained.
+            let improved = best.epoch == 0 || metric > best.metric
             if improved {
                 best = (epoch, metric)
                 for (s, p) in zip(snapshot, parameters) { s.copy(from: p.value) }
