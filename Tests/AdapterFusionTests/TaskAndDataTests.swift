@@ -59,7 +59,7 @@ import Testing
         }
         let ds = try Dataset.load(spec, skipBadRows: true)
         #expect(ds.train.count + ds.dev.count + ds.test.count == 2)
-        #expect(ds.skipped["unknown label"] == 1)
+        #expect(ds.skipped["unknown label '…'"] == 1)
         #expect(ds.skipped["empty text"] == 1)
         #expect(ds.skipped.keys.contains { $0.contains("fields where the header has 3") })
     }

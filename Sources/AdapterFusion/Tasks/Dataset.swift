@@ -35,7 +35,10 @@ public struct Dataset: Sendable {
             if !skipBadRows { throw SourceError(file: e.file, line: e.line, column: e.column, e.message,
                                                 hint: e.hint.map { "\($0); or \(skip)" } ?? "fix the row, or \(skip)",
                                                 sourceLine: e.sourceLine) }
-            skipped[e.message.hasPrefix("unknown label") ? "unknown label" : e.message, default: 0] += 1
+            // Count by kind: quoted values ('spam', 'text') are elided so like rows share a reason.
+            let kind = e.message.split(separator: "'", omittingEmptySubsequences: false).enumerated()
+                .map { $0.offset % 2 == 1 ? "…" : String($0.element) }.joined(separator: "'")
+            skipped[kind, default: 0] += 1
         }
         func examples(from files: [String]) throws -> [Example] {
             var out: [Example] = []
