@@ -186,7 +186,8 @@ public final class BertEncoder {
         if let dropout, dropout.attention > 0 {
             SelfAttention.forward(ctx: ws.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
                                   heads: config.numAttentionHeads, headSize: config.headSize,
-                                  dropout: (dropout.attention, a.attMask.data, ws.scratch.data), rng: &dropout.rng)
+                                  dropout: (dropout.attention, a.attMask.data, ws.scratch.data), scratchCount: ws.scratch.count,
+                                  rng: &dropout.rng)
         } else {
             SelfAttention.forward(ctx: ws.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
                                   heads: config.numAttentionHeads, headSize: config.headSize, rng: &noRNG)
@@ -265,7 +266,7 @@ public final class BertEncoder {
                                    mask: dropout.attention > 0 ? UnsafePointer(a.attMask.data) : nil,
                                    dropoutP: dropout.attention, qkv: a.qkv.data,
                                    batch: batch, heads: config.numAttentionHeads, headSize: config.headSize,
-                                   scratch: ws.scratch.data)
+                                   scratch: ws.scratch.data, scratchCount: ws.scratch.count)
             Linear.backward(dx: dOut.data, dw: nil, db: nil, dy: ws.dQKV.data, x: nil,
                             w: w.qkvWeight.data, n: n, inDim: H, outDim: 3 * H)
         }

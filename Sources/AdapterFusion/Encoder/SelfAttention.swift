@@ -26,13 +26,15 @@ public enum SelfAttention {
         ctx: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
         qkv: UnsafePointer<Float>, batch: TokenBatch, heads: Int, headSize d: Int,
         dropout: (p: Float, mask: UnsafeMutablePointer<UInt8>, scratch: UnsafeMutablePointer<Float>)? = nil,
-        rng: inout SeededRNG
+        scratchCount: Int = 0, rng: inout SeededRNG
     ) {
         let H = heads * d, ld = 3 * H
         let scale = 1 / Float(d).squareRoot()
         let blocks = blockOffsets(batch, heads: heads), maxL = batch.maxLength
         let seed = dropout == nil ? 0 : rng.next()
-        Parallel.forEach(blocks.count) { range, worker in
+        // With dropout each worker needs maxL² floats of scratch: no more workers than fit.
+        let fit = dropout == nil ? Int.max : max(1, scratchCount / max(maxL * maxL, 1))
+        Parallel.forEach(blocks.count, maxWorkers: fit) { range, worker in
             for item in range {
                 let s = item / heads, h = item % heads, offset = blocks[item]
                 let o = batch.offsets[s], L = batch.length(s)
@@ -55,16 +57,16 @@ public enum SelfAttention {
     }
 
     /// dqkv[tokens, 3H] = ∂L/∂qkv given dctx (overwritten, not accumulated).
-    /// `scratch` holds 3·maxLength² floats per thread; `mask` is the forward's dropout mask, if any.
+    /// `scratch` holds `scratchCount` floats, 3·maxLength² per worker; `mask` is the forward's dropout mask, if any.
     public static func backward(
         dqkv: UnsafeMutablePointer<Float>, dctx: UnsafePointer<Float>, att: UnsafePointer<Float>,
         mask: UnsafePointer<UInt8>?, dropoutP: Float = 0, qkv: UnsafePointer<Float>, batch: TokenBatch, heads: Int, headSize d: Int,
-        scratch: UnsafeMutablePointer<Float>
+        scratch: UnsafeMutablePointer<Float>, scratchCount: Int
     ) {
         let H = heads * d, ld = 3 * H
         let scale = 1 / Float(d).squareRoot()
         let blocks = blockOffsets(batch, heads: heads), maxL = batch.maxLength
-        Parallel.forEach(blocks.count) { range, worker in
+        Parallel.forEach(blocks.count, maxWorkers: max(1, scratchCount / max(3 * maxL * maxL, 1))) { range, worker in
             let pd = scratch + worker * 3 * maxL * maxL, ds = pd + maxL * maxL, dsm = ds + maxL * maxL  // P′, dP, dS
             for item in range {
                 let s = item / heads, h = item % heads, offset = blocks[item]

@@ -5,9 +5,14 @@ public enum BLAS {
     /// Sets the number of threads for subsequent calls: OpenBLAS's, and `Parallel`'s for the work
     /// between the products.
     public static func setThreads(_ n: Int) {
+        _ = singleThreadedByDefault
         openblas_set_num_threads(Int32(max(1, n)))
         Parallel.threads = max(1, n)
     }
+
+    /// OpenBLAS starts with a thread per core; this library starts with one (as `Parallel` does),
+    /// until `setThreads` says otherwise. Evaluated once, before the first product.
+    private static let singleThreadedByDefault: Void = { openblas_set_num_threads(1) }()
 
     /// Number of threads OpenBLAS will use.
     public static var threads: Int { Int(openblas_get_num_threads()) }
@@ -20,6 +25,7 @@ public enum BLAS {
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
+        _ = singleThreadedByDefault
         cblas_sgemm(
             CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
             blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),

@@ -19,12 +19,13 @@ public enum Parallel {
 
     /// Calls `body(range, worker)` for `threads` contiguous pieces of `0..<count` (one piece, on
     /// this thread, when there is one thread or fewer than `minimumPerThread` items per thread).
-    public static func forEach(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<Int>, Int) -> Void) {
-        let workers = min(threads, count / max(minimumPerThread, 1))
+    /// At most `maxWorkers` workers are used (for callers whose scratch space fits that many).
+    public static func forEach(_ count: Int, minimumPerThread: Int = 1, maxWorkers: Int = .max, _ body: (Range<Int>, Int) -> Void) {
+        let workers = min(threads, maxWorkers, count / max(minimumPerThread, 1))
         guard workers > 1 else { if count > 0 { body(0..<count, 0) }; return }
         let blasThreads = openblas_get_num_threads()
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(blasThreads) }
+        if blasThreads > 1 { openblas_set_num_threads(1) }
+        defer { if blasThreads > 1 { openblas_set_num_threads(blasThreads) } }
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             body((count * w / workers)..<(count * (w + 1) / workers), w)
         }
