@@ -59,6 +59,9 @@ import Testing
         }
         let ds = try Dataset.load(spec, skipBadRows: true)
         #expect(ds.train.count + ds.dev.count + ds.test.count == 2)
+        // The same, declared by the task file.
+        let declared = try TaskSpec.load(try task(Self.csvTask.replacingOccurrences(of: "format = \"csv\"", with: "format = \"csv\"\nbad_rows = \"skip\"")))
+        #expect(try Dataset.load(declared).skipped == ds.skipped)
         #expect(ds.skipped["unknown label '…'"] == 1)
         #expect(ds.skipped["empty text"] == 1)
         #expect(ds.skipped.keys.contains { $0.contains("fields where the header has 3") })

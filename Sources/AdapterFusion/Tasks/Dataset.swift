@@ -27,8 +27,10 @@ public struct Dataset: Sendable {
 
     /// Reads, interprets and splits a task's data. A bad row (missing field, unknown label,
     /// empty text, invalid UTF-8, unparsable number) stops loading with an error naming file and
-    /// line, unless `skipBadRows`, when it is counted in `skipped` instead.
+    /// line, unless `skipBadRows` (or the task file's `bad_rows = "skip"`), when it is counted in
+    /// `skipped` instead.
     public static func load(_ spec: TaskSpec, skipBadRows: Bool = false) throws -> Dataset {
+        let skipBadRows = skipBadRows || spec.skipBadRows
         var skipped: [String: Int] = [:]
         func bad(_ e: SourceError) throws {
             let skip = "pass --skip-bad-rows to skip and count such rows"

@@ -59,6 +59,9 @@ public struct TaskSpec: Sendable {
     public var metric: Metric
     public var maxLength: Int
     public var split: Split
+    /// The task file's `bad_rows = "skip"`: skip and count malformed rows of this (known dirty)
+    /// data instead of stopping, as `--skip-bad-rows` does.
+    public var skipBadRows: Bool
 
     public var isRegression: Bool { labels.isEmpty }
 
@@ -87,7 +90,11 @@ public struct TaskSpec: Sendable {
             throw reader.error(at: "name", section: nil, "task name '\(name)' must be letters, digits, '_' or '-'")
         }
         let dataT = try reader.table(root, "data")
-        try reader.allowOnly(dataT, ["files", "format", "text", "pair", "pair_separator", "label", "first_line", "label_delimiter"], section: "data")
+        try reader.allowOnly(dataT, ["files", "format", "text", "pair", "pair_separator", "label", "first_line", "label_delimiter", "bad_rows"], section: "data")
+        let badRows = try reader.optionalString(dataT, "bad_rows", section: "data") ?? "error"
+        guard badRows == "error" || badRows == "skip" else {
+            throw reader.error(at: "bad_rows", section: "data", "bad_rows must be \"error\" or \"skip\", not '\(badRows)'")
+        }
         let formatName = try reader.string(dataT, "format", section: "data")
         guard let format = Format(rawValue: formatName) else {
             throw reader.error(at: "format", section: "data", "unknown format '\(formatName)'",
@@ -152,7 +159,7 @@ public struct TaskSpec: Sendable {
             labelDelimiter: try reader.optionalString(dataT, "label_delimiter", section: "data"),
             labels: names, labelValues: values, threshold: threshold,
             neutralBand: try reader.optionalDouble(labelsT, "neutral_band", section: "labels") ?? 0,
-            metric: metric, maxLength: maxLength, split: split)
+            metric: metric, maxLength: maxLength, split: split, skipBadRows: badRows == "skip")
     }
 }
 
