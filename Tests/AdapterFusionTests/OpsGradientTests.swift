@@ -109,25 +109,6 @@ import Testing
         checkGradient(pred, analytic: dp, sample: b, mse)
     }
 
-    /// GELU and LayerNorm split across two workers compute exactly what one does.
-    @Test func parallelOpsEqualSerial() {
-        let n = 100_000, rows = 600, c = 40
-        let x = Support.random([n], seed: 40, std: 2), dy = Support.random([n], seed: 41)
-        let ln = Support.random([rows, c], seed: 42), g = Support.random([c], seed: 43), b = Support.random([c], seed: 44)
-        func run() -> [[Float]] {
-            let y = Tensor(zeros: [n]), dx = Tensor(zeros: [n]), out = Tensor(zeros: [rows, c])
-            let mean = Tensor(zeros: [rows]), rstd = Tensor(zeros: [rows]), dln = Tensor(zeros: [rows, c])
-            GELU.forward(out: y.data, inp: x.data, count: n)
-            GELU.backward(dinp: dx.data, dout: dy.data, inp: x.data, count: n)
-            LayerNorm.forward(out: out.data, mean: mean.data, rstd: rstd.data, inp: ln.data, weight: g.data, bias: b.data, n: rows, c: c, eps: 1e-12)
-            LayerNorm.backward(dinp: dln.data, dweight: nil, dbias: nil, dout: out.data, inp: ln.data, weight: g.data,
-                               mean: mean.data, rstd: rstd.data, n: rows, c: c)
-            return [y.array, dx.array, out.array, dln.array]
-        }
-        let one = Parallel.withThreads(1) { run() }, two = Parallel.withThreads(2) { run() }
-        #expect(one == two)
-    }
-
     @Test func geluMatchesErfForm() {
         // Vectorised erf against libm's erff: A&S 7.1.26 is accurate to 1.5e-7 absolute in
         // exact arithmetic; in Float32 we allow 1e-6 for GELU values of magnitude up to 8.

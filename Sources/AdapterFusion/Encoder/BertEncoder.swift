@@ -60,7 +60,7 @@ public final class EncoderWorkspace {
     private(set) var hidden = [Tensor(zeros: [0]), Tensor(zeros: [0])]  // [N, H] layer outputs, ping-pong
     private(set) var layers: [LayerActivations] = []
     private(set) var embMask = Mask(count: 0)
-    var scratch = Tensor(zeros: [0])                 // attention: 3 · maxLength² per thread
+    var scratch = Tensor(zeros: [0])                 // attention: 3 · maxLength²
     // Backward buffers (training only).
     var dX = Tensor(zeros: [0]), dA = Tensor(zeros: [0]), dB = Tensor(zeros: [0]), dProj = Tensor(zeros: [0])
     var dCtx = Tensor(zeros: [0]), dQKV = Tensor(zeros: [0]), dF1 = Tensor(zeros: [0]), dF2 = Tensor(zeros: [0])
@@ -96,7 +96,7 @@ public final class EncoderWorkspace {
             if training { l.attMask = Mask(count: attCount) }
         }
         let L = batch.maxLength
-        Tensor.ensure(&scratch, 3 * L * L * Parallel.threads)
+        Tensor.ensure(&scratch, 3 * L * L)
         self.batch = batch
     }
 
@@ -186,8 +186,7 @@ public final class BertEncoder {
         if let dropout, dropout.attention > 0 {
             SelfAttention.forward(ctx: ws.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
                                   heads: config.numAttentionHeads, headSize: config.headSize,
-                                  dropout: (dropout.attention, a.attMask.data, ws.scratch.data), scratchCount: ws.scratch.count,
-                                  rng: &dropout.rng)
+                                  dropout: (dropout.attention, a.attMask.data, ws.scratch.data), rng: &dropout.rng)
         } else {
             SelfAttention.forward(ctx: ws.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
                                   heads: config.numAttentionHeads, headSize: config.headSize, rng: &noRNG)
@@ -266,7 +265,7 @@ public final class BertEncoder {
                                    mask: dropout.attention > 0 ? UnsafePointer(a.attMask.data) : nil,
                                    dropoutP: dropout.attention, qkv: a.qkv.data,
                                    batch: batch, heads: config.numAttentionHeads, headSize: config.headSize,
-                                   scratch: ws.scratch.data, scratchCount: ws.scratch.count)
+                                   scratch: ws.scratch.data)
             Linear.backward(dx: dOut.data, dw: nil, db: nil, dy: ws.dQKV.data, x: nil,
                             w: w.qkvWeight.data, n: n, inDim: H, outDim: 3 * H)
         }

@@ -18,80 +18,72 @@ public enum SelfAttention {
 
     /// ctx[tokens, H] = concatₕ dropout(softmax(Qₕ Kₕᵀ / √d)) Vₕ, per sequence.
     /// `att` receives the probabilities P, sequence by sequence, head by head, each [L, L].
-    /// With `dropout` (p, mask buffer laid out like `att`, scratch of maxLength² floats per
-    /// thread), P ⊙ mask is what multiplies V; (sequence, head) block k draws its mask from its
-    /// own generator, seeded from one draw of `rng` and k, so masks do not depend on threads.
-    /// The (sequence, head) blocks are shared out among `Parallel.threads` workers.
+    /// With `dropout` (p, mask buffer laid out like `att`, scratch of maxLength² floats),
+    /// P ⊙ mask is what multiplies V; (sequence, head) block k draws its mask from its own
+    /// generator, seeded from one draw of `rng` and k.
     public static func forward(
         ctx: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
         qkv: UnsafePointer<Float>, batch: TokenBatch, heads: Int, headSize d: Int,
         dropout: (p: Float, mask: UnsafeMutablePointer<UInt8>, scratch: UnsafeMutablePointer<Float>)? = nil,
-        scratchCount: Int = 0, rng: inout SeededRNG
+        rng: inout SeededRNG
     ) {
         let H = heads * d, ld = 3 * H
         let scale = 1 / Float(d).squareRoot()
-        let blocks = blockOffsets(batch, heads: heads), maxL = batch.maxLength
+        let blocks = blockOffsets(batch, heads: heads)
         let seed = dropout == nil ? 0 : rng.next()
-        // With dropout each worker needs maxL² floats of scratch: no more workers than fit.
-        let fit = dropout == nil ? Int.max : max(1, scratchCount / max(maxL * maxL, 1))
-        Parallel.forEach(blocks.count, maxWorkers: fit) { range, worker in
-            for item in range {
-                let s = item / heads, h = item % heads, offset = blocks[item]
-                let o = batch.offsets[s], L = batch.length(s)
-                let q = qkv + o * ld + h * d, k = q + H, v = q + 2 * H
-                let p = att + offset
-                // scores[L, L] = Q[L, d] · K[L, d]ᵀ (scaled inside the softmax)
-                BLAS.gemm(transB: true, m: L, n: L, k: d, a: q, lda: ld, b: k, ldb: ld, c: p, ldc: L)
-                Softmax.forward(out: p, inp: p, n: L, c: L, ld: L, scale: scale)
-                var used = UnsafePointer(p)
-                if let dropout {
-                    let scratch = dropout.scratch + worker * maxL * maxL
-                    var itemRNG = SeededRNG(seed: seed &+ UInt64(item) &* 0x9E37_79B9_7F4A_7C15)
-                    Dropout.forward(out: scratch, mask: dropout.mask + offset, inp: p, count: L * L, p: dropout.p, rng: &itemRNG)
-                    used = UnsafePointer(scratch)
-                }
-                // ctx[L, d] (columns h·d ..< (h+1)·d of [L, H]) = P[L, L] · V[L, d]
-                BLAS.gemm(m: L, n: d, k: L, a: used, lda: L, b: v, ldb: ld, c: ctx + o * H + h * d, ldc: H)
+        for item in blocks.indices {
+            let s = item / heads, h = item % heads, offset = blocks[item]
+            let o = batch.offsets[s], L = batch.length(s)
+            let q = qkv + o * ld + h * d, k = q + H, v = q + 2 * H
+            let p = att + offset
+            // scores[L, L] = Q[L, d] · K[L, d]ᵀ (scaled inside the softmax)
+            BLAS.gemm(transB: true, m: L, n: L, k: d, a: q, lda: ld, b: k, ldb: ld, c: p, ldc: L)
+            Softmax.forward(out: p, inp: p, n: L, c: L, ld: L, scale: scale)
+            var used = UnsafePointer(p)
+            if let dropout {
+                var blockRNG = SeededRNG(seed: seed &+ UInt64(item) &* 0x9E37_79B9_7F4A_7C15)
+                Dropout.forward(out: dropout.scratch, mask: dropout.mask + offset, inp: p, count: L * L, p: dropout.p, rng: &blockRNG)
+                used = UnsafePointer(dropout.scratch)
             }
+            // ctx[L, d] (columns h·d ..< (h+1)·d of [L, H]) = P[L, L] · V[L, d]
+            BLAS.gemm(m: L, n: d, k: L, a: used, lda: L, b: v, ldb: ld, c: ctx + o * H + h * d, ldc: H)
         }
     }
 
     /// dqkv[tokens, 3H] = ∂L/∂qkv given dctx (overwritten, not accumulated).
-    /// `scratch` holds `scratchCount` floats, 3·maxLength² per worker; `mask` is the forward's dropout mask, if any.
+    /// `scratch` holds 3·maxLength² floats; `mask` is the forward's dropout mask, if any.
     public static func backward(
         dqkv: UnsafeMutablePointer<Float>, dctx: UnsafePointer<Float>, att: UnsafePointer<Float>,
         mask: UnsafePointer<UInt8>?, dropoutP: Float = 0, qkv: UnsafePointer<Float>, batch: TokenBatch, heads: Int, headSize d: Int,
-        scratch: UnsafeMutablePointer<Float>, scratchCount: Int
+        scratch: UnsafeMutablePointer<Float>
     ) {
         let H = heads * d, ld = 3 * H
         let scale = 1 / Float(d).squareRoot()
         let blocks = blockOffsets(batch, heads: heads), maxL = batch.maxLength
-        Parallel.forEach(blocks.count, maxWorkers: max(1, scratchCount / max(3 * maxL * maxL, 1))) { range, worker in
-            let pd = scratch + worker * 3 * maxL * maxL, ds = pd + maxL * maxL, dsm = ds + maxL * maxL  // P′, dP, dS
-            for item in range {
-                let s = item / heads, h = item % heads, offset = blocks[item]
-                let o = batch.offsets[s], L = batch.length(s)
-                let q = qkv + o * ld + h * d, k = q + H, v = q + 2 * H
-                let dq = dqkv + o * ld + h * d, dk = dq + H, dv = dq + 2 * H
-                let dc = dctx + o * H + h * d
-                let p = att + offset
-                var used = p
-                if let mask {
-                    Dropout.apply(out: pd, inp: p, mask: mask + offset, count: L * L, p: dropoutP)
-                    used = UnsafePointer(pd)
-                }
-                // dV[L, d] = P′ᵀ · dctx
-                BLAS.gemm(transA: true, m: L, n: d, k: L, a: used, lda: L, b: dc, ldb: H, c: dv, ldc: ld)
-                // dP′[L, L] = dctx · Vᵀ, then through the dropout mask
-                BLAS.gemm(transB: true, m: L, n: L, k: d, a: dc, lda: H, b: v, ldb: ld, c: ds, ldc: L)
-                if let mask { Dropout.apply(out: ds, inp: ds, mask: mask + offset, count: L * L, p: dropoutP) }
-                // dS = scale · P ⊙ (dP − ⟨dP, P⟩): gradient w.r.t. the unscaled QKᵀ
-                dsm.update(repeating: 0, count: L * L)
-                Softmax.backward(dinp: dsm, dout: ds, out: p, n: L, c: L, ld: L, scale: scale)
-                // dQ = dS · K;  dK = dSᵀ · Q
-                BLAS.gemm(m: L, n: d, k: L, a: dsm, lda: L, b: k, ldb: ld, c: dq, ldc: ld)
-                BLAS.gemm(transA: true, m: L, n: d, k: L, a: dsm, lda: L, b: q, ldb: ld, c: dk, ldc: ld)
+        let pd = scratch, ds = pd + maxL * maxL, dsm = ds + maxL * maxL  // P′, dP, dS
+        for item in blocks.indices {
+            let s = item / heads, h = item % heads, offset = blocks[item]
+            let o = batch.offsets[s], L = batch.length(s)
+            let q = qkv + o * ld + h * d, k = q + H, v = q + 2 * H
+            let dq = dqkv + o * ld + h * d, dk = dq + H, dv = dq + 2 * H
+            let dc = dctx + o * H + h * d
+            let p = att + offset
+            var used = p
+            if let mask {
+                Dropout.apply(out: pd, inp: p, mask: mask + offset, count: L * L, p: dropoutP)
+                used = UnsafePointer(pd)
             }
+            // dV[L, d] = P′ᵀ · dctx
+            BLAS.gemm(transA: true, m: L, n: d, k: L, a: used, lda: L, b: dc, ldb: H, c: dv, ldc: ld)
+            // dP′[L, L] = dctx · Vᵀ, then through the dropout mask
+            BLAS.gemm(transB: true, m: L, n: L, k: d, a: dc, lda: H, b: v, ldb: ld, c: ds, ldc: L)
+            if let mask { Dropout.apply(out: ds, inp: ds, mask: mask + offset, count: L * L, p: dropoutP) }
+            // dS = scale · P ⊙ (dP − ⟨dP, P⟩): gradient w.r.t. the unscaled QKᵀ
+            dsm.update(repeating: 0, count: L * L)
+            Softmax.backward(dinp: dsm, dout: ds, out: p, n: L, c: L, ld: L, scale: scale)
+            // dQ = dS · K;  dK = dSᵀ · Q
+            BLAS.gemm(m: L, n: d, k: L, a: dsm, lda: L, b: k, ldb: ld, c: dq, ldc: ld)
+            BLAS.gemm(transA: true, m: L, n: d, k: L, a: dsm, lda: L, b: q, ldb: ld, c: dk, ldc: ld)
         }
     }
 }

@@ -2,16 +2,15 @@ import COpenBLAS
 
 /// Every matrix product in the project goes through here, to OpenBLAS's `cblas_sgemm`.
 public enum BLAS {
-    /// Sets the number of threads for subsequent calls: OpenBLAS's, and `Parallel`'s for the work
-    /// between the products.
+    /// Sets the number of OpenBLAS threads for subsequent calls.
     public static func setThreads(_ n: Int) {
         _ = singleThreadedByDefault
         openblas_set_num_threads(Int32(max(1, n)))
-        Parallel.threads = max(1, n)
     }
 
-    /// OpenBLAS starts with a thread per core; this library starts with one (as `Parallel` does),
-    /// until `setThreads` says otherwise. Evaluated once, before the first product.
+    /// OpenBLAS starts with a thread per core; this library starts with one, until `setThreads`
+    /// says otherwise (so concurrent callers, such as parallel tests, never share its threads).
+    /// Evaluated once, before the first product.
     private static let singleThreadedByDefault: Void = { openblas_set_num_threads(1) }()
 
     /// Number of threads OpenBLAS will use.

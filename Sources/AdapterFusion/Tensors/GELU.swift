@@ -2,9 +2,7 @@
 public enum GELU {
     /// out[i] = gelu(inp[i]) for `count` elements.
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
-        Parallel.forEach(count, minimumPerThread: 1 << 15) { r, _ in
-            VectorMath.map(out + r.lowerBound, inp + r.lowerBound, r.count) { x in 0.5 * x * (1 + VectorMath.erf(x * 0.70710678118654752)) }
-        }
+        VectorMath.map(out, inp, count) { x in 0.5 * x * (1 + VectorMath.erf(x * 0.70710678118654752)) }
     }
 
     /// dinp[i] += dout[i] · gelu′(inp[i]), gelu′(x) = ½(1 + erf(x/√2)) + x·φ(x).
@@ -12,12 +10,6 @@ public enum GELU {
         dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
         count: Int
     ) {
-        Parallel.forEach(count, minimumPerThread: 1 << 15) { r, _ in
-            backwardSerial(dinp: dinp + r.lowerBound, dout: dout + r.lowerBound, inp: inp + r.lowerBound, count: r.count)
-        }
-    }
-
-    static func backwardSerial(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
         @inline(__always) func derivative(_ x: VectorMath.V) -> VectorMath.V {
             let cdf = 0.5 * (1 + VectorMath.erf(x * 0.70710678118654752))
             let pdf = VectorMath.exp(-0.5 * x * x) * 0.39894228040143268

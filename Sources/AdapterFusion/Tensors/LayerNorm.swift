@@ -6,8 +6,7 @@ public enum LayerNorm {
         rstd: UnsafeMutablePointer<Float>?, inp: UnsafePointer<Float>,
         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, n: Int, c: Int, eps: Float
     ) {
-        Parallel.forEach(n, minimumPerThread: 64) { rows, _ in
-        for r in rows {
+        for r in 0..<n {
             let x = inp + r * c, y = out + r * c
             // Two passes (mean, then centred variance) for accuracy, both vectorised.
             let m = VectorMath.sum(x, c) / Float(c)
@@ -20,7 +19,6 @@ public enum LayerNorm {
             mean?[r] = m
             rstd?[r] = s
         }
-        }
     }
 
     /// Accumulates dinp += ∂L/∂x and (when given) dweight, dbias.
@@ -30,10 +28,7 @@ public enum LayerNorm {
         weight: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
         n: Int, c: Int
     ) {
-        // Rows are independent unless the weight gradients accumulate across them.
-        let rowsPerThread = dweight == nil && dbias == nil ? 64 : Int.max
-        Parallel.forEach(n, minimumPerThread: rowsPerThread) { rows, _ in
-        for r in rows {
+        for r in 0..<n {
             let x = inp + r * c, dy = dout + r * c, dx = dinp + r * c
             let m = mean[r], s = rstd[r]
             // Two reductions: mean of (dy·γ) and mean of (dy·γ·x̂).
@@ -52,7 +47,6 @@ public enum LayerNorm {
                 dweight?[i] += xhat * dy[i]
                 dbias?[i] += dy[i]
             }
-        }
         }
     }
 }
