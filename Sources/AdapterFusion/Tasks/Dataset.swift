@@ -37,8 +37,11 @@ public struct Dataset: Sendable {
             if !skipBadRows { throw SourceError(file: e.file, line: e.line, column: e.column, e.message,
                                                 hint: e.hint.map { "\($0); or \(skip)" } ?? "fix the row, or \(skip)",
                                                 sourceLine: e.sourceLine) }
-            // Count by kind: quoted values ('spam', 'text') are elided so like rows share a reason.
-            let kind = e.message.split(separator: "'", omittingEmptySubsequences: false).enumerated()
+            // Count by kind: the example number and quoted values ('spam', 'text') are elided so
+            // like rows share a reason.
+            var message = Substring(e.message)
+            if message.hasPrefix("example #"), let colon = message.range(of: ": ") { message = message[colon.upperBound...] }
+            let kind = message.split(separator: "'", omittingEmptySubsequences: false).enumerated()
                 .map { $0.offset % 2 == 1 ? "…" : String($0.element) }.joined(separator: "'")
             skipped[kind, default: 0] += 1
         }
