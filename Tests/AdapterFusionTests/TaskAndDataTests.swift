@@ -147,6 +147,20 @@ import Testing
         let ds = try Dataset.load(spec)
         let e = (ds.train + ds.dev + ds.test).first { $0.text == "Title: passage 3" }!
         #expect(e.pair == "claim 3" && e.label == 0)
+        // Two empty inputs: an error naming the example, or, skipped, one reason counted twice.
+        _ = try write("task.json", #"{"examples": [{"input": "", "target": "True"}, {"input": "   ", "target": "False"}, \#(examples)]}"#)
+        #expect { try Dataset.load(spec) } throws: { "\($0)".contains("example #0: input has no pair separator") }
+        let skipping = try TaskSpec.load(try task("""
+        name = "bb"
+        [data]
+        files = ["task.json"]
+        format = "bigbench"
+        bad_rows = "skip"
+        [labels]
+        names = ["True", "False"]
+        """))
+        let skipped = try Dataset.load(skipping)
+        #expect(skipped.skipped == ["empty text": 2])
         _ = try write("d.jsonl", #"{"sentence": "a", "y": 1}"# + "\n\n" + #"{"sentence": "b", "y": 0}"# + "\nnot json\n")
         let j = try TaskSpec.load(try task("""
         name = "j"
