@@ -10,14 +10,16 @@ struct LoadedPredictor {
     let tokenizer: WordPieceTokenizer
     let hook: LayerHook
     let head: PredictionHead
-    let labels: [String]
-    let taskFile: String
+    let record: TrainingRecord
+    /// The training settings it was trained with (sample seeds, batch size, max length).
     let hyper: TrainingConfig
-    let recordedDev: Double?
-    let bestEpoch: Int
     let composition: Composition?
 
     var regression: Bool { head.config.kind == .regression }
+    var labels: [String] { record.labels }
+    var taskFile: String { record.taskFile }
+    var recordedDev: Double? { record.bestDevMetric }
+    var bestEpoch: Int { record.bestEpoch }
 }
 
 /// Which stored model a command works on: `--adapter NAME`, `--fusion NAME` or `--recipe FILE`
@@ -42,31 +44,32 @@ struct PredictorOptions: ParsableArguments {
 /// Loads what `PredictorOptions` names (see there).
 func loadPredictor(store: String?, adapter: String?, fusion: String?, recipe: String?, model modelOption: String,
                    modelGiven: Bool) throws -> LoadedPredictor {
-        var storePath = store ?? "runs/store.h5"
-        var model = modelOption
-        var fusionName = fusion
-        if let recipe {
-            let r = try Recipe.load(recipe)
-            if case .parallel = r.expr { throw ValidationError("\(recipe) is a parallel recipe: use `afusion predict --recipe` for it") }
-            storePath = store ?? r.store
-            if !modelGiven { model = r.base }
-            fusionName = r.name
+    var storePath = store ?? "runs/store.h5"
+    var model = modelOption
+    var fusionName = fusion
+    if let recipe {
+        let r = try Recipe.load(recipe)
+        if case .parallel = r.expr { throw ValidationError("\(recipe) is a parallel recipe: use `afusion predict --recipe` for it") }
+        storePath = store ?? r.store
+        if !modelGiven { model = r.base }
+        fusionName = r.name
+    }
+    guard FileManager.default.fileExists(atPath: storePath) else { throw ValidationError("no store at '\(storePath)'") }
+    let fingerprint = try ModelLocator.fingerprint(model)
+    let (encoder, tokenizer) = try ModelLocator.load(model)
+    func settings(_ r: TrainingRecord) throws -> TrainingConfig {
+        do { return try JSONDecoder().decode(TrainingConfig.self, from: Data(r.hyperparameters.utf8)) } catch {
+            throw ValidationError("\(storePath): the stored hyper-parameters are not valid JSON (\(error))")
         }
-        guard FileManager.default.fileExists(atPath: storePath) else { throw ValidationError("no store at '\(storePath)'") }
-        let fingerprint = try ModelLocator.fingerprint(model)
-        let (encoder, tokenizer) = try ModelLocator.load(model)
-        if let name = fusionName {
-            let f = try FusionStore.load(storePath, name: name, baseFingerprint: fingerprint)
-            return LoadedPredictor(name: name, kind: "fusion", encoder: encoder, tokenizer: tokenizer, hook: f.composition.root,
-                                   head: f.head, labels: f.record.labels, taskFile: f.record.taskFile,
-                                   hyper: try JSONDecoder().decode(TrainingConfig.self, from: Data(f.record.hyperparameters.utf8)),
-                                   recordedDev: f.record.bestDevMetric, bestEpoch: f.record.bestEpoch, composition: f.composition)
-        }
-        let (a, head, rec) = try AdapterStore.load(storePath, name: adapter!, baseFingerprint: fingerprint)
-        return LoadedPredictor(name: adapter!, kind: "adapter", encoder: encoder, tokenizer: tokenizer, hook: a, head: head,
-                               labels: rec.labels, taskFile: rec.taskFile,
-                               hyper: try JSONDecoder().decode(TrainingConfig.self, from: Data(rec.hyperparameters.utf8)),
-                               recordedDev: rec.bestDevMetric, bestEpoch: rec.bestEpoch, composition: nil)
+    }
+    if let name = fusionName {
+        let f = try FusionStore.load(storePath, name: name, baseFingerprint: fingerprint)
+        return LoadedPredictor(name: name, kind: "fusion", encoder: encoder, tokenizer: tokenizer, hook: f.composition.root,
+                               head: f.head, record: f.record.training, hyper: try settings(f.record.training), composition: f.composition)
+    }
+    let (a, head, rec) = try AdapterStore.load(storePath, name: adapter!, baseFingerprint: fingerprint)
+    return LoadedPredictor(name: adapter!, kind: "adapter", encoder: encoder, tokenizer: tokenizer, hook: a, head: head,
+                           record: rec.training, hyper: try settings(rec.training), composition: nil)
 }
 
 /// The examples of one split of a task, sampled as in training for dev.
