@@ -1,36 +1,5 @@
 import Foundation
 
-/// Settings of one training run (stored as JSON with the result).
-public struct TrainingConfig: Codable, Sendable, Equatable {
-    public var epochs = 3
-    public var learningRate: Float = 1e-3
-    public var batchSize = 32
-    /// Maximum tokens per example, including special tokens.
-    public var maxLength = 128
-    /// Share of all steps spent warming up linearly.
-    public var warmupFraction: Float = 0.1
-    public var weightDecay: Float = 0.01
-    public var maxGradNorm: Float = 1.0
-    /// Epochs without dev improvement before stopping.
-    public var patience = 2
-    public var seed: UInt64 = 42
-    /// Use at most this many training examples (a seeded sample), for quick runs.
-    public var maxTrain: Int?
-    /// Evaluate on at most this many dev examples (a seeded sample).
-    public var maxDev: Int?
-    public var hiddenDropout: Float = 0.1
-    public var attentionDropout: Float = 0.1
-
-    public init() {}
-
-    enum CodingKeys: String, CodingKey {
-        case epochs, learningRate = "lr", batchSize = "batch_size", maxLength = "max_length"
-        case warmupFraction = "warmup_fraction", weightDecay = "weight_decay", maxGradNorm = "max_grad_norm"
-        case patience, seed, maxTrain = "max_train", maxDev = "max_dev"
-        case hiddenDropout = "hidden_dropout", attentionDropout = "attention_dropout"
-    }
-}
-
 /// Progress of a training run, for a live display.
 public enum TrainingEvent: Sendable {
     case started(trainExamples: Int, devExamples: Int, stepsPerEpoch: Int, paddingRatio: Double)
@@ -45,25 +14,6 @@ public struct TrainingResult: Sendable {
     /// 1-based epoch whose parameters were kept.
     public var bestEpoch: Int
     public var bestDevMetric: Double { devMetrics[bestEpoch - 1] }
-}
-
-/// Encoded examples of one split.
-public struct EncodedSplit: Sendable {
-    public let examples: [Example]
-    public let encodings: [Encoding]
-
-    public init(_ examples: [Example], tokenizer: WordPieceTokenizer, maxLength: Int) {
-        self.examples = examples
-        encodings = examples.map { tokenizer.encode($0.text, pair: $0.pair, maxLength: maxLength) }
-    }
-
-    public var lengths: [Int] { encodings.map(\.ids.count) }
-
-    func batch(_ idx: [Int]) -> TokenBatch { TokenBatch(encodings: idx.map { encodings[$0] }) }
-
-    func targets(_ idx: [Int], regression: Bool) -> Targets {
-        regression ? .values(idx.map { examples[$0].value }) : .labels(idx.map { examples[$0].label })
-    }
 }
 
 /// Trains a hook (an adapter, a fusion) and a head on a frozen encoder: AdamW with linear
@@ -159,46 +109,4 @@ public final class Trainer {
 public struct TrainingError: Error, CustomStringConvertible {
     public let description: String
     public init(_ message: String) { description = message }
-}
-
-/// Predictions and the task metric for a split.
-public struct Evaluator {
-    public let encoder: BertEncoder
-    public let hook: LayerHook?
-    public let head: PredictionHead
-
-    public init(encoder: BertEncoder, hook: LayerHook?, head: PredictionHead) {
-        self.encoder = encoder; self.hook = hook; self.head = head
-    }
-
-    public struct Output: Sendable {
-        public var metric: Double
-        /// Per example (input order): class probabilities, or the predicted value.
-        public var outputs: [[Float]]
-        public var predictedLabels: [Int]
-    }
-
-    /// Runs the split in deterministic length-sorted batches (so the same weights always give
-    /// bit-identical outputs) and scores it with the task's metric.
-    public func evaluate(_ split: EncodedSplit, spec: TaskSpec, batchSize: Int = 64) throws -> Output {
-        let outputs = try predict(split.encodings, regression: spec.isRegression, batchSize: batchSize)
-        let labels = outputs.map { o in o.indices.max { o[$0] < o[$1] } ?? 0 }
-        let metric = Metrics.score(spec.metric, predictedLabels: labels, predictedValues: outputs.map { $0.first ?? 0 },
-                                   examples: split.examples, classes: max(spec.labels.count, 1))
-        return Output(metric: metric, outputs: outputs, predictedLabels: labels)
-    }
-
-    /// Class probabilities (classification) or the value (regression) for each encoding.
-    public func predict(_ encodings: [Encoding], regression: Bool, batchSize: Int = 64) throws -> [[Float]] {
-        let ws = EncoderWorkspace(config: encoder.config)
-        var out = [[Float]](repeating: [], count: encodings.count)
-        let C = head.config.outputs
-        for idx in Batching.sorted(lengths: encodings.map(\.ids.count), batchSize: batchSize) {
-            let batch = TokenBatch(encodings: idx.map { encodings[$0] })
-            let logits = head.forward(try encoder.forward(batch, workspace: ws, hook: hook), batch: batch)
-            if !regression { Softmax.forward(out: logits.data, inp: logits.data, n: idx.count, c: C, ld: C) }
-            for (r, i) in idx.enumerated() { out[i] = Array(UnsafeBufferPointer(start: logits.data + r * C, count: C)) }
-        }
-        return out
-    }
 }
