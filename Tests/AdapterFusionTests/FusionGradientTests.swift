@@ -120,6 +120,26 @@ import Testing
         #expect(!names.contains("layer_00/attention/query/weight"))       // no member acts there
     }
 
+    /// parallel(a, b): one pass over two copies of the batch equals running each adapter alone.
+    @Test func parallelEqualsSeparatePasses() throws {
+        let encoder = try Support.tinyEncoder()
+        var rng = SeededRNG(seed: 4)
+        var adapters: [String: Adapter] = [:]
+        for (i, n) in ["a", "b"].enumerated() {
+            let a = Adapter(name: n, config: AdapterConfig(placement: i == 0 ? .pfeiffer : .houlsby, reductionFactor: 4), hidden: 8, layers: 3, seed: UInt64(i))
+            for p in a.parameters { for k in 0..<p.value.count { p.value[k] += 0.5 * rng.nextNormal() } }
+            adapters[n] = a
+        }
+        let comp = Composition(.parallel([.adapter("a"), .adapter("b")]), adapters: adapters, options: FusionOptions(), hidden: 8, layers: 3, seed: 1)
+        let seqs: [[Int32]] = [[1, 5, 7, 2], [1, 9, 2]]
+        let ws = EncoderWorkspace(config: encoder.config)
+        let both = try encoder.forward(TokenBatch(sequences: seqs + seqs), workspace: ws, hook: comp.root).array
+        let a = try encoder.forward(TokenBatch(sequences: seqs), workspace: ws, hook: adapters["a"]!).array
+        let b = try encoder.forward(TokenBatch(sequences: seqs), workspace: ws, hook: adapters["b"]!).array
+        #expect(zip(both, a + b).allSatisfy { abs($0 - $1) <= 1e-6 })
+        #expect(a != b)
+    }
+
     /// A fresh dynamic fusion (V = I, near-uniform attention) of one adapter equals the adapter.
     @Test func singleMemberFusionStartsAsTheAdapter() throws {
         let encoder = try Support.tinyEncoder()
