@@ -131,24 +131,13 @@ public enum AdapterStore {
     /// (`baseFingerprint` differs) or with weights that no longer match their fingerprint.
     public static func load(_ path: String, name: String, baseFingerprint: String?) throws -> (Adapter, PredictionHead, AdapterRecord) {
         let root = try HDF5File(opening: path).root
-        guard root.contains("adapters/\(name)") else {
-            let names = root.contains("adapters") ? try root.group("adapters").children() : []
-            throw HDF5Error("\(path): no adapter '\(name)'" + (closestMatch(name, in: names).map { " (did you mean '\($0)'?)" }
-                ?? (names.isEmpty ? " (the store has no adapters)" : "; it has: " + names.joined(separator: ", "))))
-        }
-        let g = try root.group("adapters/\(name)")
+        let g = try TrainingRecord.group(root, section: "adapters", kind: "adapter", name: name, path: path)
         let rec = try readRecord(g, name: name)
-        if let baseFingerprint, baseFingerprint != rec.baseFingerprint {
-            throw HDF5Error("\(path): adapter '\(name)' was trained on base model \(rec.baseModel) (sha256 \(rec.baseFingerprint.prefix(12))…), "
-                            + "not on the model given (sha256 \(baseFingerprint.prefix(12))…); refusing to load it")
-        }
+        try rec.training.checkBase(baseFingerprint, kind: "adapter", name: name, path: path)
         let adapter = Adapter(name: name, config: rec.adapterConfig, hidden: rec.hiddenSize, layers: rec.numLayers, seed: 0)
         for p in adapter.parameters { p.value.copy(from: try g.readTensor(p.name, shape: p.value.shape)) }
         let head = try rec.training.readHead(from: root, name: rec.name)
-        let fp = fingerprint(adapter.parameters + head.parameters)
-        guard fp == rec.weightsFingerprint else {
-            throw HDF5Error("\(path): weights of adapter '\(name)' do not match their recorded fingerprint (the store was modified or is corrupt)")
-        }
+        try rec.training.checkWeights(adapter.parameters + head.parameters, kind: "adapter", name: name, path: path)
         return (adapter, head, rec)
     }
 }

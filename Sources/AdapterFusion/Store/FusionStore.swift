@@ -91,17 +91,9 @@ public enum FusionStore {
     /// naming that adapter, or when the base model differs.
     public static func load(_ path: String, name: String, baseFingerprint: String?) throws -> Loaded {
         let root = try HDF5File(opening: path).root
-        guard root.contains("fusions/\(name)") else {
-            let names = root.contains("fusions") ? try root.group("fusions").children() : []
-            throw HDF5Error("\(path): no fusion '\(name)'" + (closestMatch(name, in: names).map { " (did you mean '\($0)'?)" }
-                ?? (names.isEmpty ? " (the store has no fusions)" : "; it has: " + names.joined(separator: ", "))))
-        }
-        let g = try root.group("fusions/\(name)")
+        let g = try TrainingRecord.group(root, section: "fusions", kind: "fusion", name: name, path: path)
         let rec = try readRecord(g, name: name)
-        if let baseFingerprint, baseFingerprint != rec.baseFingerprint {
-            throw HDF5Error("\(path): fusion '\(name)' was trained on base model \(rec.baseModel) (sha256 \(rec.baseFingerprint.prefix(12))…), "
-                            + "not on the model given (sha256 \(baseFingerprint.prefix(12))…); refusing to load it")
-        }
+        try rec.training.checkBase(baseFingerprint, kind: "fusion", name: name, path: path)
         let recipe = try Recipe.parse(rec.recipe, file: "\(path):/fusions/\(name)")
         let stored = Dictionary(try AdapterStore.list(path).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var adapters: [String: Adapter] = [:]
@@ -119,9 +111,7 @@ public enum FusionStore {
         for p in comp.parameters { p.value.copy(from: try g.readTensor(p.name, shape: p.value.shape)) }
         comp.finishTraining()
         let head = try rec.training.readHead(from: root, name: name)
-        guard AdapterStore.fingerprint(comp.parameters + head.parameters) == rec.weightsFingerprint else {
-            throw HDF5Error("\(path): weights of fusion '\(name)' do not match their recorded fingerprint (the store was modified or is corrupt)")
-        }
+        try rec.training.checkWeights(comp.parameters + head.parameters, kind: "fusion", name: name, path: path)
         return Loaded(recipe: recipe, composition: comp, head: head, record: rec)
     }
 }
