@@ -87,3 +87,30 @@ func printErr(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8
 
 extension AdapterPlacement: ExpressibleByArgument {}
 extension Activation: ExpressibleByArgument {}
+
+/// Loads a task's train and dev splits, samples them as `config` says (seeds `seed` and
+/// `seed + 1`, as `eval` expects), prints their sizes and what was skipped, and encodes them.
+func trainingSplits(_ spec: TaskSpec, config: TrainingConfig, tokenizer: WordPieceTokenizer,
+                    skipBadRows: Bool) throws -> (train: EncodedSplit, dev: EncodedSplit) {
+    let status = StatusLine()
+    status.update("loading \(spec.name) data…", force: true)
+    let data = try Dataset.load(spec, skipBadRows: skipBadRows)
+    status.finish()
+    let train = sample(data.train, config.maxTrain, seed: config.seed)
+    let dev = sample(data.dev, config.maxDev, seed: config.seed &+ 1)
+    guard !train.isEmpty, !dev.isEmpty else {
+        throw ValidationError("\(spec.path): the task has \(data.train.count) train and \(data.dev.count) dev examples; both must be non-empty")
+    }
+    print("task \(spec.name): \(data.train.count) train / \(data.dev.count) dev / \(data.test.count) test examples"
+          + (data.skipped.isEmpty ? "" : "; skipped " + data.skipped.sorted { $0.key < $1.key }.map { "\($0.value) (\($0.key))" }.joined(separator: ", ")))
+    if train.count < data.train.count || dev.count < data.dev.count {
+        print("using a seeded sample: \(train.count) train, \(dev.count) dev")
+    }
+    return (EncodedSplit(train, tokenizer: tokenizer, maxLength: config.maxLength),
+            EncodedSplit(dev, tokenizer: tokenizer, maxLength: config.maxLength))
+}
+
+/// The head a task needs: one output per label, or one value.
+func headConfig(for spec: TaskSpec) -> HeadConfig {
+    HeadConfig(kind: spec.isRegression ? .regression : .classification, outputs: max(spec.labels.count, 1))
+}

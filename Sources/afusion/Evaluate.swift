@@ -72,7 +72,7 @@ func loadPredictor(store: String?, adapter: String?, fusion: String?, recipe: St
                            record: rec.training, hyper: try settings(rec.training), composition: nil)
 }
 
-/// The examples of one split of a task, sampled as in training for dev.
+/// The examples of one split of a task, sampled as `trainingSplits` sampled them for dev.
 func splitExamples(_ spec: TaskSpec, split: String, max: Int?, hyper: TrainingConfig, skipBadRows: Bool) throws -> [Example] {
     let data = try Dataset.load(spec, skipBadRows: skipBadRows)
     switch split {

@@ -107,21 +107,13 @@ struct TrainFusion: ParsableCommand {
         var tc = r.training
         tc.hiddenDropout = c.hiddenDropoutProb
         tc.attentionDropout = c.attentionProbsDropoutProb
+        let (train, dev) = try trainingSplits(spec, config: tc, tokenizer: p.tokenizer, skipBadRows: skipBadRows)
         let status = StatusLine()
-        status.update("loading \(spec.name) data…", force: true)
-        let data = try Dataset.load(spec, skipBadRows: skipBadRows)
-        status.finish()
-        let trainExamples = sample(data.train, tc.maxTrain, seed: tc.seed), devExamples = sample(data.dev, tc.maxDev, seed: tc.seed &+ 1)
-        guard !trainExamples.isEmpty, !devExamples.isEmpty else { throw ValidationError("\(spec.path): empty train or dev split") }
-        print("task \(spec.name): \(data.train.count) train / \(data.dev.count) dev / \(data.test.count) test examples"
-              + (trainExamples.count < data.train.count || devExamples.count < data.dev.count ? "; using \(trainExamples.count) train, \(devExamples.count) dev (seeded sample)" : ""))
-        let train = EncodedSplit(trainExamples, tokenizer: p.tokenizer, maxLength: tc.maxLength)
-        let dev = EncodedSplit(devExamples, tokenizer: p.tokenizer, maxLength: tc.maxLength)
 
         var adapters: [String: Adapter] = [:]
         for n in r.expr.adapterNames { adapters[n] = try AdapterStore.load(storePath, name: n, baseFingerprint: p.fingerprint).0 }
         let comp = Composition(r.expr, adapters: adapters, options: r.options, hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: tc.seed)
-        let headConfig = HeadConfig(kind: spec.isRegression ? .regression : .classification, outputs: max(spec.labels.count, 1))
+        let headConfig = headConfig(for: spec)
         let head = PredictionHead(config: headConfig, hidden: c.hiddenSize, seed: tc.seed &+ 7)
         let params = comp.parameters + head.parameters
         print("fusion \(r.name): \(r.expr); \(params.reduce(0) { $0 + $1.value.count }) trainable parameters "

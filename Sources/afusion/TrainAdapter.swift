@@ -53,24 +53,10 @@ struct TrainAdapter: ParsableCommand {
         }
         guard reduction >= 1 && reduction <= c.hiddenSize else { throw ValidationError("--reduction must be in 1...\(c.hiddenSize)") }
         let adapterConfig = AdapterConfig(placement: config, reductionFactor: reduction, nonLinearity: nonLinearity, leaveOut: leave)
-        let headConfig = HeadConfig(kind: spec.isRegression ? .regression : .classification, outputs: max(spec.labels.count, 1))
+        let headConfig = headConfig(for: spec)
 
+        let (train, dev) = try trainingSplits(spec, config: tc, tokenizer: tokenizer, skipBadRows: skipBadRows)
         let status = StatusLine()
-        status.update("loading \(spec.name) data…", force: true)
-        let data = try Dataset.load(spec, skipBadRows: skipBadRows)
-        status.finish()
-        let trainExamples = sample(data.train, maxTrain, seed: seed)
-        let devExamples = sample(data.dev, maxDev, seed: seed &+ 1)
-        guard !trainExamples.isEmpty, !devExamples.isEmpty else {
-            throw ValidationError("\(spec.path): the task has \(data.train.count) train and \(data.dev.count) dev examples; both must be non-empty")
-        }
-        print("task \(spec.name): \(data.train.count) train / \(data.dev.count) dev / \(data.test.count) test examples"
-              + (data.skipped.isEmpty ? "" : "; skipped " + data.skipped.sorted { $0.key < $1.key }.map { "\($0.value) (\($0.key))" }.joined(separator: ", ")))
-        if trainExamples.count < data.train.count || devExamples.count < data.dev.count {
-            print("using a seeded sample: \(trainExamples.count) train, \(devExamples.count) dev")
-        }
-        let train = EncodedSplit(trainExamples, tokenizer: tokenizer, maxLength: tc.maxLength)
-        let dev = EncodedSplit(devExamples, tokenizer: tokenizer, maxLength: tc.maxLength)
 
         let adapter = Adapter(name: adapterName, config: adapterConfig, hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: seed)
         let head = PredictionHead(config: headConfig, hidden: c.hiddenSize, seed: seed &+ 7)
