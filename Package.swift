@@ -13,20 +13,23 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
-        .systemLibrary(
-            name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
-            providers: [.apt(["libopenblas-dev"])]),
+        // Elementwise kernels (one build per instruction-set level, chosen at run time) and CPUID.
+        // Optimised in every configuration: `swift test` builds debug, and -O0 kernels would
+        // make the tests' training runs many times slower.
+        .target(
+            name: "CKernels", path: "Sources/CKernels",
+            cSettings: [.unsafeFlags(["-O2", "-fno-math-errno"])]),
         .systemLibrary(
             name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5-serial",
             providers: [.apt(["libhdf5-dev"])]),
         .target(
             name: "AdapterFusion",
-            dependencies: ["COpenBLAS", "CHDF5", .product(name: "TOMLKit", package: "TOMLKit")],
+            dependencies: ["CKernels", "CHDF5", .product(name: "TOMLKit", package: "TOMLKit")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
         .executableTarget(
             name: "afusion",
             dependencies: [
-                "AdapterFusion",
+                "AdapterFusion", "CHDF5",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(

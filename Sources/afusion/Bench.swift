@@ -5,15 +5,23 @@ import Foundation
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print throughput, achieved GFLOP/s and peak memory.",
-        subcommands: [BenchForward.self, BenchTrainAdapter.self, BenchTrainFusion.self, BenchInferFusion.self])
+        subcommands: [BenchForward.self, BenchTrainAdapter.self, BenchTrainFusion.self, BenchInferFusion.self, BenchRealTask.self])
+
+    /// The first line of every benchmark: which kernels run and why.
+    static func printHeader() {
+        let blas = BLAS.library
+        print("OpenBLAS core \(blas.corename) (\(blas.choice.source == .environment ? "from OPENBLAS_CORETYPE" : blas.choice.reason)); "
+              + "elementwise kernels \(CPUInfo.kernelLevel); \(BLAS.threads) thread(s)")
+    }
 }
 
 /// Options every benchmark shares.
 struct BenchOptions: ParsableArguments {
     @Option(help: "Sequences per batch.") var batch = 32
     @Option(help: "Tokens per sequence.") var seq = 128
-    @Option(help: "OpenBLAS threads.") var threads = 1
-    @Option(help: "Timed iterations (after one warm-up).") var iters = 5
+    @Option(help: "Threads (default: $AFUSION_THREADS, else the CPUs this process may use).") var threads: Int?
+    @Option(help: "Timed iterations after one warm-up (default: 5, or enough for a second on small batches).") var iters: Int?
+    @Flag(help: "Print the time per op class (products, attention, GELU, LayerNorm, softmax, optimizer, other).") var profile = false
     @Option(help: "Seed of the synthetic token ids.") var seed: UInt64 = 0
     @Option(help: "Model directory.") var model = ModelLocator.defaultDirectory
 
@@ -26,25 +34,37 @@ struct BenchOptions: ParsableArguments {
         return TokenBatch(sequences: seqs)
     }
 
-    /// Loads the encoder with OpenBLAS set to `threads`.
+    /// Sets the threads, prints the header line and loads the encoder.
     func encoder() throws -> BertEncoder {
-        BLAS.setThreads(threads)
+        try Threads.apply(threads)
+        Bench.printHeader()
         return try BertEncoder(directory: model)
     }
 
-    /// Runs `body` once to warm up, then `iters` times; prints tokens/s (median and best) and peak RSS.
-    func measure(_ title: String, tokens: Int, note: String = "", _ body: () throws -> Void) rethrows {
+    /// Runs `body` once to warm up, then `iters` times (by default 5, or as many as fill about a
+    /// second); prints tokens/s (median and best), the median latency, peak RSS and, with
+    /// `--profile`, the time per op class. Returns the median seconds.
+    @discardableResult
+    func measure(_ title: String, tokens: Int, note: String = "", _ body: () throws -> Void) rethrows -> Double {
+        let w0 = Clock.now()
         try body()
+        let warm = Clock.now() - w0
+        let n = iters ?? max(5, min(1000, Int(1.0 / max(warm, 1e-6))))
         var times: [Double] = []
-        for _ in 0..<iters {
+        Profile.reset(enabled: profile)
+        for _ in 0..<n {
             let t0 = Clock.now()
             try body()
             times.append(Clock.now() - t0)
         }
+        let total = times.reduce(0, +)
         let median = times.sorted()[times.count / 2]
-        print("\(title), batch \(batch) x seq \(seq), threads \(threads)")
+        print("\(title), batch \(batch) x seq \(seq), threads \(BLAS.threads)")
         print(String(format: "  tokens/s        %.0f (median of %d%@), best %.0f", Double(tokens) / median, times.count, note, Double(tokens) / times.min()!))
+        print(String(format: "  latency         %.2f ms per batch (median)", median * 1000))
         print(String(format: "  peak RSS        %.0f MB", Perf.peakRSSMegabytes()))
+        if profile { print(Profile.report(total: total)) }
+        return median
     }
 
     /// Training steps (forward with dropout, backward, AdamW) of `hook` + a new 2-label head.
@@ -83,23 +103,18 @@ struct BenchForward: ParsableCommand {
         let c = encoder.config
         let batch = options.syntheticBatch(vocab: c.vocabSize)
         let ws = EncoderWorkspace(config: c)
-        var times: [Double] = []
-        _ = try encoder.forward(batch, workspace: ws)  // warm-up: buffers, page faults, BLAS threads
-        for _ in 0..<options.iters {
-            let t0 = Clock.now()
+        let median = try options.measure("encoder forward, \(c.numHiddenLayers) layers, hidden \(c.hiddenSize)", tokens: batch.tokenCount) {
             _ = try encoder.forward(batch, workspace: ws)
-            times.append(Clock.now() - t0)
         }
-        let tokens = Double(batch.tokenCount)
         let flops = Perf.encoderFLOPs(c, batch: batch)
-        let best = times.min()!, median = times.sorted()[times.count / 2]
         let sgemm = Perf.sgemmGFLOPs(m: batch.tokenCount, n: c.intermediateSize, k: c.hiddenSize)
-        print("encoder forward  batch \(options.batch) x seq \(options.seq), \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), threads \(options.threads)")
-        print(String(format: "  tokens/s        %.0f (median of %d), best %.0f", tokens / median, times.count, tokens / best))
         print(String(format: "  GFLOP/s         %.1f  (FLOPs = layers·Σ_seq[L·(8H² + 4HF) + 4L²H] = %.2f GFLOP per batch)", flops / median / 1e9, flops / 1e9))
-        print(String(format: "  sgemm GFLOP/s   %.1f  (one cblas_sgemm of the FFN shape %dx%dx%d)", sgemm, batch.tokenCount, c.intermediateSize, c.hiddenSize))
-        print(String(format: "  efficiency      %.0f %% of that sgemm figure", 100 * flops / median / 1e9 / sgemm))
-        print(String(format: "  peak RSS        %.0f MB", Perf.peakRSSMegabytes()))
+        print(String(format: "  sgemm GFLOP/s   %.1f  (one cblas_sgemm call of the FFN shape %dx%dx%d, 1 thread)", sgemm.single, batch.tokenCount, c.intermediateSize, c.hiddenSize))
+        if BLAS.threads > 1 {
+            print(String(format: "                  %.1f  (the same product split over %d threads)", sgemm.split, BLAS.threads))
+        }
+        print(String(format: "  efficiency      %.0f %% of %@", 100 * flops / median / 1e9 / (BLAS.threads > 1 ? sgemm.split : sgemm.single),
+                     BLAS.threads > 1 ? "the split product's figure" : "one sgemm call's figure"))
     }
 }
 
@@ -171,5 +186,44 @@ struct BenchInferFusion: ParsableCommand {
         try options.measure("inference through a fusion of \(adapters) pfeiffer adapters + head", tokens: batch.tokenCount) {
             head.forward(try encoder.forward(batch, workspace: ws, hook: comp.root), batch: batch)
         }
+    }
+}
+
+struct BenchRealTask: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "real-task",
+        abstract: "One training epoch of a pfeiffer adapter + head on a real task, with its own bucketed, packed batches; prints examples/s.")
+
+    @Option(help: "Task file.") var task = "tasks/trec.toml"
+    @Option(help: "Examples to train on (a seeded sample; default: the whole train split).") var maxTrain: Int?
+    @Option(help: "Sequences per batch.") var batch = 32
+    @Option(help: "Threads (default: $AFUSION_THREADS, else the CPUs this process may use).") var threads: Int?
+    @Option(help: "Model directory.") var model = ModelLocator.defaultDirectory
+
+    func run() throws {
+        try Threads.apply(threads)
+        Bench.printHeader()
+        let spec = try TaskSpec.load(task)
+        let (encoder, tokenizer) = try ModelLocator.load(model)
+        var tc = TrainingConfig()
+        tc.epochs = 1; tc.batchSize = batch; tc.maxLength = spec.maxLength; tc.maxTrain = maxTrain; tc.maxDev = 32
+        tc.hiddenDropout = encoder.config.hiddenDropoutProb; tc.attentionDropout = encoder.config.attentionProbsDropoutProb
+        let (train, dev) = try trainingSplits(spec, config: tc, tokenizer: tokenizer, skipBadRows: spec.skipBadRows)
+        let c = encoder.config
+        let adapter = Adapter(name: "bench", config: AdapterConfig(), hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 1)
+        let head = PredictionHead(config: headConfig(for: spec), hidden: c.hiddenSize, seed: 2)
+        let trainer = Trainer(encoder: encoder, hook: adapter, head: head, parameters: adapter.parameters + head.parameters)
+        var start = 0.0, end = 0.0
+        _ = try trainer.train(train: train, dev: dev, spec: spec, config: tc) { event in
+            switch event {
+            case .started: start = Clock.now()
+            case .step: end = Clock.now()
+            default: break
+            }
+        }
+        let tokens = train.lengths.reduce(0, +), seconds = end - start
+        print("train pfeiffer adapter + head on \(spec.name): 1 epoch, \(train.examples.count) examples, batch \(batch), threads \(BLAS.threads)")
+        print(String(format: "  examples/s      %.1f  (%.1f s; %.0f real tokens/s, packed: no padding computed)", Double(train.examples.count) / seconds, seconds, Double(tokens) / seconds))
+        print(String(format: "  peak RSS        %.0f MB", Perf.peakRSSMegabytes()))
     }
 }

@@ -33,6 +33,9 @@ enum ModelLocator {
         return fp
     }
 
+    /// sha256 of all-MiniLM-L6-v2's model.safetensors, as `make setup` verifies it.
+    static let allMiniLMSHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
     /// A short, readable name for the base model: its directory name.
     static func name(_ dir: String) -> String { URL(fileURLWithPath: dir).standardized.lastPathComponent }
 }
@@ -45,8 +48,31 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Model directory holding config.json, model.safetensors and vocab.txt (default: $AFUSION_MODEL, a recipe's base, or models/all-MiniLM-L6-v2).")
     var model: String?
 
-    @Option(help: "OpenBLAS threads.")
-    var threads = 1
+    @Option(help: ArgumentHelp("Threads (default: $AFUSION_THREADS, else the CPUs this process may use).", valueName: "n"))
+    var threads: Int?
+}
+
+/// The thread count every command takes: `--threads`, else `$AFUSION_THREADS`, else the CPUs
+/// this process may run on (`sched_getaffinity`).
+enum Threads {
+    /// Validates and applies the count; returns it.
+    @discardableResult
+    static func apply(_ option: Int?) throws -> Int {
+        if let option {
+            guard option >= 1 else { throw ValidationError("--threads must be at least 1, got \(option)") }
+            BLAS.setThreads(option)
+            return option
+        }
+        if let v = ProcessInfo.processInfo.environment["AFUSION_THREADS"] {
+            guard let n = Int(v.trimmingCharacters(in: .whitespaces)), n >= 1 else {
+                throw ValidationError("AFUSION_THREADS must be a whole number of at least 1, got '\(v)'")
+            }
+            BLAS.setThreads(n)
+            return n
+        }
+        BLAS.setThreads(Parallel.availableCPUs)
+        return Parallel.availableCPUs
+    }
 }
 
 /// A live status line: rewritten in place on stderr when that is a terminal, else a plain

@@ -21,11 +21,11 @@ struct Embed: ParsableCommand {
     @Flag(help: "Print one JSON object per sentence instead of plain numbers.")
     var json = false
 
-    @Option(help: "OpenBLAS threads.")
-    var threads = 1
+    @Option(help: "Threads (default: $AFUSION_THREADS, else the CPUs this process may use).")
+    var threads: Int?
 
     func run() throws {
-        BLAS.setThreads(threads)
+        try Threads.apply(threads)
         var texts = sentences
         if texts.isEmpty {
             while let line = readLine(strippingNewline: true) { if !line.isEmpty { texts.append(line) } }

@@ -95,7 +95,7 @@ struct Evaluate: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
 
     func run() throws {
-        BLAS.setThreads(modelOptions.threads)
+        try Threads.apply(modelOptions.threads)
         let p = try which.load(model: modelOptions.modelDirectory, modelGiven: modelOptions.modelGiven)
         let spec = try TaskSpec.load(task ?? p.taskFile)
         guard spec.labels == p.labels else {
@@ -146,7 +146,7 @@ struct Predict: ParsableCommand {
     }
 
     func run() throws {
-        BLAS.setThreads(modelOptions.threads)
+        try Threads.apply(modelOptions.threads)
         if let recipePath = which.recipe, case .parallel = try Recipe.load(recipePath).expr {
             return try runParallel(try Recipe.load(recipePath))
         }
@@ -285,7 +285,7 @@ struct Inspect: ParsableCommand {
     }
 
     func showAttention(_ name: String) throws {
-        BLAS.setThreads(modelOptions.threads)
+        try Threads.apply(modelOptions.threads)
         let p = try loadPredictor(store: store, adapter: nil, fusion: name, recipe: nil,
                                   model: modelOptions.modelDirectory, modelGiven: modelOptions.modelGiven)
         let comp = p.composition!

@@ -85,12 +85,12 @@ struct TrainFusion: ParsableCommand {
 
     @Argument(help: "Recipe file (fusion-recipes/*.fuse).") var recipe: String
     @Option(help: "Use this store instead of the recipe's.") var store: String?
-    @Option(help: "OpenBLAS threads.") var threads = 1
+    @Option(help: "Threads (default: $AFUSION_THREADS, else the CPUs this process may use).") var threads: Int?
     @Flag(help: "Skip bad data rows (counted) instead of stopping.") var skipBadRows = false
     @Flag(help: "Do nothing if the store already holds this fusion, trained on the same recipe and members.") var ifMissing = false
 
     func run() throws {
-        BLAS.setThreads(threads)
+        try Threads.apply(threads)
         let p = try PreparedRecipe(recipe, store: store)
         let r = p.recipe
         let storePath = store ?? r.store

@@ -29,7 +29,7 @@ struct TrainAdapter: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
 
     func run() throws {
-        BLAS.setThreads(modelOptions.threads)
+        try Threads.apply(modelOptions.threads)
         let spec = try TaskSpec.load(task)
         let adapterName = name ?? spec.name
         let fingerprint = try ModelLocator.fingerprint(modelOptions.modelDirectory)
@@ -63,7 +63,7 @@ struct TrainAdapter: ParsableCommand {
         let params = adapter.parameters + head.parameters
         print("adapter \(adapterName): \(config.rawValue), reduction \(reduction) (bottleneck \(adapterConfig.bottleneckSize(hidden: c.hiddenSize))), "
               + "\(nonLinearity.rawValue); \(params.reduce(0) { $0 + $1.value.count }) trainable parameters; lr \(lr), batch \(batch), "
-              + "max \(epochs) epochs, \(modelOptions.threads) thread(s)")
+              + "max \(epochs) epochs, \(BLAS.threads) thread(s)")
         let trainer = Trainer(encoder: encoder, hook: adapter, head: head, parameters: params)
         let result = try trainer.train(train: train, dev: dev, spec: spec, config: tc) { event in
             report(event, metric: spec.metric.rawValue, status: status)

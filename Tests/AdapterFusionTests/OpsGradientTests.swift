@@ -126,11 +126,11 @@ import Testing
         var worst = 0.0
         for k in 0..<4000 {
             let v = Float(k) / 4000 * 170 - 86
-            let e = Double(VectorMath.exp(SIMD8(repeating: v))[0])
+            let e = Double(VectorMath.exp(v))
             worst = max(worst, abs(e - Foundation.exp(Double(v))) / Foundation.exp(Double(v)))
         }
         #expect(worst < 3e-7, "worst relative error \(worst)")
-        #expect(VectorMath.exp(SIMD8(repeating: -1000))[0] < 1e-37)
+        #expect(VectorMath.exp(-1000) < 1e-37)
     }
 
     @Test func softmax() {

@@ -60,7 +60,7 @@ public final class EncoderWorkspace {
     private(set) var hidden = [Tensor(zeros: [0]), Tensor(zeros: [0])]  // [N, H] layer outputs, ping-pong
     private(set) var layers: [LayerActivations] = []
     private(set) var embMask = Mask(count: 0)
-    var scratch = Tensor(zeros: [0])                 // attention: 3 · maxLength²
+    var scratch = Tensor(zeros: [0])                 // attention: 3 · maxLength² per thread
     // Backward buffers (training only).
     var dX = Tensor(zeros: [0]), dA = Tensor(zeros: [0]), dB = Tensor(zeros: [0]), dProj = Tensor(zeros: [0])
     var dCtx = Tensor(zeros: [0]), dQKV = Tensor(zeros: [0]), dF1 = Tensor(zeros: [0]), dF2 = Tensor(zeros: [0])
@@ -96,7 +96,7 @@ public final class EncoderWorkspace {
             if training { l.attMask = Mask(count: attCount) }
         }
         let L = batch.maxLength
-        Tensor.ensure(&scratch, 3 * L * L)
+        Tensor.ensure(&scratch, 3 * L * L * Parallel.threads)
         self.batch = batch
     }
 
@@ -196,9 +196,9 @@ public final class BertEncoder {
         sublayerOutput(l, .attention, proj: ws.attnProj, mask: a.attnProjMask, sum: a.attnSum, residual: x, n: n, hook, dropout)
         LayerNorm.forward(out: ws.attnOut.data, mean: a.attnMean.data, rstd: a.attnRstd.data, inp: a.attnSum.data,
                           weight: w.attnLNWeight.data, bias: w.attnLNBias.data, n: n, c: H, eps: eps)
-        // ffnAct[N, F] = gelu(attnOut · W1ᵀ + b1)
-        Linear.forward(y: a.ffnPre.data, x: ws.attnOut.data, w: w.ffnInWeight.data, b: w.ffnInBias.data, n: n, inDim: H, outDim: F)
-        GELU.forward(out: ws.ffnAct.data, inp: a.ffnPre.data, count: n * F)
+        // ffnPre[N, F] = attnOut · W1ᵀ + b1;  ffnAct = gelu(ffnPre)  (bias added inside the GELU pass)
+        Linear.forward(y: a.ffnPre.data, x: ws.attnOut.data, w: w.ffnInWeight.data, b: nil, n: n, inDim: H, outDim: F)
+        GELU.forward(out: ws.ffnAct.data, pre: a.ffnPre.data, bias: w.ffnInBias.data, n: n, c: F)
         // ffnProj = dropout(ffnAct · W2ᵀ + b2);  ffnSum = hook(ffnProj) + attnOut;  output = LN(ffnSum)
         Linear.forward(y: ws.ffnProj.data, x: ws.ffnAct.data, w: w.ffnOutWeight.data, b: w.ffnOutBias.data, n: n, inDim: F, outDim: H)
         sublayerOutput(l, .output, proj: ws.ffnProj, mask: a.ffnProjMask, sum: a.ffnSum, residual: ws.attnOut, n: n, hook, dropout)

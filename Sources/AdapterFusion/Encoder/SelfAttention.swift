@@ -1,3 +1,5 @@
+import CKernels
+
 /// Multi-head scaled dot-product self-attention over packed sequences.
 ///
 /// Q, K and V are read in place from the fused projection `qkv` [tokens, 3H] through GEMM
@@ -29,29 +31,33 @@ public enum SelfAttention {
     ) {
         let H = heads * d, ld = 3 * H
         let scale = 1 / Float(d).squareRoot()
-        let blocks = blockOffsets(batch, heads: heads)
+        let blocks = blockOffsets(batch, heads: heads), maxL = batch.maxLength
         let seed = dropout == nil ? 0 : rng.next()
-        for item in blocks.indices {
+        // (sequence, head) blocks are independent: they run on the pool's threads, each thread
+        // with its own maxLength² of scratch.
+        Profile.measure(.attention) { Parallel.run(tasks: blocks.count) { item, slot in
             let s = item / heads, h = item % heads, offset = blocks[item]
             let o = batch.offsets[s], L = batch.length(s)
             let q = qkv + o * ld + h * d, k = q + H, v = q + 2 * H
             let p = att + offset
             // scores[L, L] = Q[L, d] · K[L, d]ᵀ (scaled inside the softmax)
-            BLAS.gemm(transB: true, m: L, n: L, k: d, a: q, lda: ld, b: k, ldb: ld, c: p, ldc: L)
-            Softmax.forward(out: p, inp: p, n: L, c: L, ld: L, scale: scale)
+            BLAS.gemmSerial(transB: true, m: L, n: L, k: d, a: q, lda: ld, b: k, ldb: ld, c: p, ldc: L)
+            afk_softmax(p, L, L, L, scale)
             var used = UnsafePointer(p)
             if let dropout {
                 var blockRNG = SeededRNG(seed: seed &+ UInt64(item) &* 0x9E37_79B9_7F4A_7C15)
-                Dropout.forward(out: dropout.scratch, mask: dropout.mask + offset, inp: p, count: L * L, p: dropout.p, rng: &blockRNG)
-                used = UnsafePointer(dropout.scratch)
+                let scratch = dropout.scratch + slot * maxL * maxL
+                Dropout.sample(mask: dropout.mask + offset, count: L * L, p: dropout.p, rng: &blockRNG)
+                afk_mask_scale(scratch, p, dropout.mask + offset, L * L, 1 / (1 - dropout.p))
+                used = UnsafePointer(scratch)
             }
             // ctx[L, d] (columns h·d ..< (h+1)·d of [L, H]) = P[L, L] · V[L, d]
-            BLAS.gemm(m: L, n: d, k: L, a: used, lda: L, b: v, ldb: ld, c: ctx + o * H + h * d, ldc: H)
-        }
+            BLAS.gemmSerial(m: L, n: d, k: L, a: used, lda: L, b: v, ldb: ld, c: ctx + o * H + h * d, ldc: H)
+        } }
     }
 
     /// dqkv[tokens, 3H] = ∂L/∂qkv given dctx (overwritten, not accumulated).
-    /// `scratch` holds 3·maxLength² floats; `mask` is the forward's dropout mask, if any.
+    /// `scratch` holds 3·maxLength² floats per thread; `mask` is the forward's dropout mask, if any.
     public static func backward(
         dqkv: UnsafeMutablePointer<Float>, dctx: UnsafePointer<Float>, att: UnsafePointer<Float>,
         mask: UnsafePointer<UInt8>?, dropoutP: Float = 0, qkv: UnsafePointer<Float>, batch: TokenBatch, heads: Int, headSize d: Int,
@@ -60,8 +66,9 @@ public enum SelfAttention {
         let H = heads * d, ld = 3 * H
         let scale = 1 / Float(d).squareRoot()
         let blocks = blockOffsets(batch, heads: heads), maxL = batch.maxLength
-        let pd = scratch, ds = pd + maxL * maxL, dsm = ds + maxL * maxL  // P′, dP, dS
-        for item in blocks.indices {
+        let keep = 1 / (1 - dropoutP)
+        Profile.measure(.attention) { Parallel.run(tasks: blocks.count) { item, slot in
+            let pd = scratch + slot * 3 * maxL * maxL, ds = pd + maxL * maxL, dsm = ds + maxL * maxL  // P′, dP, dS
             let s = item / heads, h = item % heads, offset = blocks[item]
             let o = batch.offsets[s], L = batch.length(s)
             let q = qkv + o * ld + h * d, k = q + H, v = q + 2 * H
@@ -70,20 +77,19 @@ public enum SelfAttention {
             let p = att + offset
             var used = p
             if let mask {
-                Dropout.apply(out: pd, inp: p, mask: mask + offset, count: L * L, p: dropoutP)
+                afk_mask_scale(pd, p, mask + offset, L * L, keep)
                 used = UnsafePointer(pd)
             }
             // dV[L, d] = P′ᵀ · dctx
-            BLAS.gemm(transA: true, m: L, n: d, k: L, a: used, lda: L, b: dc, ldb: H, c: dv, ldc: ld)
+            BLAS.gemmSerial(transA: true, m: L, n: d, k: L, a: used, lda: L, b: dc, ldb: H, c: dv, ldc: ld)
             // dP′[L, L] = dctx · Vᵀ, then through the dropout mask
-            BLAS.gemm(transB: true, m: L, n: L, k: d, a: dc, lda: H, b: v, ldb: ld, c: ds, ldc: L)
-            if let mask { Dropout.apply(out: ds, inp: ds, mask: mask + offset, count: L * L, p: dropoutP) }
+            BLAS.gemmSerial(transB: true, m: L, n: L, k: d, a: dc, lda: H, b: v, ldb: ld, c: ds, ldc: L)
+            if let mask { afk_mask_scale(ds, ds, mask + offset, L * L, keep) }
             // dS = scale · P ⊙ (dP − ⟨dP, P⟩): gradient w.r.t. the unscaled QKᵀ
-            dsm.update(repeating: 0, count: L * L)
-            Softmax.backward(dinp: dsm, dout: ds, out: p, n: L, c: L, ld: L, scale: scale)
+            Softmax.backwardOverwrite(dinp: dsm, dout: ds, out: p, n: L, c: L, ld: L, scale: scale)
             // dQ = dS · K;  dK = dSᵀ · Q
-            BLAS.gemm(m: L, n: d, k: L, a: dsm, lda: L, b: k, ldb: ld, c: dq, ldc: ld)
-            BLAS.gemm(transA: true, m: L, n: d, k: L, a: dsm, lda: L, b: q, ldb: ld, c: dk, ldc: ld)
-        }
+            BLAS.gemmSerial(m: L, n: d, k: L, a: dsm, lda: L, b: k, ldb: ld, c: dq, ldc: ld)
+            BLAS.gemmSerial(transA: true, m: L, n: d, k: L, a: dsm, lda: L, b: q, ldb: ld, c: dk, ldc: ld)
+        } }
     }
 }

@@ -9,16 +9,30 @@ public enum ReLU {
     }
 }
 
+/// σ(x) = 1/(1 + e^(−x)) into `out` (in place allowed).
+private func sigmoid(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ count: Int) {
+    for i in 0..<count { out[i] = -inp[i] }
+    VectorMath.exp(out, out, count)
+    for i in 0..<count { out[i] = 1 / (1 + out[i]) }
+}
+
 /// swish(x) = x·σ(x) (also called SiLU).
 public enum Swish {
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
-        VectorMath.map(out, inp, count) { x in x / (1 + VectorMath.exp(-x)) }
+        sigmoid(out, inp, count)
+        for i in 0..<count { out[i] *= inp[i] }
     }
     public static func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
-        for i in 0..<count {
-            let x = inp[i]
-            let s = 1 / (1 + VectorMath.exp(SIMD8(repeating: -x))[0])
-            dinp[i] += dout[i] * (s + x * s * (1 - s))
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 256) { buf in
+            let s = buf.baseAddress!
+            for start in stride(from: 0, to: count, by: 256) {
+                let m = min(256, count - start)
+                sigmoid(s, inp + start, m)
+                for j in 0..<m {
+                    let x = inp[start + j]
+                    dinp[start + j] += dout[start + j] * (s[j] + x * s[j] * (1 - s[j]))
+                }
+            }
         }
     }
 }
@@ -27,7 +41,9 @@ public enum Swish {
 public enum Tanh {
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
         // tanh(x) = 1 − 2/(e^{2x} + 1), saturating correctly at both ends.
-        VectorMath.map(out, inp, count) { x in 1 - 2 / (VectorMath.exp(2 * x) + 1) }
+        for i in 0..<count { out[i] = 2 * inp[i] }
+        VectorMath.exp(out, out, count)
+        for i in 0..<count { out[i] = 1 - 2 / (out[i] + 1) }
     }
     /// Uses the forward output y: tanh′ = 1 − y².
     public static func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, out: UnsafePointer<Float>, count: Int) {

@@ -1,3 +1,5 @@
+import CKernels
+
 /// A byte per element: which elements dropout keeps (1) or zeroes (0). A quarter of a Float mask.
 public final class Mask: @unchecked Sendable {
     public let count: Int
@@ -35,7 +37,10 @@ public enum Dropout {
     /// of dropout applied to a gradient in place.
     public static func apply(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, mask: UnsafePointer<UInt8>, count: Int, p: Float) {
         let keep = 1 / (1 - p)
-        for i in 0..<count { out[i] = inp[i] * (Float(mask[i]) * keep) }
+        VectorMath.rows(count / 16 + 1, cost: 16) { lo, hi in
+            let a = min(lo * 16, count), b = min(hi * 16, count)
+            if a < b { afk_mask_scale(out + a, inp + a, mask + a, b - a, keep) }
+        }
     }
 
     /// Draws a mask and applies it: out = dropout(inp).

@@ -1,4 +1,7 @@
-/// Layer normalisation over the last dimension: y = (x − μ)/σ · γ + β.
+import CKernels
+
+/// Layer normalisation over the last dimension: y = (x − μ)/σ · γ + β
+/// (row kernels in `Sources/CKernels`, rows split over `Parallel`'s threads).
 public enum LayerNorm {
     /// out[n, c], and per row the mean and reciprocal std kept for the backward pass.
     public static func forward(
@@ -6,18 +9,10 @@ public enum LayerNorm {
         rstd: UnsafeMutablePointer<Float>?, inp: UnsafePointer<Float>,
         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, n: Int, c: Int, eps: Float
     ) {
-        for r in 0..<n {
-            let x = inp + r * c, y = out + r * c
-            // Two passes (mean, then centred variance) for accuracy, both vectorised.
-            let m = VectorMath.sum(x, c) / Float(c)
-            var acc = VectorMath.V(repeating: 0), i = 0
-            while i + 8 <= c { let d = VectorMath.load(x + i) - m; acc += d * d; i += 8 }
-            var v = acc.sum()
-            while i < c { let d = x[i] - m; v += d * d; i += 1 }
-            let s = 1 / (v / Float(c) + eps).squareRoot()
-            for i in 0..<c { y[i] = (x[i] - m) * s * weight[i] + bias[i] }
-            mean?[r] = m
-            rstd?[r] = s
+        Profile.measure(.layerNorm) {
+            VectorMath.rows(n, cost: c) { lo, hi in
+                afk_layernorm(out + lo * c, mean.map { $0 + lo }, rstd.map { $0 + lo }, inp + lo * c, weight, bias, hi - lo, c, eps)
+            }
         }
     }
 
@@ -28,24 +23,19 @@ public enum LayerNorm {
         weight: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
         n: Int, c: Int
     ) {
-        for r in 0..<n {
-            let x = inp + r * c, dy = dout + r * c, dx = dinp + r * c
-            let m = mean[r], s = rstd[r]
-            // Two reductions: mean of (dy·γ) and mean of (dy·γ·x̂).
-            var dnormMean: Float = 0, dnormDotXhat: Float = 0
-            for i in 0..<c {
-                let xhat = (x[i] - m) * s
-                let dnorm = weight[i] * dy[i]
-                dnormMean += dnorm
-                dnormDotXhat += dnorm * xhat
+        Profile.measure(.layerNorm) {
+            VectorMath.rows(n, cost: c) { lo, hi in
+                afk_layernorm_backward(dinp + lo * c, dout + lo * c, inp + lo * c, weight, mean + lo, rstd + lo, hi - lo, c)
             }
-            dnormMean /= Float(c)
-            dnormDotXhat /= Float(c)
-            for i in 0..<c {
-                let xhat = (x[i] - m) * s
-                dx[i] += (weight[i] * dy[i] - dnormMean - xhat * dnormDotXhat) * s
-                dweight?[i] += xhat * dy[i]
-                dbias?[i] += dy[i]
+        }
+        // Weight gradients sum over rows: one thread, in row order.
+        if dweight != nil || dbias != nil {
+            for r in 0..<n {
+                let x = inp + r * c, dy = dout + r * c, m = mean[r], s = rstd[r]
+                for i in 0..<c {
+                    dweight?[i] += (x[i] - m) * s * dy[i]
+                    dbias?[i] += dy[i]
+                }
             }
         }
     }

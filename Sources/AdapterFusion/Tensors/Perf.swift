@@ -31,18 +31,20 @@ public enum Perf {
         return perLayer * Double(c.numHiddenLayers)
     }
 
-    /// Measured GFLOP/s of one `cblas_sgemm` call C[m,n] = A[m,k]·B[n,k]ᵀ (best of 5).
-    public static func sgemmGFLOPs(m: Int, n: Int, k: Int) -> Double {
+    /// Measured GFLOP/s of C[m,n] = A[m,k]·B[n,k]ᵀ (best of 6): as one single-threaded
+    /// `cblas_sgemm` call, and as `BLAS.gemm` splits it over the current threads.
+    public static func sgemmGFLOPs(m: Int, n: Int, k: Int) -> (single: Double, split: Double) {
         let a = Tensor(zeros: [m, k]), b = Tensor(zeros: [n, k]), c = Tensor(zeros: [m, n])
         var rng = SeededRNG(seed: 1)
         for i in 0..<a.count { a[i] = rng.nextUniform() }
         for i in 0..<b.count { b[i] = rng.nextUniform() }
-        var best = Double.infinity
-        for _ in 0..<6 {
-            let t0 = Clock.now()
-            BLAS.gemm(transB: true, m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: k, c: c.data, ldc: n)
-            best = min(best, Clock.now() - t0)
+        func best(_ body: () -> Void) -> Double {
+            var t = Double.infinity
+            for _ in 0..<6 { let t0 = Clock.now(); body(); t = min(t, Clock.now() - t0) }
+            return 2 * Double(m) * Double(n) * Double(k) / t / 1e9
         }
-        return 2 * Double(m) * Double(n) * Double(k) / best / 1e9
+        let single = best { BLAS.gemmSerial(transB: true, m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: k, c: c.data, ldc: n) }
+        let split = best { BLAS.gemm(transB: true, m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: k, c: c.data, ldc: n) }
+        return (single, split)
     }
 }

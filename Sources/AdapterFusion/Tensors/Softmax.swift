@@ -1,4 +1,6 @@
-/// Row-wise softmax over the last dimension.
+import CKernels
+
+/// Row-wise softmax over the last dimension (kernels in `Sources/CKernels`).
 public enum Softmax {
     /// out[r, 0..<c] = softmax(scale · inp[r, 0..<c]) for `n` rows laid out with row stride `ld`.
     /// In place is allowed (`out == inp`).
@@ -6,12 +8,11 @@ public enum Softmax {
         out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, n: Int, c: Int, ld: Int,
         scale: Float = 1
     ) {
-        for r in 0..<n {
-            let x = inp + r * ld, y = out + r * ld
-            let mx = VectorMath.max(x, c)
-            VectorMath.map(y, x, c) { VectorMath.exp(scale * ($0 - mx)) }
-            let inv = 1 / VectorMath.sum(y, c)
-            for i in 0..<c { y[i] *= inv }
+        Profile.measure(.softmax) {
+            if out != UnsafeMutablePointer(mutating: inp) {
+                for r in 0..<n { (out + r * ld).update(from: inp + r * ld, count: c) }
+            }
+            afk_softmax(out, n, c, ld, scale)
         }
     }
 
@@ -20,10 +21,20 @@ public enum Softmax {
         dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, out: UnsafePointer<Float>,
         n: Int, c: Int, ld: Int, scale: Float = 1
     ) {
-        for r in 0..<n {
-            let y = out + r * ld, dy = dout + r * ld, dx = dinp + r * ld
-            let dot = VectorMath.dot(dy, y, c)
-            for i in 0..<c { dx[i] += scale * y[i] * (dy[i] - dot) }
+        Profile.measure(.softmax) {
+            for r in 0..<n {
+                let y = out + r * ld, dy = dout + r * ld, dx = dinp + r * ld
+                let dot = VectorMath.dot(dy, y, c)
+                for i in 0..<c { dx[i] += scale * y[i] * (dy[i] - dot) }
+            }
         }
+    }
+
+    /// dinp = scale · y ⊙ (dy − ⟨dy, y⟩), overwriting `dinp` (the attention backward's form).
+    static func backwardOverwrite(
+        dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, out: UnsafePointer<Float>,
+        n: Int, c: Int, ld: Int, scale: Float
+    ) {
+        afk_softmax_backward(dinp, dout, out, n, c, ld, scale)
     }
 }

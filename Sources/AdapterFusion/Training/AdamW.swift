@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// AdamW (Loshchilov & Hutter): Adam moments with decoupled weight decay, skipped for
@@ -29,6 +30,10 @@ public final class AdamW {
     /// Scales all gradients so their global norm is at most `maxNorm`; returns the norm before.
     @discardableResult
     public func clipGradients(maxNorm: Float) -> Float {
+        Profile.measure(.optimizer) { clip(maxNorm: maxNorm) }
+    }
+
+    private func clip(maxNorm: Float) -> Float {
         let norm = gradientNorm()
         if norm > maxNorm, norm.isFinite {
             let k = maxNorm / (norm + 1e-6)
@@ -39,16 +44,16 @@ public final class AdamW {
 
     /// One update with learning rate `lr`; gradients are then zeroed.
     public func update(lr: Float) {
+        Profile.measure(.optimizer) { apply(lr: lr) }
+    }
+
+    private func apply(lr: Float) {
         step += 1
         let c1 = 1 - Float(pow(Double(beta1), Double(step))), c2 = 1 - Float(pow(Double(beta2), Double(step)))
         for (k, p) in parameters.enumerated() {
-            let w = p.value.data, g = p.grad.data, mk = m[k].data, vk = v[k].data
+            // m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;  w ← w − lr·(m/c₁)/(√(v/c₂) + ε) − lr·λ·w
             let decay = p.decay ? lr * weightDecay : 0
-            for i in 0..<p.value.count {
-                mk[i] = beta1 * mk[i] + (1 - beta1) * g[i]
-                vk[i] = beta2 * vk[i] + (1 - beta2) * g[i] * g[i]
-                w[i] -= lr * (mk[i] / c1) / ((vk[i] / c2).squareRoot() + eps) + decay * w[i]
-            }
+            afk_adamw(p.value.data, p.grad.data, m[k].data, v[k].data, p.value.count, lr, beta1, beta2, c1, c2, eps, decay)
             p.grad.zero()
         }
     }

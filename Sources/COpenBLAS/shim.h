@@ -1,4 +1,0 @@
-#ifndef AFUSION_COPENBLAS_SHIM_H
-#define AFUSION_COPENBLAS_SHIM_H
-#include <cblas.h>
-#endif
