@@ -96,7 +96,8 @@ public struct KernelChoice: Sendable {
         return choose(cpu)
     }
 
-    static func choose(_ cpu: CPUInfo) -> KernelChoice {
+    /// The rule applied to `cpu` (no environment variable).
+    public static func choose(_ cpu: CPUInfo) -> KernelChoice {
         if cpu.hasAVX512 {
             if cpu.flags.contains("avx512_bf16") {
                 return KernelChoice(coretype: "Cooperlake", source: .chosen, reason: "AVX-512 F/BW/DQ/VL and AVX512_BF16, ZMM state enabled by the OS (XCR0 bits 5-7)")
@@ -118,6 +119,10 @@ public struct CPUInfo: Sendable {
     public let model: Int
     /// ISA features present and usable (the OS-state checks are separate flags: `os_avx`, `os_avx512`).
     public let flags: Set<String>
+
+    public init(vendor: String, brand: String, family: Int, model: Int, flags: Set<String>) {
+        self.vendor = vendor; self.brand = brand; self.family = family; self.model = model; self.flags = flags
+    }
 
     public var hasAVX512: Bool {
         ["avx512f", "avx512bw", "avx512dq", "avx512vl", "os_avx512"].allSatisfy(flags.contains)
