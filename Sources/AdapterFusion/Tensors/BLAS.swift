@@ -19,6 +19,8 @@ public enum BLAS {
 
     /// Products smaller than this many multiply-adds run as one call.
     static let splitThreshold = 1 << 21
+    /// Columns per block of a product with few rows.
+    static let columnBlock = 64
     /// The most row blocks a product is cut into.
     static let maxBlocks = 8
 
@@ -38,6 +40,17 @@ public enum BLAS {
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         Profile.measure(.products) {
+            if m < 64, n >= 2 * columnBlock, m * n * k >= 1 << 16 {
+                // Few rows (small batches): OpenBLAS would pack all of B for a handful of rows.
+                // Column blocks of 64 take its small-matrix path, which reads B in place, and
+                // they spread over the threads (latency at batch 1).
+                Parallel.run(tasks: (n + columnBlock - 1) / columnBlock) { block, _ in
+                    let j0 = block * columnBlock, cols = min(columnBlock, n - j0)
+                    let bBlock = transB ? b + j0 * ldb : b + j0
+                    call(transA, transB, m, cols, k, alpha, a, lda, bBlock, ldb, beta, c + j0, ldc)
+                }
+                return
+            }
             let blocks = rowBlocks(m: m, n: n, k: k)
             if blocks == 1 {
                 call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
