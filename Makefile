@@ -2,7 +2,7 @@
 SWIFT ?= swift
 AFUSION = .build/release/afusion
 
-.PHONY: setup build demo test bench clean
+.PHONY: setup build demo test bench clean fuzz
 
 ## Install system packages (as root) and the model; idempotent.
 setup:
@@ -28,5 +28,21 @@ bench: build
 	  $(AFUSION) bench infer-fusion --adapters 3 --batch 32 --seq 128 --threads $$t; \
 	done
 
+## libFuzzer over the recipe, task-file, data and safetensors parsers: FUZZ_RUNS executions
+## each (default 1,000,000), seeded from Tests/Fuzz/<target>/; crashes land in .fuzz/crashes/.
+FUZZ_RUNS ?= 1000000
+FUZZ_TARGETS = recipe task csv tsv jsonl label-text bigbench safetensors
+fuzz: setup
+	AFUSION_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product afusion-fuzz \
+	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -Onone
+	@mkdir -p .fuzz/crashes
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p .fuzz/corpus/$$t; \
+	  echo "fuzz $$t: $(FUZZ_RUNS) runs"; \
+	  AFUSION_FUZZ_TARGET=$$t .build-fuzz/debug/afusion-fuzz .fuzz/corpus/$$t Tests/Fuzz/$$t \
+	    -runs=$(FUZZ_RUNS) -max_len=4096 -timeout=10 -rss_limit_mb=4096 -artifact_prefix=.fuzz/crashes/$$t- \
+	    -print_final_stats=1 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" || exit 1; \
+	done
+
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz .fuzz

@@ -39,3 +39,13 @@ let package = Package(
     ],
     swiftLanguageModes: [.v5]
 )
+
+// `make fuzz` sets AFUSION_FUZZ: a libFuzzer executable over the parsers of user input, built
+// with -sanitize=fuzzer,address (libFuzzer supplies `main`, hence -parse-as-library).
+if Context.environment["AFUSION_FUZZ"] != nil {
+    package.targets.append(
+        .executableTarget(
+            name: "afusion-fuzz", dependencies: ["AdapterFusion"], path: "Sources/afusion-fuzz",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+    package.products.append(.executable(name: "afusion-fuzz", targets: ["afusion-fuzz"]))
+}

@@ -9,6 +9,7 @@ static inline hid_t afh5_P_DEFAULT(void) { return H5P_DEFAULT; }
 static inline hid_t afh5_S_ALL(void) { return H5S_ALL; }
 static inline hid_t afh5_P_DATASET_CREATE(void) { return H5P_DATASET_CREATE; }
 static inline hid_t afh5_P_LINK_CREATE(void) { return H5P_LINK_CREATE; }
+static inline hid_t afh5_P_FILE_ACCESS(void) { return H5P_FILE_ACCESS; }
 static inline unsigned afh5_F_ACC_RDONLY(void) { return H5F_ACC_RDONLY; }
 static inline unsigned afh5_F_ACC_RDWR(void) { return H5F_ACC_RDWR; }
 static inline unsigned afh5_F_ACC_TRUNC(void) { return H5F_ACC_TRUNC; }

@@ -21,8 +21,13 @@ enum ModelLocator {
     /// SHA-256 of the model's weights file; cached beside it, keyed by size and modification time.
     static func fingerprint(_ dir: String) throws -> String {
         let weights = (dir as NSString).appendingPathComponent("model.safetensors")
-        let attrs = try FileManager.default.attributesOfItem(atPath: weights)
-        let key = "\((attrs[.size] as? NSNumber)?.intValue ?? 0) \((attrs[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)"
+        // The key includes the inode and the change time (ctime), which every write updates and
+        // no tool can set back, so an in-place edit that keeps size and mtime still re-hashes.
+        var st = stat()
+        guard stat(weights, &st) == 0 else {
+            throw ValidationError("\(weights): \(String(cString: strerror(errno)))")
+        }
+        let key = "\(st.st_size) \(st.st_ino) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) \(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec)"
         let cache = (dir as NSString).appendingPathComponent(".afusion-sha256")
         if let cached = try? String(contentsOfFile: cache, encoding: .utf8) {
             let parts = cached.split(separator: "\n").map(String.init)
@@ -139,4 +144,33 @@ func trainingSplits(_ spec: TaskSpec, config: TrainingConfig, tokenizer: WordPie
 /// The head a task needs: one output per label, or one value.
 func headConfig(for spec: TaskSpec) -> HeadConfig {
     HeadConfig(kind: spec.isRegression ? .regression : .classification, outputs: max(spec.labels.count, 1))
+}
+
+/// Checks of option values, run by ArgumentParser before a command starts any work.
+enum Check {
+    /// Adapter, fusion and store entry names: `[A-Za-z0-9_-]+`, at most 64 characters (they
+    /// become HDF5 group names; a '/' would nest groups).
+    static func name(_ value: String, option: String) throws {
+        let ok = !value.isEmpty && value.count <= 64
+            && value.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-" }
+        guard ok else {
+            throw ValidationError("\(option) '\(value.prefix(64))\(value.count > 64 ? "…" : "")' is not a valid name: use 1–64 letters, digits, '_' or '-'")
+        }
+    }
+
+    static func range<T: Comparable>(_ value: T?, _ bounds: ClosedRange<T>, option: String, why: String = "") throws {
+        guard let value else { return }
+        guard bounds.contains(value) else {
+            throw ValidationError("\(option) must be in \(bounds.lowerBound)…\(bounds.upperBound), got \(value)\(why.isEmpty ? "" : " (\(why))")")
+        }
+    }
+
+    static func learningRate(_ lr: Float, option: String = "--lr") throws {
+        guard lr.isFinite, lr > 0, lr <= 1 else { throw ValidationError("\(option) must be a finite number in (0, 1], got \(lr)") }
+    }
+
+    /// A maximum sequence length against the model's position table.
+    static func maxLength(_ n: Int?, model: BertConfig, option: String = "--max-len") throws {
+        try range(n, 8...model.maxPositionEmbeddings, option: option, why: "the model has \(model.maxPositionEmbeddings) positions")
+    }
 }

@@ -94,6 +94,12 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "Skip bad data rows (counted) instead of stopping.") var skipBadRows = false
     @OptionGroup var modelOptions: ModelOptions
 
+    func validate() throws {
+        try Check.range(max, 1...Int.max, option: "--max")
+        guard ["dev", "test", "train"].contains(split) else { throw ValidationError("--split must be dev, test or train, not '\(split)'") }
+        try Check.range(modelOptions.threads, 1...4096, option: "--threads")
+    }
+
     func run() throws {
         try Threads.apply(modelOptions.threads)
         let p = try which.load(model: modelOptions.modelDirectory, modelGiven: modelOptions.modelGiven)
@@ -128,8 +134,7 @@ struct Predict: ParsableCommand {
     func readLines() throws -> [String] {
         var lines: [String] = []
         if let file {
-            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read '\(file)'") }
-            guard let text = String(data: data, encoding: .utf8) else { throw ValidationError("\(file): not valid UTF-8") }
+            let text = try TextFile.text(file, what: "cannot read input texts")
             lines = text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
         } else {
             while let line = readLine() { if !line.isEmpty { lines.append(line) } }
@@ -145,13 +150,28 @@ struct Predict: ParsableCommand {
         }
     }
 
+    func validate() throws {
+        try Check.range(maxLen, 8...100_000, option: "--max-len")
+        try Check.range(modelOptions.threads, 1...4096, option: "--threads")
+        guard !pairSeparator.isEmpty else { throw ValidationError("--pair-separator must not be empty") }
+    }
+
     func run() throws {
         try Threads.apply(modelOptions.threads)
         if let recipePath = which.recipe, case .parallel = try Recipe.load(recipePath).expr {
             return try runParallel(try Recipe.load(recipePath))
         }
         let p = try which.load(model: modelOptions.modelDirectory, modelGiven: modelOptions.modelGiven)
+        try Check.maxLength(maxLen, model: p.encoder.config)
         let lines = try readLines()
+        // A pair task's model needs both texts: one text alone would be predicted silently wrong.
+        if let spec = try? TaskSpec.load(p.taskFile), spec.pairField != nil || spec.pairSeparator != nil {
+            let sep = pairSeparator == "\t" ? "a tab" : "'\(pairSeparator)'"
+            for (i, line) in lines.enumerated() where !line.contains(pairSeparator) {
+                throw ValidationError("\(file ?? "stdin"):\(i + 1): \(p.kind) '\(p.name)' was trained on text pairs (\(spec.name)); "
+                                      + "give both texts separated by \(sep)")
+            }
+        }
         let outputs = try Evaluator(encoder: p.encoder, hook: p.hook, head: p.head)
             .predict(encode(lines, p.tokenizer, maxLength: maxLen ?? p.hyper.maxLength), regression: p.regression)
         for (line, o) in zip(lines, outputs) { print(format(line, o, labels: p.labels, regression: p.regression)) }

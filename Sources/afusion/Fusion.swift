@@ -35,6 +35,13 @@ struct PreparedRecipe {
         let config = try BertConfig.load((r.base as NSString).appendingPathComponent("config.json"))
         fingerprint = try ModelLocator.fingerprint(r.base)
         records = try r.check(baseFingerprint: fingerprint, hiddenSize: config.hiddenSize, records: AdapterStore.list(storePath))
+        // Names are not enough: every member's weights must load with the right shapes and
+        // match their fingerprint, or training would fail (or worse) later.
+        for n in r.adapterPositions {
+            do { _ = try AdapterStore.load(storePath, name: n.value, baseFingerprint: fingerprint) } catch {
+                throw r.error(n.line, n.column, "adapter '\(n.value)' cannot be used: \(error)")
+            }
+        }
         (encoder, tokenizer) = try ModelLocator.load(r.base)
         recipe = r
         self.spec = spec
@@ -94,6 +101,7 @@ struct TrainFusion: ParsableCommand {
         let p = try PreparedRecipe(recipe, store: store)
         let r = p.recipe
         let storePath = store ?? r.store
+        try StoreFile.checkWritable(storePath)  // before any training
         guard let spec = p.spec else {
             throw ValidationError("\(recipe): a parallel recipe trains nothing; run it with `afusion predict --recipe \(recipe)`")
         }

@@ -13,9 +13,11 @@ struct StoreStress: ParsableCommand {
     @Option var hidden = 384
     @Option var layers = 6
     @Option var count = 1_000_000
+    @Flag(help: "Save each iteration under its own name (<name>-<i>), to detect lost updates.") var distinct = false
 
     func run() throws {
         for i in 0..<count {
+            let name = distinct ? "\(self.name)-\(i)" : self.name
             let adapter = Adapter(name: name, config: AdapterConfig(placement: .houlsby, reductionFactor: 2, initStd: 0.5),
                                   hidden: hidden, layers: layers, seed: UInt64(i))
             let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 3), hidden: hidden, seed: UInt64(i))

@@ -28,8 +28,22 @@ struct TrainAdapter: ParsableCommand {
     var ifMissing = false
     @OptionGroup var modelOptions: ModelOptions
 
+    func validate() throws {
+        try Check.range(epochs, 1...100_000, option: "--epochs")
+        try Check.range(batch, 1...65_536, option: "--batch")
+        try Check.learningRate(lr)
+        try Check.range(maxLen, 8...100_000, option: "--max-len")
+        try Check.range(patience, 1...100_000, option: "--patience")
+        try Check.range(maxTrain, 1...Int.max, option: "--max-train")
+        try Check.range(maxDev, 1...Int.max, option: "--max-dev")
+        try Check.range(reduction, 1...100_000, option: "--reduction")
+        try Check.range(modelOptions.threads, 1...4096, option: "--threads")
+        if let name { try Check.name(name, option: "--name") }
+    }
+
     func run() throws {
         try Threads.apply(modelOptions.threads)
+        try StoreFile.checkWritable(store)  // before any training: a save that would fail is found now
         let spec = try TaskSpec.load(task)
         let adapterName = name ?? spec.name
         let fingerprint = try ModelLocator.fingerprint(modelOptions.modelDirectory)
@@ -39,8 +53,10 @@ struct TrainAdapter: ParsableCommand {
             print("adapter '\(adapterName)' is already in \(store) (dev \(spec.metric.rawValue) \(fmt(rec.bestDevMetric ?? .nan)) at epoch \(rec.bestEpoch)); skipping")
             return
         }
+        try Check.name(adapterName, option: "adapter name")
         let (encoder, tokenizer) = try ModelLocator.load(modelOptions.modelDirectory)
         let c = encoder.config
+        try Check.maxLength(maxLen, model: c)
         var tc = TrainingConfig()
         tc.epochs = epochs; tc.learningRate = lr; tc.batchSize = batch; tc.maxLength = maxLen ?? spec.maxLength
         tc.seed = seed; tc.patience = patience; tc.maxTrain = maxTrain; tc.maxDev = maxDev
@@ -104,6 +120,7 @@ func fmt(_ x: Double) -> String { String(format: "%.4f", x) }
 /// A seeded sample of at most `n` examples (all of them when n is nil or large enough), in original order.
 func sample(_ xs: [Example], _ n: Int?, seed: UInt64) -> [Example] {
     guard let n, n < xs.count else { return xs }
+    guard n > 0 else { return [] }
     var rng = SeededRNG(seed: seed)
     var idx = Array(xs.indices)
     idx.shuffle(using: &rng)

@@ -58,6 +58,7 @@ public func closestMatch(_ word: String, in candidates: [String]) -> String? {
         }
         return prev[b.count]
     }
+    guard word.count <= 200 else { return nil }  // a huge token is no typo
     let w = Array(word.lowercased())
     let scored = candidates.map { ($0, distance(w, Array($0.lowercased()))) }.min { $0.1 < $1.1 }
     guard let (best, d) = scored, d <= max(2, word.count / 3), d < word.count else { return nil }

@@ -58,10 +58,12 @@ public final class SafeTensorsFile {
         base = m
         mappedSize = size
         do {
-            let headerLen = Int(UInt64(littleEndian: m.loadUnaligned(as: UInt64.self)))
-            guard headerLen <= size - 8 else {
-                throw SafeTensorsError.truncated(path: path, reason: "header claims \(headerLen) bytes but the file has \(size - 8) after the length")
+            // Unsigned and bounded by the file before it becomes an Int (0xFFFF… must not trap).
+            let claimed = UInt64(littleEndian: m.loadUnaligned(as: UInt64.self))
+            guard claimed <= UInt64(size - 8) else {
+                throw SafeTensorsError.truncated(path: path, reason: "header claims \(claimed) bytes but the file has \(size - 8) after the length")
             }
+            let headerLen = Int(claimed)
             dataStart = 8 + headerLen
             let headerData = Data(bytes: m + 8, count: headerLen)
             guard let json = try? JSONSerialization.jsonObject(with: headerData), let dict = json as? [String: Any] else {
@@ -86,8 +88,20 @@ public final class SafeTensorsFile {
                 guard offs[1] <= dataSize else {
                     throw SafeTensorsError.truncated(path: path, reason: "tensor '\(name)' ends at byte \(offs[1]) of a \(dataSize)-byte data area")
                 }
-                if let width = Self.byteWidth(dtype), shape.reduce(1, *) * width != offs[1] - offs[0] {
-                    throw SafeTensorsError.corrupt(path: path, reason: "tensor '\(name)' of shape \(shape) \(dtype) needs \(shape.reduce(1, *) * width) bytes, has \(offs[1] - offs[0])")
+                guard (info["shape"] as? [Any])?.count == shape.count else {
+                    throw SafeTensorsError.corrupt(path: path, reason: "entry '\(name)' has a shape that is not a list of integers")
+                }
+                // The element count, without overflow: it must fit the data area anyway.
+                var elements = 1
+                for d in shape {
+                    let (p, overflow) = elements.multipliedReportingOverflow(by: d)
+                    guard !overflow, p <= dataSize else {
+                        throw SafeTensorsError.corrupt(path: path, reason: "tensor '\(name)' has shape \(shape), larger than the file")
+                    }
+                    elements = p
+                }
+                if let width = Self.byteWidth(dtype), elements * width != offs[1] - offs[0] {
+                    throw SafeTensorsError.corrupt(path: path, reason: "tensor '\(name)' of shape \(shape) \(dtype) needs \(elements * width) bytes, has \(offs[1] - offs[0])")
                 }
                 entries[name] = Entry(name: name, dtype: dtype, shape: shape, byteRange: offs[0]..<offs[1])
             }

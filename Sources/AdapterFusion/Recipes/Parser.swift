@@ -102,7 +102,7 @@ public struct Parser {
         let name = try word("the recipe's name after 'fusion'")
         guard name.value.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) else {
             throw SourceError(file: file, text: text, line: name.line, column: name.column,
-                              "name '\(name.value)' must be letters, digits, '_' or '-'")
+                              "name '\(Token.cut(name.value))' must be letters, digits, '_' or '-'")
         }
         try endOfLine(after: "the recipe's name")
         var ast = RecipeAST(file: file, text: text, name: name)
@@ -154,6 +154,11 @@ public struct Parser {
         }
     }
 
+    /// Deepest nesting of compositions accepted (the parser recurses once per level).
+    static let maxDepth = 64
+    /// Largest weight magnitude in `average`/`stack` (larger ones only overflow in training).
+    static let maxWeight: Float = 100
+
     /// expr := NAME | FUNCTION '(' arg (',' arg)* ')' ;  arg := [NUMBER '*'] expr
     mutating func expression() throws -> ExprNode {
         let t = next()
@@ -171,16 +176,33 @@ public struct Parser {
         }
         let open = next()
         depth += 1
+        guard depth <= Self.maxDepth else {
+            throw error(t, "compositions nest more than \(Self.maxDepth) levels deep", hint: "flatten the recipe; fusions of fusions rarely need more than 3 levels")
+        }
         var args: [(Located<Float>?, ExprNode)] = []
         if case .rparen = peek().kind { throw error(peek(), "'\(w)()' has no members", hint: "\(w)(a, b)") }
         while true {
             var weight: Located<Float>?
             let first = peek()
-            if case .word(let num) = first.kind, let value = Float(num), num.first.map({ $0.isNumber || $0 == "." || $0 == "-" }) == true {
+            // A weight is whatever stands before '*', or a word that starts like a number.
+            let save = pos
+            _ = next()
+            let starFollows: Bool = { if case .star = peek().kind { return true }; return false }()
+            pos = save
+            if case .word(let num) = first.kind,
+               starFollows || num.first.map({ $0.isNumber || $0 == "." || $0 == "-" || $0 == "+" }) == true {
+                guard let value = Float(num), value.isFinite else {
+                    throw error(first, "weight \(first.display) is not a finite number", hint: "weights are written '0.3 * name'")
+                }
+                guard abs(value) <= Self.maxWeight else {
+                    throw error(first, "weight \(first.display) is too large (at most \(Int(Self.maxWeight)) in magnitude)")
+                }
                 _ = next()
                 let star = next()
-                guard case .star = star.kind else { throw error(star, "expected '*' after the weight \(num)", hint: "weights are written '0.3 * name'") }
+                guard case .star = star.kind else { throw error(star, "expected '*' after the weight \(Token.cut(num))", hint: "weights are written '0.3 * name'") }
                 weight = Located(value: value, line: first.line, column: first.column)
+            } else if case .star = first.kind {
+                throw error(first, "expected a weight before '*'", hint: "weights are written '0.3 * name'")
             }
             args.append((weight, try expression()))
             let sep = next()

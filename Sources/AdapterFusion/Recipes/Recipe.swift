@@ -19,12 +19,11 @@ public struct Recipe: Sendable {
 
     /// Reads and checks a recipe file: syntax and everything that needs no store.
     public static func load(_ path: String) throws -> Recipe {
-        guard let data = FileManager.default.contents(atPath: path) else { throw SourceError(file: path, "cannot read recipe") }
-        guard let text = String(data: data, encoding: .utf8) else { throw SourceError(file: path, "recipe is not valid UTF-8") }
-        return try parse(text, file: path)
+        try parse(try TextFile.text(path, what: "cannot read recipe"), file: path)
     }
 
     public static func parse(_ text: String, file: String) throws -> Recipe {
+        let text = text.replacingOccurrences(of: "\r\n", with: "\n")  // CRLF files read as LF
         var parser = try Parser(file: file, text: text)
         let ast = try parser.parse()
         func err(_ line: Int, _ col: Int, _ msg: String, hint: String? = nil) -> SourceError {
@@ -53,7 +52,7 @@ public struct Recipe: Sendable {
         switch node {
         case .name(let n):
             if let first = seen[n.value] {
-                throw err(n.line, n.column, "adapter '\(n.value)' appears twice in the composition",
+                throw err(n.line, n.column, "adapter '\(Token.cut(n.value))' appears twice in the composition",
                           "each adapter may appear once (first at line \(first.line), column \(first.column))")
             }
             seen[n.value] = n
@@ -101,21 +100,21 @@ public struct Recipe: Sendable {
         for item in items {
             let k = item.key
             guard optionKeys.contains(k.value) else {
-                throw err(k.line, k.column, "unknown fusion option '\(k.value)'", closestMatch(k.value, in: optionKeys).map { "did you mean '\($0)'?" }
+                throw err(k.line, k.column, "unknown fusion option '\(Token.cut(k.value))'", closestMatch(k.value, in: optionKeys).map { "did you mean '\($0)'?" }
                           ?? "options: " + optionKeys.joined(separator: ", "))
             }
-            if seen[k.value] != nil { throw err(k.line, k.column, "option '\(k.value)' is given twice", nil) }
+            if seen[k.value] != nil { throw err(k.line, k.column, "option '\(Token.cut(k.value))' is given twice", nil) }
             seen[k.value] = item
             switch k.value {
             case "dynamic", "static":
-                if let v = item.value { throw err(v.line, v.column, "'\(k.value)' takes no value", nil) }
-                if let m = mode { throw err(k.line, k.column, "'\(k.value)' contradicts '\(m.key.value)' (line \(m.key.line))", "a fusion is dynamic (with value matrix) or static") }
+                if let v = item.value { throw err(v.line, v.column, "'\(Token.cut(k.value))' takes no value", nil) }
+                if let m = mode { throw err(k.line, k.column, "'\(Token.cut(k.value))' contradicts '\(m.key.value)' (line \(m.key.line))", "a fusion is dynamic (with value matrix) or static") }
                 mode = item
                 o.dynamic = k.value == "dynamic"
             case "temperature":
                 guard let v = item.value else { throw err(k.line, k.column, "'temperature' needs a value: a number > 0, or 'anneal'", nil) }
                 if v.value == "anneal" { o.anneal = true } else {
-                    guard let t = Float(v.value), t > 0, t.isFinite else { throw err(v.line, v.column, "temperature must be a number > 0 or 'anneal', not '\(v.value)'", nil) }
+                    guard let t = Float(v.value), t > 0, t.isFinite else { throw err(v.line, v.column, "temperature must be a number > 0 or 'anneal', not '\(Token.cut(v.value))'", nil) }
                     o.temperature = t
                 }
             default:
@@ -137,19 +136,19 @@ public struct Recipe: Sendable {
         for item in items {
             let k = item.key
             guard trainKeys.contains(k.value) else {
-                throw err(k.line, k.column, "unknown training setting '\(k.value)'", closestMatch(k.value, in: trainKeys).map { "did you mean '\($0)'?" }
+                throw err(k.line, k.column, "unknown training setting '\(Token.cut(k.value))'", closestMatch(k.value, in: trainKeys).map { "did you mean '\($0)'?" }
                           ?? "settings: " + trainKeys.joined(separator: ", "))
             }
-            guard seen.insert(k.value).inserted else { throw err(k.line, k.column, "training setting '\(k.value)' is given twice", nil) }
-            guard let v = item.value else { throw err(k.line, k.column, "'\(k.value)' needs a value", nil) }
+            guard seen.insert(k.value).inserted else { throw err(k.line, k.column, "training setting '\(Token.cut(k.value))' is given twice", nil) }
+            guard let v = item.value else { throw err(k.line, k.column, "'\(Token.cut(k.value))' needs a value", nil) }
             func int(_ range: ClosedRange<Int>) throws -> Int {
                 guard let i = Int(v.value), range.contains(i) else {
-                    throw err(v.line, v.column, "\(k.value) must be an integer in \(range.lowerBound)...\(range.upperBound == Int.max ? "" : String(range.upperBound)), not '\(v.value)'", nil)
+                    throw err(v.line, v.column, "\(k.value) must be an integer in \(range.lowerBound)...\(range.upperBound == Int.max ? "" : String(range.upperBound)), not '\(Token.cut(v.value))'", nil)
                 }
                 return i
             }
             func float(_ ok: (Float) -> Bool, _ what: String) throws -> Float {
-                guard let f = Float(v.value), f.isFinite, ok(f) else { throw err(v.line, v.column, "\(k.value) must be \(what), not '\(v.value)'", nil) }
+                guard let f = Float(v.value), f.isFinite, ok(f) else { throw err(v.line, v.column, "\(k.value) must be \(what), not '\(Token.cut(v.value))'", nil) }
                 return f
             }
             switch k.value {
@@ -191,16 +190,16 @@ public struct Recipe: Sendable {
         var out: [String: AdapterRecord] = [:]
         for n in adapterPositions {
             guard let r = byName[n.value] else {
-                throw error(n.line, n.column, "unknown adapter '\(n.value)'", hint: closestMatch(n.value, in: Array(byName.keys)).map { "did you mean '\($0)'?" }
+                throw error(n.line, n.column, "unknown adapter '\(Token.cut(n.value))'", hint: closestMatch(n.value, in: Array(byName.keys)).map { "did you mean '\($0)'?" }
                             ?? (byName.isEmpty ? "the store \(store) has no adapters yet: train some with afusion train-adapter"
                                                 : "the store has: " + byName.keys.sorted().joined(separator: ", ")))
             }
             guard r.baseFingerprint == baseFingerprint else {
-                throw error(n.line, n.column, "adapter '\(n.value)' was trained on another base model (\(r.baseModel), sha256 \(r.baseFingerprint.prefix(12))…)",
+                throw error(n.line, n.column, "adapter '\(Token.cut(n.value))' was trained on another base model (\(r.baseModel), sha256 \(r.baseFingerprint.prefix(12))…)",
                             hint: "the recipe's base \(base) has sha256 \(baseFingerprint.prefix(12))…; retrain the adapter on it")
             }
             guard r.hiddenSize == hiddenSize else {
-                throw error(n.line, n.column, "adapter '\(n.value)' has hidden size \(r.hiddenSize); the base model's is \(hiddenSize)")
+                throw error(n.line, n.column, "adapter '\(Token.cut(n.value))' has hidden size \(r.hiddenSize); the base model's is \(hiddenSize)")
             }
             out[n.value] = r
         }

@@ -64,39 +64,32 @@ public enum AdapterStore {
     }
 
     /// Writes a new store file with every group of the old one except `replacing`, plus what
-    /// `write` adds, then atomically renames it over `path`. On any error the old file stays.
+    /// `write` adds, then atomically renames it over `path`, holding the store's writer lock
+    /// throughout (see `StoreFile`). On any error the old file stays as it was.
     public static func rewrite(_ path: String, replacing: [(section: String, name: String)],
                                _ write: (HDF5Group) throws -> Void) throws {
-        let tmp = path + ".tmp-\(getpid())"
-        defer { unlink(tmp) }
-        do {
-            let file = try HDF5File(creating: tmp, overwrite: true)
-            let root = try file.root
-            try root.setAttribute("format", "afusion-store")
-            try root.setAttribute("format_version", 1)
-            try root.setAttribute("tool_version", AdapterFusionVersion.string)
-            if FileManager.default.fileExists(atPath: path) {
-                let old = try HDF5File(opening: path)
-                let oldRoot = try old.root
-                for section in sections where oldRoot.contains(section) {
-                    let src = try oldRoot.group(section)
-                    let dst = root.contains(section) ? try root.group(section) : try root.createGroup(section)
-                    for child in src.children() where !replacing.contains(where: { $0.section == section && $0.name == child }) {
-                        try src.copy(child, to: dst)
+        try StoreFile.replace(path) { target in
+            let file = try HDF5File(inMemory: target + ".new-\(UUID().uuidString)")
+            do {
+                let root = try file.root
+                try root.setAttribute("format", "afusion-store")
+                try root.setAttribute("format_version", 1)
+                try root.setAttribute("tool_version", AdapterFusionVersion.string)
+                if FileManager.default.fileExists(atPath: target) {
+                    let old = try HDF5File(opening: target)
+                    let oldRoot = try old.root
+                    for section in sections where oldRoot.contains(section) {
+                        let src = try oldRoot.group(section)
+                        let dst = root.contains(section) ? try root.group(section) : try root.createGroup(section)
+                        for child in src.children() where !replacing.contains(where: { $0.section == section && $0.name == child }) {
+                            try src.copy(child, to: dst)
+                        }
                     }
                 }
+                try write(root)
             }
-            try write(root)
-            try file.flush()
+            return try file.image()
         }
-        // All HDF5 handles are released here, so the file is closed.
-        let fd = open(tmp, O_RDONLY)
-        if fd >= 0 { fsync(fd); close(fd) }
-        guard rename(tmp, path) == 0 else {
-            throw HDF5Error("\(path): cannot replace the store: \(String(cString: strerror(errno)))")
-        }
-        let dir = open((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent, O_RDONLY)
-        if dir >= 0 { fsync(dir); close(dir) }
     }
 
     /// SHA-256 over parameters' names and Float32 bytes, in name order.
@@ -116,15 +109,31 @@ public enum AdapterStore {
     }
 
     static func readRecord(_ g: HDF5Group, name: String) throws -> AdapterRecord {
-        AdapterRecord(name: name, adapterConfig: try decodeAttribute(AdapterConfig.self, "config", of: g), training: try TrainingRecord.read(g))
+        let rec = AdapterRecord(name: name, adapterConfig: try decodeAttribute(AdapterConfig.self, "config", of: g), training: try TrainingRecord.read(g))
+        let c = rec.adapterConfig
+        func bad(_ what: String) -> HDF5Error { HDF5Error("\(g.file.path): '\(g.path)' has \(what); the entry is damaged") }
+        guard (1...rec.hiddenSize).contains(c.reductionFactor) else {
+            throw bad("reduction_factor = \(c.reductionFactor) in its config (expected 1…\(rec.hiddenSize))")
+        }
+        guard c.leaveOut.allSatisfy({ (0..<rec.numLayers).contains($0) }) else { throw bad("leave_out \(c.leaveOut) outside 0..<\(rec.numLayers)") }
+        guard c.initStd.isFinite else { throw bad("init_std = \(c.initStd)") }
+        return rec
     }
 
     /// Records of every adapter in the store, by name.
-    public static func list(_ path: String) throws -> [AdapterRecord] {
+    /// A damaged or foreign entry is skipped and reported through `damaged` (by default a
+    /// warning on stderr), so one bad entry never hides the others.
+    public static func list(_ path: String, damaged: (String) -> Void = StoreFile.warn) throws -> [AdapterRecord] {
+        StoreFile.cleanUp(path)
         let root = try HDF5File(opening: path).root
         guard root.contains("adapters") else { return [] }
         let g = try root.group("adapters")
-        return try g.children().map { try readRecord(try g.group($0), name: $0) }
+        return g.children().compactMap { name in
+            do { return try readRecord(try g.group(name), name: name) } catch {
+                damaged("skipping adapter '\(name)': \(error)")
+                return nil
+            }
+        }
     }
 
     /// Loads adapter `name` and its head. Refuses a store written for another base model

@@ -71,11 +71,16 @@ public enum FusionStore {
     }
 
     /// Records of every fusion in the store.
-    public static func list(_ path: String) throws -> [FusionRecord] {
+    public static func list(_ path: String, damaged: (String) -> Void = StoreFile.warn) throws -> [FusionRecord] {
         let root = try HDF5File(opening: path).root
         guard root.contains("fusions") else { return [] }
         let g = try root.group("fusions")
-        return try g.children().map { try readRecord(try g.group($0), name: $0) }
+        return g.children().compactMap { name in
+            do { return try readRecord(try g.group(name), name: name) } catch {
+                damaged("skipping fusion '\(name)': \(error)")
+                return nil
+            }
+        }
     }
 
     /// A loaded fusion: its composition over the (frozen) member adapters, its head and record.

@@ -59,7 +59,22 @@ public struct TrainingRecord: Sendable, Equatable {
             seed: try g.intAttribute("seed"), created: try g.stringAttribute("created"))
         r.toolVersion = try g.stringAttribute("tool_version")
         r.weightsFingerprint = try g.stringAttribute("weights_fingerprint")
+        try r.validate(at: g)
         return r
+    }
+
+    /// Rejects attribute values no trained model can have (a damaged or hand-edited store),
+    /// before anything is sized from them.
+    func validate(at g: HDF5Group) throws {
+        func bad(_ what: String) -> HDF5Error { HDF5Error("\(g.file.path): '\(g.path)' has \(what); the entry is damaged") }
+        guard (1...65_536).contains(hiddenSize) else { throw bad("hidden_size = \(hiddenSize) (expected 1…65536)") }
+        guard (1...1_024).contains(numLayers) else { throw bad("num_layers = \(numLayers) (expected 1…1024)") }
+        guard (1...1_000_000).contains(headConfig.outputs) else { throw bad("head_config outputs = \(headConfig.outputs)") }
+        guard headConfig.dropout >= 0 && headConfig.dropout < 1 else { throw bad("head_config dropout = \(headConfig.dropout) (expected [0, 1))") }
+        if headConfig.kind == .classification && labels.count != headConfig.outputs {
+            throw bad("\(labels.count) labels for a head of \(headConfig.outputs) outputs")
+        }
+        guard (0...devMetrics.count).contains(bestEpoch) else { throw bad("best_epoch = \(bestEpoch) for \(devMetrics.count) epochs") }
     }
 
     /// Refuses a model trained on another base model than the one given (nil: no check).

@@ -19,9 +19,12 @@ public struct RawRow: Sendable {
 /// file order as rows carrying a `SourceError` that names file and line.
 public enum DataReader {
     public static func read(_ path: String, format: TaskSpec.Format, firstLine: Int = 1) throws -> [RawRow] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw SourceError(file: path, "cannot read data file (run `make setup` to fetch the data sets)")
-        }
+        let data = try TextFile.data(path, what: "cannot read data file", hint: "`make setup` fetches the shipped data sets")
+        return try parse(data, path: path, format: format, firstLine: firstLine)
+    }
+
+    /// The rows of a data file's bytes (`path` names it in errors).
+    public static func parse(_ data: Data, path: String, format: TaskSpec.Format, firstLine: Int = 1) throws -> [RawRow] {
         let bytes = [UInt8](data)
         switch format {
         case .csv: return try delimited(bytes, path: path, separator: UInt8(ascii: ","), quoting: true)
@@ -48,45 +51,68 @@ public enum DataReader {
     }
 
     /// CSV (RFC 4180: quoted fields may hold separators, newlines and doubled quotes) or TSV.
+    ///
+    /// A quoted field must close with a quote followed by a separator, a line end or the end of
+    /// the file. One that does not (a stray quote inside it, or no closing quote at all) makes
+    /// its record bad, and reading resumes on the line after the one where the quote opened,
+    /// so a stray quote never swallows the rows after it.
     static func delimited(_ bytes: [UInt8], path: String, separator: UInt8, quoting: Bool) throws -> [RawRow] {
-        var records: [(line: Int, fields: [ArraySlice<UInt8>])] = []
+        var records: [(line: Int, fields: [ArraySlice<UInt8>], error: String?)] = []
         var fields: [ArraySlice<UInt8>] = []
         var field: [UInt8] = [], inQuotes = false, line = 1, recordLine = 1, i = 0
+        var quoteStart = 0, quoteLine = 1
         var storage: [[UInt8]] = []  // owns unescaped quoted fields
         func endField() { storage.append(field); fields.append(storage[storage.count - 1][...]); field = [] }
+        /// Marks the record bad and restarts on the line after the opening quote's.
+        func resync(_ message: String) {
+            records.append((recordLine, [], message))
+            var j = quoteStart
+            while j < bytes.count && bytes[j] != UInt8(ascii: "\n") { j += 1 }
+            i = j + 1
+            field = []; fields = []; inQuotes = false
+            line = quoteLine + 1; recordLine = line
+        }
         while i < bytes.count {
             let b = bytes[i]
             if inQuotes {
                 if b == UInt8(ascii: "\"") {
-                    if i + 1 < bytes.count && bytes[i + 1] == UInt8(ascii: "\"") { field.append(b); i += 1 } else { inQuotes = false }
+                    if i + 1 < bytes.count && bytes[i + 1] == UInt8(ascii: "\"") { field.append(b); i += 1 } else {
+                        let after = i + 1 < bytes.count ? bytes[i + 1] : UInt8(ascii: "\n")
+                        guard after == separator || after == UInt8(ascii: "\n") || after == UInt8(ascii: "\r") else {
+                            resync("the quoted field opened on line \(quoteLine) closes with a quote followed by other text (a quote inside a field must be doubled: \"\")")
+                            continue
+                        }
+                        inQuotes = false
+                    }
                 } else {
                     if b == UInt8(ascii: "\n") { line += 1 }
                     field.append(b)
                 }
             } else if quoting && b == UInt8(ascii: "\"") && field.isEmpty {
-                inQuotes = true
+                inQuotes = true; quoteStart = i; quoteLine = line
             } else if b == separator {
                 endField()
             } else if b == UInt8(ascii: "\n") {
                 if field.last == UInt8(ascii: "\r") { field.removeLast() }
                 endField()
-                if !(fields.count == 1 && fields[0].isEmpty) { records.append((recordLine, fields)) }
+                if !(fields.count == 1 && fields[0].isEmpty) { records.append((recordLine, fields, nil)) }
                 fields = []; line += 1; recordLine = line
             } else {
                 field.append(b)
             }
             i += 1
+            if i == bytes.count && inQuotes { resync("the quoted field opened on line \(quoteLine) is never closed") }
         }
-        let unterminated = inQuotes ? SourceError(file: path, line: recordLine, "unterminated quoted field") : nil
         if !field.isEmpty || !fields.isEmpty {
             endField()
-            if !(fields.count == 1 && fields[0].isEmpty) { records.append((recordLine, fields)) }
+            if !(fields.count == 1 && fields[0].isEmpty) { records.append((recordLine, fields, nil)) }
         }
         guard let header = records.first else { throw SourceError(file: path, "empty file: a header row is needed") }
         let names = header.fields.map { decode($0) ?? "" }
         var rows: [RawRow] = []
+        if let e = header.error { throw SourceError(file: path, line: header.line, "header row: \(e)") }
         for (k, rec) in records.dropFirst().enumerated() {
-            if let unterminated, rec.line == unterminated.line { rows.append(.bad(unterminated, index: k)); continue }
+            if let e = rec.error { rows.append(.bad(SourceError(file: path, line: rec.line, e), index: k)); continue }
             if rec.fields.count != names.count {
                 rows.append(.bad(SourceError(file: path, line: rec.line, "\(rec.fields.count) fields where the header has \(names.count)"), index: k))
                 continue

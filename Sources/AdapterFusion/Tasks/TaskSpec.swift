@@ -67,14 +67,11 @@ public struct TaskSpec: Sendable {
 
     /// Parses and validates a task file. Errors name the file, line and column.
     public static func load(_ path: String) throws -> TaskSpec {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw SourceError(file: path, "cannot read task file")
-        }
-        guard let text = String(data: data, encoding: .utf8) else { throw SourceError(file: path, "task file is not valid UTF-8") }
-        return try parse(text, path: path)
+        try parse(try TextFile.text(path, what: "cannot read task file"), path: path)
     }
 
     public static func parse(_ text: String, path: String) throws -> TaskSpec {
+        let text = text.replacingOccurrences(of: "\r\n", with: "\n")  // positions count in LF text
         let root: TOMLTable
         do { root = try TOMLTable(string: text) } catch let e as TOMLParseError {
             throw SourceError(file: path, text: text, line: e.source.begin.line, column: e.source.begin.column, "TOML: \(e.description)")
@@ -102,7 +99,7 @@ public struct TaskSpec: Sendable {
         }
         let labelsT = try reader.table(root, "labels")
         try reader.allowOnly(labelsT, ["names", "values", "threshold", "neutral_band", "regression"], section: "labels")
-        let regression = labelsT["regression"]?.bool ?? false
+        let regression = try reader.optionalBool(labelsT, "regression", section: "labels") ?? false
         let names = try reader.optionalStrings(labelsT, "names", section: "labels") ?? []
         if regression != names.isEmpty {
             throw reader.error(at: regression ? "names" : "labels", section: regression ? "labels" : nil,
@@ -114,6 +111,13 @@ public struct TaskSpec: Sendable {
             throw reader.error(at: "values", section: "labels", "\(values.count) values for \(names.count) label names")
         }
         let threshold = try reader.optionalDouble(labelsT, "threshold", section: "labels")
+        let neutralBand = try reader.optionalDouble(labelsT, "neutral_band", section: "labels") ?? 0
+        guard neutralBand >= 0 else { throw reader.error(at: "neutral_band", section: "labels", "neutral_band must be ≥ 0, got \(neutralBand)") }
+        if labelsT["neutral_band"] != nil && threshold == nil {
+            throw reader.error(at: "neutral_band", section: "labels", "neutral_band needs a threshold")
+        }
+        let firstLine = try reader.optionalInt(dataT, "first_line", section: "data") ?? 1
+        guard firstLine >= 1 else { throw reader.error(at: "first_line", section: "data", "first_line counts from 1, got \(firstLine)") }
         if threshold != nil && names.count != 2 {
             throw reader.error(at: "threshold", section: "labels", "a threshold binarises scores, so it needs exactly 2 label names")
         }
@@ -128,7 +132,7 @@ public struct TaskSpec: Sendable {
         var split = Split.hash(dev: 0.1, test: 0.1)
         if let splitT = root["split"]?.table {
             try reader.allowOnly(splitT, ["rule", "dev", "test", "train_files", "dev_files", "test_files"], section: "split")
-            switch splitT["rule"]?.string ?? "hash" {
+            switch try reader.optionalString(splitT, "rule", section: "split") ?? "hash" {
             case "hash":
                 let dev = try reader.optionalDouble(splitT, "dev", section: "split") ?? 0.1
                 let test = try reader.optionalDouble(splitT, "test", section: "split") ?? 0.1
@@ -155,10 +159,10 @@ public struct TaskSpec: Sendable {
             pairField: try reader.optionalString(dataT, "pair", section: "data"),
             pairSeparator: try reader.optionalString(dataT, "pair_separator", section: "data"),
             labelField: try reader.optionalString(dataT, "label", section: "data") ?? "label",
-            firstLine: try reader.optionalInt(dataT, "first_line", section: "data") ?? 1,
+            firstLine: firstLine,
             labelDelimiter: try reader.optionalString(dataT, "label_delimiter", section: "data"),
             labels: names, labelValues: values, threshold: threshold,
-            neutralBand: try reader.optionalDouble(labelsT, "neutral_band", section: "labels") ?? 0,
+            neutralBand: neutralBand,
             metric: metric, maxLength: maxLength, split: split, skipBadRows: badRows == "skip")
     }
 }
@@ -228,7 +232,14 @@ struct TableReader {
     func optionalDouble(_ t: TOMLTable, _ key: String, section: String?) throws -> Double? {
         guard let v = t[key] else { return nil }
         guard let d = v.double ?? v.int.map(Double.init) else { throw error(at: key, section: section, "'\(name(key, section))' must be a number") }
+        guard d.isFinite else { throw error(at: key, section: section, "'\(name(key, section))' must be a finite number, not \(d)") }
         return d
+    }
+
+    func optionalBool(_ t: TOMLTable, _ key: String, section: String?) throws -> Bool? {
+        guard let v = t[key] else { return nil }
+        guard let b = v.bool else { throw error(at: key, section: section, "'\(name(key, section))' must be true or false (without quotes)") }
+        return b
     }
 
     func optionalStrings(_ t: TOMLTable, _ key: String, section: String?) throws -> [String]? {
