@@ -34,14 +34,15 @@ FUZZ_RUNS ?= 1000000
 FUZZ_TARGETS = recipe task csv tsv jsonl label-text bigbench safetensors
 fuzz: setup
 	AFUSION_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product afusion-fuzz \
-	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -Onone
+	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -Onone 2>&1 | grep -v "Cannot export local symbol"
 	@mkdir -p .fuzz/crashes
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p .fuzz/corpus/$$t; \
-	  echo "fuzz $$t: $(FUZZ_RUNS) runs"; \
 	  AFUSION_FUZZ_TARGET=$$t .build-fuzz/debug/afusion-fuzz .fuzz/corpus/$$t Tests/Fuzz/$$t \
-	    -runs=$(FUZZ_RUNS) -max_len=4096 -timeout=10 -rss_limit_mb=4096 -artifact_prefix=.fuzz/crashes/$$t- \
-	    -print_final_stats=1 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" || exit 1; \
+	    -runs=$(FUZZ_RUNS) -max_len=4096 -timeout=10 -rss_limit_mb=4096 -detect_leaks=0 \
+	    -artifact_prefix=.fuzz/crashes/$$t- -print_final_stats=1 > .fuzz/$$t.log 2>&1; rc=$$?; \
+	  echo "fuzz $$t: $$(grep -o 'number_of_executed_units: [0-9]*' .fuzz/$$t.log | grep -o '[0-9]*') executions, exit $$rc"; \
+	  if [ $$rc -ne 0 ]; then grep -E "ERROR|SUMMARY|artifact" .fuzz/$$t.log; exit 1; fi; \
 	done
 
 clean:

@@ -276,8 +276,8 @@ struct Inspect: ParsableCommand {
         }
         var rows = [["adapter", "task", "placement", "params", "metric", "best dev", "epoch", "base model", "base sha256", "created"]]
         for r in records {
-            let params = try count(try root.group("adapters/\(r.name)")) + count(try root.group("heads/\(r.name)"))
-            rows.append([r.name, r.task, "\(r.adapterConfig.placement.rawValue)/\(r.adapterConfig.reductionFactor)", "\(params)",
+            let params = (try? count(try root.group("adapters/\(r.name)")) + count(try root.group("heads/\(r.name)"))).map(String.init) ?? "? (damaged)"
+            rows.append([r.name, r.task, "\(r.adapterConfig.placement.rawValue)/\(r.adapterConfig.reductionFactor)", params,
                          r.metric, r.bestDevMetric.map(fmt) ?? "-", "\(r.bestEpoch)/\(r.devMetrics.count)", r.baseModel,
                          String(r.baseFingerprint.prefix(12)), String(r.created.prefix(19))])
         }
@@ -287,9 +287,9 @@ struct Inspect: ParsableCommand {
         var frows = [["fusion", "task", "composition", "params", "metric", "best dev", "epoch", "members intact", "created"]]
         let current = Dictionary(records.map { ($0.name, $0.weightsFingerprint) }, uniquingKeysWith: { a, _ in a })
         for f in fusions {
-            let params = try count(try root.group("fusions/\(f.name)")) + count(try root.group("heads/\(f.name)"))
+            let params = (try? count(try root.group("fusions/\(f.name)")) + count(try root.group("heads/\(f.name)"))).map(String.init) ?? "? (damaged)"
             let changed = f.memberFingerprints.filter { current[$0.key] != $0.value }.keys.sorted()
-            frows.append([f.name, f.task, f.composition, "\(params)", f.metric, f.bestDevMetric.map(fmt) ?? "-",
+            frows.append([f.name, f.task, f.composition, params, f.metric, f.bestDevMetric.map(fmt) ?? "-",
                           "\(f.bestEpoch)/\(f.devMetrics.count)", changed.isEmpty ? "yes" : "no: " + changed.joined(separator: ","),
                           String(f.created.prefix(19))])
         }

@@ -149,7 +149,11 @@ public struct Parser {
                 if case .newline = current.kind { throw error(current, "expected an option after ','", hint: "remove the trailing comma") }
                 continue
             case .newline, .end: return items
-            default: throw error(t, "expected ',' or the end of the line, found \(t.display)", hint: "options are separated by commas")
+            default:
+                if let v = value?.value, v == "-" || v == "+", case .word(let n) = t.kind, Float(n) != nil {
+                    throw error(t, "a space splits the number '\(v) \(Token.cut(n))'", hint: "write it as \(v)\(Token.cut(n))")
+                }
+                throw error(t, "expected ',' or the end of the line, found \(t.display)", hint: "options are separated by commas")
             }
         }
     }

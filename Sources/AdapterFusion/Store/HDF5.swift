@@ -68,7 +68,10 @@ public final class HDF5File {
     /// Opens an existing file.
     public init(opening path: String, writable: Bool = false) throws {
         afh5_silence_errors()
-        guard FileManager.default.fileExists(atPath: path) else { throw HDF5Error("\(path): no such file") }
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw HDF5Error("\(path): \(String(cString: strerror(errno)))") }
+        guard (st.st_mode & S_IFMT) != S_IFDIR else { throw HDF5Error("\(path): \(String(cString: strerror(EISDIR))); a store is an HDF5 file") }
+        guard access(path, writable ? R_OK | W_OK : R_OK) == 0 else { throw HDF5Error("\(path): \(String(cString: strerror(errno)))") }
         guard H5Fis_hdf5(path) > 0 else { throw HDF5Error("\(path): not an HDF5 file (or it is corrupt)") }
         let id = H5Fopen(path, writable ? afh5_F_ACC_RDWR() : afh5_F_ACC_RDONLY(), afh5_P_DEFAULT())
         guard id >= 0 else { throw HDF5Error("\(path): cannot open HDF5 file") }

@@ -70,8 +70,31 @@ public struct TaskSpec: Sendable {
         try parse(try TextFile.text(path, what: "cannot read task file"), path: path)
     }
 
+    /// A table header must start with a key (`[data]`, `["a b"]`). toml++ (inside TOMLKit)
+    /// asserts on one that does not, such as `[#]`, instead of reporting it; found by fuzzing.
+    static func checkTableHeaders(_ text: String, path: String) throws {
+        var inMultiline = false
+        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let delimiters = line.components(separatedBy: "\"\"\"").count - 1 + line.components(separatedBy: "\'\'\'").count - 1
+            defer { if delimiters % 2 == 1 { inMultiline.toggle() } }
+            if inMultiline { continue }
+            let chars = Array(line)
+            var j = 0
+            while j < chars.count && (chars[j] == " " || chars[j] == "\t") { j += 1 }
+            guard j < chars.count, chars[j] == "[" else { continue }
+            j += 1
+            if j < chars.count && chars[j] == "[" { j += 1 }
+            while j < chars.count && (chars[j] == " " || chars[j] == "\t") { j += 1 }
+            let ok = j < chars.count && (chars[j].isASCII && (chars[j].isLetter || chars[j].isNumber) || "_-\"'".contains(chars[j]))
+            if !ok {
+                throw SourceError(file: path, text: text, line: i + 1, column: j + 1, "a table header needs a name, like [data]")
+            }
+        }
+    }
+
     public static func parse(_ text: String, path: String) throws -> TaskSpec {
         let text = text.replacingOccurrences(of: "\r\n", with: "\n")  // positions count in LF text
+        try checkTableHeaders(text, path: path)
         let root: TOMLTable
         do { root = try TOMLTable(string: text) } catch let e as TOMLParseError {
             throw SourceError(file: path, text: text, line: e.source.begin.line, column: e.source.begin.column, "TOML: \(e.description)")
@@ -199,7 +222,7 @@ struct TableReader {
 
     func allowOnly(_ t: TOMLTable, _ keys: [String], section: String?) throws {
         for k in t.keys where !keys.contains(k) {
-            throw error(at: k, section: section, "unknown key '\(name(k, section))'",
+            throw error(at: k, section: section, "unknown key '\(Token.cut(name(k, section)))'",
                         hint: closestMatch(k, in: keys).map { "did you mean '\($0)'?" } ?? "allowed: " + keys.joined(separator: ", "))
         }
     }
