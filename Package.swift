@@ -10,7 +10,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // Elementwise kernels (one build per instruction-set level, chosen at run time) and CPUID.
@@ -24,7 +23,7 @@ let package = Package(
             providers: [.apt(["libhdf5-dev"])]),
         .target(
             name: "AdapterFusion",
-            dependencies: ["CKernels", "CHDF5", .product(name: "TOMLKit", package: "TOMLKit")],
+            dependencies: ["CKernels", "CHDF5"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
         .executableTarget(
             name: "afusion",

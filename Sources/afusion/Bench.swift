@@ -34,6 +34,13 @@ struct BenchOptions: ParsableArguments {
         return TokenBatch(sequences: seqs)
     }
 
+    func validate() throws {
+        try Check.range(batch, 1...65_536, option: "--batch")
+        try Check.range(seq, 3...100_000, option: "--seq")
+        try Check.range(threads, 1...4096, option: "--threads")
+        try Check.range(iters, 1...1_000_000, option: "--iters")
+    }
+
     /// Sets the threads, prints the header line and loads the encoder.
     func encoder() throws -> BertEncoder {
         try Threads.apply(threads)
@@ -199,6 +206,12 @@ struct BenchRealTask: ParsableCommand {
     @Option(help: "Sequences per batch.") var batch = 32
     @Option(help: "Threads (default: $AFUSION_THREADS, else the CPUs this process may use).") var threads: Int?
     @Option(help: "Model directory.") var model = ModelLocator.defaultDirectory
+
+    func validate() throws {
+        try Check.range(maxTrain, 1...Int.max, option: "--max-train")
+        try Check.range(batch, 1...65_536, option: "--batch")
+        try Check.range(threads, 1...4096, option: "--threads")
+    }
 
     func run() throws {
         try Threads.apply(threads)

@@ -24,6 +24,11 @@ struct Embed: ParsableCommand {
     @Option(help: "Threads (default: $AFUSION_THREADS, else the CPUs this process may use).")
     var threads: Int?
 
+    func validate() throws {
+        try Check.range(maxLength, 8...100_000, option: "--max-length")
+        try Check.range(threads, 1...4096, option: "--threads")
+    }
+
     func run() throws {
         try Threads.apply(threads)
         var texts = sentences

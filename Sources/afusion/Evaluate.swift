@@ -263,6 +263,12 @@ struct Inspect: ParsableCommand {
     @Option(help: "Where to write the heatmap (default: <store folder>/<fusion>-attention.svg).") var svg: String?
     @OptionGroup var modelOptions: ModelOptions
 
+    func validate() throws {
+        try Check.range(max, 1...Int.max, option: "--max")
+        guard ["dev", "test", "train"].contains(split) else { throw ValidationError("--split must be dev, test or train, not '\(split)'") }
+        if let fusion { try Check.name(fusion, option: "--fusion") }
+    }
+
     func run() throws {
         guard FileManager.default.fileExists(atPath: store) else { throw ValidationError("no store at '\(store)'") }
         if let fusion, attention { return try showAttention(fusion) }

@@ -68,6 +68,6 @@ import Testing
         let path = dir.appendingPathComponent("bad.h5").path
         try Data("this is not hdf5".utf8).write(to: URL(fileURLWithPath: path))
         #expect { try HDF5File(opening: path) } throws: { "\($0)".contains("not an HDF5 file") && "\($0)".contains(path) }
-        #expect { try HDF5File(opening: dir.appendingPathComponent("none.h5").path) } throws: { "\($0)".contains("no such file") }
+        #expect { try HDF5File(opening: dir.appendingPathComponent("none.h5").path) } throws: { "\($0)".contains("No such file or directory") }
     }
 }

@@ -1,5 +1,4 @@
 import Foundation
-import TOMLKit
 
 /// A task declared in a TOML file under `tasks/`: where its data is, how to read it, what it
 /// predicts and how it is scored. The grammar is documented in the README ("Task files").
@@ -70,35 +69,9 @@ public struct TaskSpec: Sendable {
         try parse(try TextFile.text(path, what: "cannot read task file"), path: path)
     }
 
-    /// A table header must start with a key (`[data]`, `["a b"]`). toml++ (inside TOMLKit)
-    /// asserts on one that does not, such as `[#]`, instead of reporting it; found by fuzzing.
-    static func checkTableHeaders(_ text: String, path: String) throws {
-        var inMultiline = false
-        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let delimiters = line.components(separatedBy: "\"\"\"").count - 1 + line.components(separatedBy: "\'\'\'").count - 1
-            defer { if delimiters % 2 == 1 { inMultiline.toggle() } }
-            if inMultiline { continue }
-            let chars = Array(line)
-            var j = 0
-            while j < chars.count && (chars[j] == " " || chars[j] == "\t") { j += 1 }
-            guard j < chars.count, chars[j] == "[" else { continue }
-            j += 1
-            if j < chars.count && chars[j] == "[" { j += 1 }
-            while j < chars.count && (chars[j] == " " || chars[j] == "\t") { j += 1 }
-            let ok = j < chars.count && (chars[j].isASCII && (chars[j].isLetter || chars[j].isNumber) || "_-\"'".contains(chars[j]))
-            if !ok {
-                throw SourceError(file: path, text: text, line: i + 1, column: j + 1, "a table header needs a name, like [data]")
-            }
-        }
-    }
-
     public static func parse(_ text: String, path: String) throws -> TaskSpec {
         let text = text.replacingOccurrences(of: "\r\n", with: "\n")  // positions count in LF text
-        try checkTableHeaders(text, path: path)
-        let root: TOMLTable
-        do { root = try TOMLTable(string: text) } catch let e as TOMLParseError {
-            throw SourceError(file: path, text: text, line: e.source.begin.line, column: e.source.begin.column, "TOML: \(e.description)")
-        }
+        let root = try TOMLParser.parse(text, file: path)
         let reader = TableReader(path: path, text: text)
         let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         let base = (absolute as NSString).deletingLastPathComponent
