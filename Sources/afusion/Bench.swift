@@ -23,7 +23,7 @@ struct BenchOptions: ParsableArguments {
     @Option(help: "Timed iterations after one warm-up (default: 5, or enough for a second on small batches).") var iters: Int?
     @Flag(help: "Print the time per op class (products, attention, GELU, LayerNorm, softmax, optimizer, other).") var profile = false
     @Option(help: "Seed of the synthetic token ids.") var seed: UInt64 = 0
-    @Option(help: "Model directory.") var model = ModelLocator.defaultDirectory
+    @Option(help: "Model directory.") var model = ModelDirectory.defaultPath
 
     /// A synthetic batch: [CLS], random word ids, [SEP], every sequence `seq` long.
     func syntheticBatch(vocab: Int) -> TokenBatch {
@@ -74,27 +74,20 @@ struct BenchOptions: ParsableArguments {
         return median
     }
 
-    /// Training steps (forward with dropout, backward, AdamW) of `hook` + a new 2-label head.
-    func trainingSteps(_ title: String, encoder: BertEncoder, hook: LayerHook, parameters: [Parameter],
-                       regularizer: @escaping () -> Float = { 0 }) throws {
+    /// Training steps (`TrainingStep`: forward with dropout, backward, clipping, AdamW) of
+    /// `model` + a new 2-label head.
+    func trainingSteps(_ title: String, encoder: BertEncoder, model: Trainable) throws {
         let c = encoder.config
         let batch = syntheticBatch(vocab: c.vocabSize)
         var rng = SeededRNG(seed: seed)
         let labels = Targets.labels((0..<batch.count).map { _ in Int(rng.next() % 2) })
         let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 2), hidden: c.hiddenSize, seed: 2)
-        let optimizer = AdamW(parameters + head.parameters)
-        let ws = EncoderWorkspace(config: c, training: true)
-        let dropout = DropoutState(hidden: c.hiddenDropoutProb, attention: c.attentionProbsDropoutProb, seed: 3)
-        let trainable = (parameters + head.parameters).reduce(0) { $0 + $1.value.count }
+        let step = TrainingStep(encoder: encoder, model: model, head: head, hiddenDropout: c.hiddenDropoutProb,
+                                attentionDropout: c.attentionProbsDropoutProb, seed: 3)
+        let trainable = (model.parameters + head.parameters).reduce(0) { $0 + $1.value.count }
         try measure("\(title) + head (\(trainable) trainable parameters), dropout \(c.hiddenDropoutProb)", tokens: batch.tokenCount,
                     note: " steps: forward + backward + AdamW") {
-            let h = try encoder.forward(batch, workspace: ws, hook: hook, dropout: dropout)
-            head.forward(h, batch: batch, dropout: dropout)
-            _ = head.loss(labels)
-            encoder.backward(head.backward(labels, batch: batch), workspace: ws, hook: hook, dropout: dropout)
-            _ = regularizer()
-            optimizer.clipGradients(maxNorm: 1)
-            optimizer.update(lr: 1e-4)
+            try step.run(batch, labels, lr: 1e-4)
         }
     }
 }
@@ -139,8 +132,7 @@ struct BenchTrainAdapter: ParsableCommand {
         let c = encoder.config
         let adapter = Adapter(name: "bench", config: AdapterConfig(placement: config, reductionFactor: reduction),
                               hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 1)
-        try options.trainingSteps("train \(config.rawValue) adapter (reduction \(reduction))", encoder: encoder, hook: adapter,
-                                  parameters: adapter.parameters)
+        try options.trainingSteps("train \(config.rawValue) adapter (reduction \(reduction))", encoder: encoder, model: adapter)
     }
 }
 
@@ -172,7 +164,7 @@ struct BenchTrainFusion: ParsableCommand {
         let encoder = try options.encoder()
         let comp = syntheticFusion(encoder.config, adapters: adapters, dynamic: !staticFusion)
         try options.trainingSteps("train \(staticFusion ? "static" : "dynamic") fusion of \(adapters) pfeiffer adapters", encoder: encoder,
-                                  hook: comp.root, parameters: comp.parameters, regularizer: { comp.regularize() })
+                                  model: comp)
     }
 }
 
@@ -205,7 +197,7 @@ struct BenchRealTask: ParsableCommand {
     @Option(help: "Examples to train on (a seeded sample; default: the whole train split).") var maxTrain: Int?
     @Option(help: "Sequences per batch.") var batch = 32
     @Option(help: "Threads (default: $AFUSION_THREADS, else the CPUs this process may use).") var threads: Int?
-    @Option(help: "Model directory.") var model = ModelLocator.defaultDirectory
+    @Option(help: "Model directory.") var model = ModelDirectory.defaultPath
 
     func validate() throws {
         try Check.range(maxTrain, 1...Int.max, option: "--max-train")
@@ -217,7 +209,7 @@ struct BenchRealTask: ParsableCommand {
         try Threads.apply(threads)
         Bench.printHeader()
         let spec = try TaskSpec.load(task)
-        let (encoder, tokenizer) = try ModelLocator.load(model)
+        let (encoder, tokenizer) = try ModelDirectory.load(model)
         var tc = TrainingConfig()
         tc.epochs = 1; tc.batchSize = batch; tc.maxLength = spec.maxLength; tc.maxTrain = maxTrain; tc.maxDev = 32
         tc.hiddenDropout = encoder.config.hiddenDropoutProb; tc.attentionDropout = encoder.config.attentionProbsDropoutProb
@@ -225,7 +217,7 @@ struct BenchRealTask: ParsableCommand {
         let c = encoder.config
         let adapter = Adapter(name: "bench", config: AdapterConfig(), hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 1)
         let head = PredictionHead(config: headConfig(for: spec), hidden: c.hiddenSize, seed: 2)
-        let trainer = Trainer(encoder: encoder, hook: adapter, head: head, parameters: adapter.parameters + head.parameters)
+        let trainer = Trainer(encoder: encoder, model: adapter, head: head)
         var start = 0.0, end = 0.0
         _ = try trainer.train(train: train, dev: dev, spec: spec, config: tc) { event in
             switch event {

@@ -2,53 +2,10 @@ import AdapterFusion
 import ArgumentParser
 import Foundation
 
-/// Finds and loads the model directory the CLI works with.
-enum ModelLocator {
-    /// `$AFUSION_MODEL`, else `models/all-MiniLM-L6-v2` (where `make setup` puts it).
-    static var defaultDirectory: String {
-        ProcessInfo.processInfo.environment["AFUSION_MODEL"] ?? "models/all-MiniLM-L6-v2"
-    }
-
-    static func load(_ dir: String) throws -> (BertEncoder, WordPieceTokenizer) {
-        guard FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("config.json")) else {
-            throw ValidationError("no model at '\(dir)' (config.json missing). Run `make setup` or pass --model DIR.")
-        }
-        let encoder = try BertEncoder(directory: dir)
-        let tokenizer = try WordPieceTokenizer(vocabFile: (dir as NSString).appendingPathComponent("vocab.txt"))
-        return (encoder, tokenizer)
-    }
-
-    /// SHA-256 of the model's weights file; cached beside it, keyed by size and modification time.
-    static func fingerprint(_ dir: String) throws -> String {
-        let weights = (dir as NSString).appendingPathComponent("model.safetensors")
-        // The key includes the inode and the change time (ctime), which every write updates and
-        // no tool can set back, so an in-place edit that keeps size and mtime still re-hashes.
-        var st = stat()
-        guard stat(weights, &st) == 0 else {
-            throw ValidationError("\(weights): \(String(cString: strerror(errno)))")
-        }
-        let key = "\(st.st_size) \(st.st_ino) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) \(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec)"
-        let cache = (dir as NSString).appendingPathComponent(".afusion-sha256")
-        if let cached = try? String(contentsOfFile: cache, encoding: .utf8) {
-            let parts = cached.split(separator: "\n").map(String.init)
-            if parts.count == 2 && parts[0] == key { return parts[1] }
-        }
-        let fp = try SHA256.file(weights)
-        try? "\(key)\n\(fp)".write(toFile: cache, atomically: true, encoding: .utf8)
-        return fp
-    }
-
-    /// sha256 of all-MiniLM-L6-v2's model.safetensors, as `make setup` verifies it.
-    static let allMiniLMSHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-
-    /// A short, readable name for the base model: its directory name.
-    static func name(_ dir: String) -> String { URL(fileURLWithPath: dir).standardized.lastPathComponent }
-}
-
 /// Options shared by commands that run the encoder.
 struct ModelOptions: ParsableArguments {
     var modelGiven: Bool { model != nil || ProcessInfo.processInfo.environment["AFUSION_MODEL"] != nil }
-    var modelDirectory: String { model ?? ModelLocator.defaultDirectory }
+    var modelDirectory: String { model ?? ModelDirectory.defaultPath }
 
     @Option(help: "Model directory holding config.json, model.safetensors and vocab.txt (default: $AFUSION_MODEL, a recipe's base, or models/all-MiniLM-L6-v2).")
     var model: String?
@@ -127,8 +84,8 @@ func trainingSplits(_ spec: TaskSpec, config: TrainingConfig, tokenizer: WordPie
     status.update("loading \(spec.name) data…", force: true)
     let data = try Dataset.load(spec, skipBadRows: skipBadRows)
     status.finish()
-    let train = sample(data.train, config.maxTrain, seed: config.seed)
-    let dev = sample(data.dev, config.maxDev, seed: config.seed &+ 1)
+    let train = data.examples(.train, max: config.maxTrain, settings: config)
+    let dev = data.examples(.dev, max: nil, settings: config)
     guard !train.isEmpty, !dev.isEmpty else {
         throw ValidationError("\(spec.path): the task has \(data.train.count) train and \(data.dev.count) dev examples; both must be non-empty")
     }
@@ -174,3 +131,20 @@ enum Check {
         try range(n, 8...model.maxPositionEmbeddings, option: option, why: "the model has \(model.maxPositionEmbeddings) positions")
     }
 }
+
+/// Prints training events: a live status line per step, a summary line per epoch.
+func report(_ event: TrainingEvent, metric: String, status: StatusLine) {
+    switch event {
+    case let .started(n, d, steps, pad):
+        print("training on \(n) examples (\(steps) batches per epoch, length-bucketed: a padded batch would be \(String(format: "%.1f", pad * 100)) % padding; packed batches compute none), dev \(d)")
+    case let .step(epoch, step, of, loss, tps, left):
+        status.update("epoch \(epoch)  step \(step)/\(of)  loss \(String(format: "%.4f", loss))  \(Int(tps)) tok/s  ETA \(formatDuration(left))")
+    case let .epochEnded(epoch, loss, dev, best, secs):
+        status.finish()
+        print("epoch \(epoch): train loss \(String(format: "%.4f", loss)), dev \(metric) \(fmt(dev))\(best ? " (best)" : ""), \(formatDuration(secs))")
+    case let .stoppedEarly(epoch):
+        print("no dev improvement for the patience window; stopped after epoch \(epoch)")
+    }
+}
+
+func fmt(_ x: Double) -> String { String(format: "%.4f", x) }

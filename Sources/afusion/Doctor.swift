@@ -47,11 +47,11 @@ struct Doctor: ParsableCommand {
         var major: UInt32 = 0, minor: UInt32 = 0, release: UInt32 = 0
         H5get_libversion(&major, &minor, &release)
         row("HDF5", "\(major).\(minor).\(release)")
-        let dir = model ?? ModelLocator.defaultDirectory
+        let dir = model ?? ModelDirectory.defaultPath
         let weights = (dir as NSString).appendingPathComponent("model.safetensors")
         if FileManager.default.fileExists(atPath: weights) {
             let sha = try SHA256.file(weights)
-            let known = sha == ModelLocator.allMiniLMSHA256
+            let known = sha == ModelDirectory.allMiniLMSHA256
             row("model", "\(dir): sha256 \(sha.prefix(12))… \(known ? "(all-MiniLM-L6-v2, verified)" : "(not the all-MiniLM-L6-v2 checksum)")")
         } else {
             row("model", "not found at \(dir) — run `make setup`, or pass --model DIR")

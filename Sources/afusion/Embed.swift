@@ -10,7 +10,7 @@ struct Embed: ParsableCommand {
     var sentences: [String] = []
 
     @Option(help: "Model directory holding config.json, model.safetensors and vocab.txt.")
-    var model = ModelLocator.defaultDirectory
+    var model = ModelDirectory.defaultPath
 
     @Option(help: "Maximum tokens per sentence, including [CLS] and [SEP].")
     var maxLength = 256
@@ -36,7 +36,7 @@ struct Embed: ParsableCommand {
             while let line = readLine(strippingNewline: true) { if !line.isEmpty { texts.append(line) } }
         }
         guard !texts.isEmpty else { throw ValidationError("no sentences given (as arguments or on standard input)") }
-        let (encoder, tokenizer) = try ModelLocator.load(model)
+        let (encoder, tokenizer) = try ModelDirectory.load(model)
         let encodings = texts.map { tokenizer.encode($0, maxLength: min(maxLength, encoder.config.maxPositionEmbeddings)) }
         let batch = TokenBatch(encodings: encodings)
         let hidden = try encoder.forward(batch, workspace: EncoderWorkspace(config: encoder.config))

@@ -46,7 +46,7 @@ struct TrainAdapter: ParsableCommand {
         try StoreFile.checkWritable(store)  // before any training: a save that would fail is found now
         let spec = try TaskSpec.load(task)
         let adapterName = name ?? spec.name
-        let fingerprint = try ModelLocator.fingerprint(modelOptions.modelDirectory)
+        let fingerprint = try ModelDirectory.fingerprint(modelOptions.modelDirectory)
         if ifMissing, FileManager.default.fileExists(atPath: store),
            let rec = try AdapterStore.list(store).first(where: { $0.name == adapterName }),
            rec.baseFingerprint == fingerprint, rec.task == spec.name {
@@ -54,7 +54,7 @@ struct TrainAdapter: ParsableCommand {
             return
         }
         try Check.name(adapterName, option: "adapter name")
-        let (encoder, tokenizer) = try ModelLocator.load(modelOptions.modelDirectory)
+        let (encoder, tokenizer) = try ModelDirectory.load(modelOptions.modelDirectory)
         let c = encoder.config
         try Check.maxLength(maxLen, model: c)
         var tc = TrainingConfig()
@@ -80,7 +80,7 @@ struct TrainAdapter: ParsableCommand {
         print("adapter \(adapterName): \(config.rawValue), reduction \(reduction) (bottleneck \(adapterConfig.bottleneckSize(hidden: c.hiddenSize))), "
               + "\(nonLinearity.rawValue); \(params.reduce(0) { $0 + $1.value.count }) trainable parameters; lr \(lr), batch \(batch), "
               + "max \(epochs) epochs, \(BLAS.threads) thread(s)")
-        let trainer = Trainer(encoder: encoder, hook: adapter, head: head, parameters: params)
+        let trainer = Trainer(encoder: encoder, model: adapter, head: head)
         let result = try trainer.train(train: train, dev: dev, spec: spec, config: tc) { event in
             report(event, metric: spec.metric.rawValue, status: status)
         }
@@ -89,7 +89,7 @@ struct TrainAdapter: ParsableCommand {
         let hyper = String(data: try JSONEncoder().encode(tc), encoding: .utf8)!
         let record = AdapterRecord(
             name: adapterName, task: spec.name, taskFile: spec.path, labels: spec.labels, metric: spec.metric.rawValue,
-            adapterConfig: adapterConfig, headConfig: headConfig, baseModel: ModelLocator.name(modelOptions.modelDirectory),
+            adapterConfig: adapterConfig, headConfig: headConfig, baseModel: ModelDirectory.name(modelOptions.modelDirectory),
             baseFingerprint: fingerprint, hiddenSize: c.hiddenSize, numLayers: c.numHiddenLayers,
             devMetrics: result.devMetrics, bestEpoch: result.bestEpoch, hyperparameters: hyper,
             seed: Int(seed), created: formatter.string(from: Date()))
@@ -98,31 +98,4 @@ struct TrainAdapter: ParsableCommand {
         try AdapterStore.save(adapter: adapter, head: head, record: record, to: store)
         print("best epoch \(result.bestEpoch): dev \(spec.metric.rawValue) \(fmt(result.bestDevMetric)); saved adapter '\(adapterName)' and its head to \(store)")
     }
-}
-
-/// Prints training events: a live status line per step, a summary line per epoch.
-func report(_ event: TrainingEvent, metric: String, status: StatusLine) {
-    switch event {
-    case let .started(n, d, steps, pad):
-        print("training on \(n) examples (\(steps) batches per epoch, length-bucketed: a padded batch would be \(String(format: "%.1f", pad * 100)) % padding; packed batches compute none), dev \(d)")
-    case let .step(epoch, step, of, loss, tps, left):
-        status.update("epoch \(epoch)  step \(step)/\(of)  loss \(String(format: "%.4f", loss))  \(Int(tps)) tok/s  ETA \(formatDuration(left))")
-    case let .epochEnded(epoch, loss, dev, best, secs):
-        status.finish()
-        print("epoch \(epoch): train loss \(String(format: "%.4f", loss)), dev \(metric) \(fmt(dev))\(best ? " (best)" : ""), \(formatDuration(secs))")
-    case let .stoppedEarly(epoch):
-        print("no dev improvement for the patience window; stopped after epoch \(epoch)")
-    }
-}
-
-func fmt(_ x: Double) -> String { String(format: "%.4f", x) }
-
-/// A seeded sample of at most `n` examples (all of them when n is nil or large enough), in original order.
-func sample(_ xs: [Example], _ n: Int?, seed: UInt64) -> [Example] {
-    guard let n, n < xs.count else { return xs }
-    guard n > 0 else { return [] }
-    var rng = SeededRNG(seed: seed)
-    var idx = Array(xs.indices)
-    idx.shuffle(using: &rng)
-    return idx.prefix(n).sorted().map { xs[$0] }
 }

@@ -37,10 +37,7 @@ import Testing
         let comp = Composition(recipe.expr, adapters: adapters, options: recipe.options, hidden: 32, layers: 3, seed: 4)
         let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 2), hidden: 32, seed: 5)
         let frozenBefore = adapters["alpha"]!.parameters.map(\.value.array)
-        let trainer = Trainer(encoder: encoder, hook: comp.root, head: head, parameters: comp.parameters + head.parameters)
-        trainer.regularizer = { comp.regularize() }
-        trainer.onProgress = { comp.setProgress($0) }
-        trainer.beforeEvaluation = { comp.finishTraining() }
+        let trainer = Trainer(encoder: encoder, model: comp, head: head)
         var tc = recipe.training
         tc.maxLength = 16
         let train = EncodedSplit(TrainerTests.synthetic(128, seed: 1), tokenizer: tok, maxLength: 16)

@@ -43,7 +43,7 @@ import Testing
         var tc = TrainingConfig()
         tc.epochs = 10; tc.learningRate = 1e-2; tc.hiddenDropout = 0; tc.attentionDropout = 0; tc.batchSize = 16; tc.patience = 10; tc.maxLength = 16
         var losses: [Float] = []
-        let result = try Trainer(encoder: encoder, hook: adapter, head: head, parameters: adapter.parameters + head.parameters)
+        let result = try Trainer(encoder: encoder, model: adapter, head: head)
             .train(train: train, dev: dev, spec: spec, config: tc) { if case let .epochEnded(_, loss, _, _, _) = $0 { losses.append(loss) } }
         #expect(losses.count == 10)
         #expect(losses.last! < 0.7 * losses.first!, "train loss \(losses)")

@@ -28,10 +28,10 @@ public enum TextFile {
         return out
     }
 
-    /// The text of `path` as UTF-8 (a leading byte-order mark is dropped), or an error at the
-    /// first invalid byte.
+    /// The text of `path` as UTF-8 with LF line ends (CRLF read as LF, a leading byte-order
+    /// mark dropped), or an error at the first invalid byte.
     public static func text(_ path: String, what: String, hint: String? = nil) throws -> String {
-        try decode(try data(path, what: what, hint: hint), file: path)
+        try decode(try data(path, what: what, hint: hint), file: path).replacingOccurrences(of: "\r\n", with: "\n")
     }
 
     /// Decodes UTF-8, naming the line and column of the first invalid byte on failure.

@@ -9,6 +9,29 @@ public enum AdapterSite: Int, Sendable, CaseIterable, Codable {
     public var storageName: String { self == .attention ? "attention_adapter" : "output_adapter" }
 }
 
+/// A place a hook can act: (layer, site). The only place its dense index and its stored path
+/// prefix are computed.
+public struct HookSite: Hashable, Sendable, Comparable {
+    public let layer: Int
+    public let site: AdapterSite
+
+    public init(_ layer: Int, _ site: AdapterSite) { self.layer = layer; self.site = site }
+
+    /// Dense index, in encoder order: layer 0 attention, layer 0 output, layer 1 attention, …
+    public var index: Int { layer * AdapterSite.allCases.count + site.rawValue }
+
+    /// `layer_03`: the stored group of a layer.
+    public var layerName: String { "layer_" + (layer < 10 ? "0" : "") + String(layer) }
+
+    /// An adapter module's stored prefix: `layer_03/output_adapter/`.
+    public var adapterPrefix: String { layerName + "/" + site.storageName + "/" }
+
+    /// A fusion layer's stored prefix: `layer_03/` at the output, `layer_03/attention/` at the attention site.
+    public var fusionPrefix: String { layerName + "/" + (site == .output ? "" : "attention/") }
+
+    public static func < (a: HookSite, b: HookSite) -> Bool { a.index < b.index }
+}
+
 /// Something that replaces a sublayer output x by f(x) inside the encoder: adapters, their
 /// compositions, fusion. The encoder calls `forward` during its forward pass and, in the same
 /// layer order reversed, `backward`, which must add ∂L/∂x to `dx` and accumulate the hook's own

@@ -167,13 +167,13 @@ public final class FuseNode: LayerHook {
     let members: [LayerHook]
     let hidden: Int
     public let options: FusionOptions
-    /// Fusion layers by `layer * 2 + site`.
-    public private(set) var fusionLayers: [Int: FusionLayer] = [:]
+    /// Fusion layers by site.
+    public private(set) var fusionLayers: [HookSite: FusionLayer] = [:]
     /// Current softmax temperature (annealed during training when the options say so).
     public var temperature: Float
     /// When set, each forward pass keeps the attention weights [n, members] per (layer, site).
     public var recordAttention = false
-    public private(set) var attention: [Int: Tensor] = [:]
+    public private(set) var attention: [HookSite: Tensor] = [:]
     private var deltas = Tensor(zeros: [0]), ddeltas = Tensor(zeros: [0])
 
     init(_ members: [LayerHook], options: FusionOptions, prefix: String, hidden: Int, layers: Int, rng: inout SeededRNG) {
@@ -183,14 +183,14 @@ public final class FuseNode: LayerHook {
         temperature = options.anneal ? 50 : options.temperature
         for l in 0..<layers {
             for s in AdapterSite.allCases where members.contains(where: { $0.acts(layer: l, site: s) }) {
-                let name = prefix + "layer_" + (l < 10 ? "0" : "") + String(l) + "/" + (s == .output ? "" : "attention/")
-                fusionLayers[l * 2 + s.rawValue] = FusionLayer(prefix: name, hidden: hidden, members: members.count,
+                let name = prefix + HookSite(l, s).fusionPrefix
+                fusionLayers[HookSite(l, s)] = FusionLayer(prefix: name, hidden: hidden, members: members.count,
                                                                dynamic: options.dynamic, rng: &rng)
             }
         }
     }
 
-    public func acts(layer: Int, site: AdapterSite) -> Bool { fusionLayers[layer * 2 + site.rawValue] != nil }
+    public func acts(layer: Int, site: AdapterSite) -> Bool { fusionLayers[HookSite(layer, site)] != nil }
 
     public func forward(layer l: Int, site s: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool) {
         let N = members.count, H = hidden
@@ -200,12 +200,12 @@ public final class FuseNode: LayerHook {
             applyHook(m, l, s, x, a, n: n, hidden: H, training: training)
             for j in 0..<(n * H) { a[j] -= x[j] }
         }
-        let fl = fusionLayers[l * 2 + s.rawValue]!
+        let fl = fusionLayers[HookSite(l, s)]!
         fl.forward(x: x, deltas: deltas.data, out: out, n: n, temperature: temperature)
         if recordAttention {
             let w = Tensor(zeros: [n, N])
             w.data.update(from: fl.lastWeights.data, count: n * N)
-            attention[l * 2 + s.rawValue] = w
+            attention[HookSite(l, s)] = w
         }
     }
 
@@ -213,7 +213,7 @@ public final class FuseNode: LayerHook {
         let N = members.count, H = hidden
         Tensor.ensure(&ddeltas, N * n * H)
         ddeltas.data.update(repeating: 0, count: N * n * H)
-        fusionLayers[l * 2 + s.rawValue]!.backward(dout: dout, dx: dx, ddeltas: ddeltas.data, n: n)
+        fusionLayers[HookSite(l, s)]!.backward(dout: dout, dx: dx, ddeltas: ddeltas.data, n: n)
         for (i, m) in members.enumerated() {
             // aᵢ = mᵢ(x) − x: dx += mᵢ′ᵀ·daᵢ − daᵢ
             let da = ddeltas.data + i * n * H
@@ -223,7 +223,7 @@ public final class FuseNode: LayerHook {
     }
 
     /// The attention weights of the last forward pass at (layer, site), [n, members] (with `recordAttention`).
-    public func attentionWeights(layer: Int, site: AdapterSite) -> Tensor? { attention[layer * 2 + site.rawValue] }
+    public func attentionWeights(layer: Int, site: AdapterSite) -> Tensor? { attention[HookSite(layer, site)] }
 
     public var parameters: [Parameter] { fusionLayers.keys.sorted().flatMap { fusionLayers[$0]!.parameters } }
 }
@@ -233,8 +233,9 @@ public final class FuseNode: LayerHook {
 public final class Composition {
     public let expr: CompositionExpr
     public let root: LayerHook
-    /// Fuse nodes in pre-order, with their storage prefix ("" for a root fuse, "member_2/" …).
-    public let fuseNodes: [(prefix: String, node: FuseNode)]
+    /// Fuse nodes with their storage prefix ("" for a root fuse, "member_2/" …) and member
+    /// expressions, sorted by prefix.
+    public let fuseNodes: [(prefix: String, node: FuseNode, members: [CompositionExpr])]
     public let options: FusionOptions
 
     /// - Parameter adapters: every adapter the expression names (each used at most once).
@@ -242,26 +243,29 @@ public final class Composition {
         self.expr = expr
         self.options = options
         var rng = SeededRNG(seed: seed)
-        var fuses: [(String, FuseNode)] = []
+        var fuses: [(String, FuseNode, [CompositionExpr])] = []
         func build(_ e: CompositionExpr, _ prefix: String) -> LayerHook {
             switch e {
             case .adapter(let name):
                 let a = adapters[name]!
                 a.frozen = true
                 return a
-            case .stack(let m): return StackNode(m.enumerated().map { build($1, prefix + "member_\($0)/") }, hidden: hidden)
-            case .average(let m, let w): return AverageNode(m.enumerated().map { build($1, prefix + "member_\($0)/") }, weights: w, hidden: hidden)
-            case .parallel(let m): return ParallelNode(m.enumerated().map { build($1, prefix + "member_\($0)/") }, hidden: hidden)
+            case .stack(let m): return StackNode(m.enumerated().map { build($1, Self.memberPrefix(prefix, $0)) }, hidden: hidden)
+            case .average(let m, let w): return AverageNode(m.enumerated().map { build($1, Self.memberPrefix(prefix, $0)) }, weights: w, hidden: hidden)
+            case .parallel(let m): return ParallelNode(m.enumerated().map { build($1, Self.memberPrefix(prefix, $0)) }, hidden: hidden)
             case .fuse(let m):
-                let children = m.enumerated().map { build($1, prefix + "member_\($0)/") }
+                let children = m.enumerated().map { build($1, Self.memberPrefix(prefix, $0)) }
                 let node = FuseNode(children, options: options, prefix: prefix, hidden: hidden, layers: layers, rng: &rng)
-                fuses.append((prefix, node))
+                fuses.append((prefix, node, m))
                 return node
             }
         }
         root = build(expr, "")
         fuseNodes = fuses.sorted { $0.0 < $1.0 }
     }
+
+    /// Where member `i` of the node at `prefix` is stored: `member_<i>/` below it.
+    public static func memberPrefix(_ prefix: String, _ i: Int) -> String { prefix + "member_\(i)/" }
 
     /// Trainable parameters: every fusion layer's, named by their dataset path.
     public var parameters: [Parameter] { fuseNodes.flatMap(\.node.parameters) }

@@ -128,3 +128,32 @@ public struct Dataset: Sendable {
         return Example(text: text, pair: pair, label: k, value: 0, origin: origin)
     }
 }
+
+/// The three splits by name.
+public enum SplitName: String, CaseIterable, Sendable {
+    case train, dev, test
+}
+
+extension Dataset {
+    /// A seeded sample of at most `n` examples (all of them when `n` is nil or large enough),
+    /// in their original order.
+    public static func sample(_ xs: [Example], _ n: Int?, seed: UInt64) -> [Example] {
+        guard let n, n < xs.count else { return xs }
+        guard n > 0 else { return [] }
+        var rng = SeededRNG(seed: seed)
+        var idx = Array(xs.indices)
+        idx.shuffle(using: &rng)
+        return idx.prefix(n).sorted().map { xs[$0] }
+    }
+
+    /// The examples of `split`, sampled with the seeds training used (train: seed, dev: seed + 1,
+    /// test: seed + 2), so the dev sample of a run is the one its recorded metric was measured on
+    /// (`max` nil on dev means the training run's `maxDev`).
+    public func examples(_ split: SplitName, max: Int?, settings: TrainingConfig) -> [Example] {
+        switch split {
+        case .train: return Self.sample(train, max, seed: settings.seed)
+        case .dev: return Self.sample(dev, max ?? settings.maxDev, seed: settings.seed &+ 1)
+        case .test: return Self.sample(test, max, seed: settings.seed &+ 2)
+        }
+    }
+}

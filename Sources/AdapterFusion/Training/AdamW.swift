@@ -20,6 +20,9 @@ public final class AdamW {
         v = parameters.map { Tensor(zeros: $0.value.shape) }
     }
 
+    /// Sets every gradient to zero (a skipped step).
+    public func zeroGradients() { for p in parameters { p.grad.zero() } }
+
     /// √(Σ g²) over all gradients.
     public func gradientNorm() -> Float {
         var s: Double = 0

@@ -21,23 +21,17 @@ public struct TrainingResult: Sendable {
 /// evaluation after every epoch, early stopping, and the best epoch's parameters restored.
 public final class Trainer {
     public let encoder: BertEncoder
-    public let hook: LayerHook
+    public let model: Trainable
     public let head: PredictionHead
-    /// Trainable parameters (the hook's and the head's).
-    public let parameters: [Parameter]
-    /// Extra loss terms of the hook (e.g. fusion's value regulariser): adds its gradient, returns its value.
-    public var regularizer: (() -> Float)?
-    /// Called before every step with the share of training done, in [0, 1) (e.g. to anneal a temperature).
-    public var onProgress: ((Float) -> Void)?
-    /// Called before every dev evaluation (e.g. to set the temperature used at inference).
-    public var beforeEvaluation: (() -> Void)?
 
-    public init(encoder: BertEncoder, hook: LayerHook, head: PredictionHead, parameters: [Parameter]) {
+    public init(encoder: BertEncoder, model: Trainable, head: PredictionHead) {
         self.encoder = encoder
-        self.hook = hook
+        self.model = model
         self.head = head
-        self.parameters = parameters
     }
+
+    /// Trainable parameters (the model's and the head's).
+    public var parameters: [Parameter] { model.parameters + head.parameters }
 
     public func train(train: EncodedSplit, dev: EncodedSplit, spec: TaskSpec, config: TrainingConfig,
                       progress: (TrainingEvent) -> Void = { _ in }) throws -> TrainingResult {
@@ -47,9 +41,10 @@ public final class Trainer {
         let stepsPerEpoch = probe.count
         let schedule = LinearSchedule(peak: config.learningRate, warmupSteps: Int(config.warmupFraction * Float(stepsPerEpoch * config.epochs)),
                                       totalSteps: stepsPerEpoch * config.epochs)
-        let optimizer = AdamW(parameters, weightDecay: config.weightDecay)
-        let ws = EncoderWorkspace(config: encoder.config, training: true)
-        let dropout = DropoutState(hidden: config.hiddenDropout, attention: config.attentionDropout, seed: config.seed &+ 1)
+        let parameters = self.parameters
+        let stepper = TrainingStep(encoder: encoder, model: model, head: head, weightDecay: config.weightDecay,
+                                   hiddenDropout: config.hiddenDropout, attentionDropout: config.attentionDropout,
+                                   seed: config.seed &+ 1, maxGradNorm: config.maxGradNorm)
         progress(.started(trainExamples: train.examples.count, devExamples: dev.examples.count, stepsPerEpoch: stepsPerEpoch,
                           paddingRatio: Batching.paddingRatio(probe, lengths: lengths)))
         var devMetrics: [Double] = []
@@ -64,16 +59,12 @@ public final class Trainer {
             let batches = epoch == 1 ? probe : Batching.bucketed(lengths: lengths, batchSize: config.batchSize, rng: &rng)
             var lossSum: Double = 0
             for (k, idx) in batches.enumerated() {
-                onProgress?(Float(step) / Float(stepsPerEpoch * config.epochs))
+                model.setProgress(Float(step) / Float(stepsPerEpoch * config.epochs))
                 let batch = train.batch(idx), targets = train.targets(idx, regression: spec.isRegression)
-                let hidden = try encoder.forward(batch, workspace: ws, hook: hook, dropout: dropout)
-                head.forward(hidden, batch: batch, dropout: dropout)
-                var loss = head.loss(targets)
-                encoder.backward(head.backward(targets, batch: batch), workspace: ws, hook: hook, dropout: dropout)
-                if let regularizer { loss += regularizer() }
-                guard loss.isFinite else { throw TrainingError("loss became \(loss) at epoch \(epoch), step \(k + 1); try a lower learning rate") }
-                optimizer.clipGradients(maxNorm: config.maxGradNorm)
-                optimizer.update(lr: schedule.rate(at: step))
+                let loss: Float
+                do { loss = try stepper.run(batch, targets, lr: schedule.rate(at: step)) } catch let e as TrainingError {
+                    throw TrainingError("\(e.description) at epoch \(epoch), step \(k + 1); try a lower learning rate")
+                }
                 step += 1
                 lossSum += Double(loss)
                 tokensDone += Double(batch.tokenCount)
@@ -81,8 +72,8 @@ public final class Trainer {
                 progress(.step(epoch: epoch, step: k + 1, of: batches.count, loss: Float(lossSum / Double(k + 1)),
                                tokensPerSecond: tokensDone / elapsed, secondsLeft: elapsed / tokensDone * (totalTokens - tokensDone)))
             }
-            beforeEvaluation?()
-            let metric = try Evaluator(encoder: encoder, hook: hook, head: head).evaluate(dev, spec: spec, batchSize: config.batchSize).metric
+            model.prepareForEvaluation()
+            let metric = try Evaluator(encoder: encoder, hook: model.hook, head: head).evaluate(dev, spec: spec, batchSize: config.batchSize).metric
             devMetrics.append(metric)
             // The first epoch always counts as the best so far (even with a NaN metric), so the
             // weights restored at the end are always ones that were trained.
@@ -100,7 +91,7 @@ public final class Trainer {
         }
         for (s, p) in zip(snapshot, parameters) { p.value.copy(from: s) }
         snapshot = []
-        beforeEvaluation?()
+        model.prepareForEvaluation()
         return TrainingResult(devMetrics: devMetrics, bestEpoch: best.epoch)
     }
 }
