@@ -44,6 +44,7 @@ import Testing
     struct Model {
         let encoder: BertEncoder
         let composition: Composition
+        let adapters: [String: Adapter]
         let head: PredictionHead
         let batch: TokenBatch
         let ws: EncoderWorkspace
@@ -81,7 +82,7 @@ import Testing
         let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 3), hidden: 8, seed: 5)
         for p in head.parameters { for i in 0..<p.value.count { p.value[i] += 0.5 * rng.nextNormal() } }
         let batch = TokenBatch(sequences: [[1, 5, 7, 2], [1, 9, 2], [1, 3, 4, 6, 8, 2]])
-        return Model(encoder: encoder, composition: comp, head: head, batch: batch, ws: EncoderWorkspace(config: encoder.config, training: true))
+        return Model(encoder: encoder, composition: comp, adapters: adapters, head: head, batch: batch, ws: EncoderWorkspace(config: encoder.config, training: true))
     }
 
     static let expressions: [CompositionExpr] = [
@@ -110,10 +111,18 @@ import Testing
         for p in m.composition.parameters { checkGradient(p.value, analytic: p.grad, sample: 12) { (try? m.loss()) ?? .nan } }
     }
 
-    /// Frozen members receive no gradient; the names follow the store layout.
+    /// Frozen members receive no gradient (while the fusion layers do); the names follow the
+    /// store layout. Removing the line that freezes members makes this fail.
     @Test func membersFrozenAndNames() throws {
         let m = try model(.fuse([.adapter("a"), .fuse([.adapter("b"), .adapter("c")])]))
+        for a in m.adapters.values { for p in a.parameters { p.grad.zero() } }
         try m.gradients()
+        for (name, a) in m.adapters {
+            #expect(a.frozen, "member \(name) is not frozen")
+            let largest = a.parameters.map { p in (0..<p.grad.count).reduce(Float(0)) { max($0, abs(p.grad[$1])) } }.max() ?? 0
+            #expect(largest == 0, "member \(name) received gradient \(largest)")
+        }
+        #expect(m.composition.parameters.contains { p in (0..<p.grad.count).contains { p.grad[$0] != 0 } })
         let names = m.composition.parameters.map(\.name)
         #expect(names.contains("layer_00/query/weight") && names.contains("layer_02/value/bias"))
         #expect(names.contains("member_1/layer_01/attention/key/weight"))  // nested fuse over a Houlsby member

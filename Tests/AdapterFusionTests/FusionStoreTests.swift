@@ -36,14 +36,19 @@ import Testing
         for n in ["alpha", "beta"] { adapters[n] = try AdapterStore.load(store, name: n, baseFingerprint: "B").0 }
         let comp = Composition(recipe.expr, adapters: adapters, options: recipe.options, hidden: 32, layers: 3, seed: 4)
         let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 2), hidden: 32, seed: 5)
-        let frozenBefore = adapters["alpha"]!.parameters.map(\.value.array)
+        let frozenBefore = adapters.mapValues { $0.parameters.map(\.value.array) }
         let trainer = Trainer(encoder: encoder, model: comp, head: head)
         var tc = recipe.training
         tc.maxLength = 16
         let train = EncodedSplit(TrainerTests.synthetic(128, seed: 1), tokenizer: tok, maxLength: 16)
         let dev = EncodedSplit(TrainerTests.synthetic(48, seed: 2), tokenizer: tok, maxLength: 16)
         let result = try trainer.train(train: train, dev: dev, spec: spec, config: tc)
-        #expect(adapters["alpha"]!.parameters.map(\.value.array) == frozenBefore, "a fusion member changed during training")
+        // Members stay as stored, and (frozen) accumulate no gradient over the whole run: without
+        // freezing, their gradients would grow here even though the optimizer never holds them.
+        #expect(adapters.mapValues { $0.parameters.map(\.value.array) } == frozenBefore, "a fusion member changed during training")
+        for (name, a) in adapters {
+            #expect(a.parameters.allSatisfy { p in (0..<p.grad.count).allSatisfy { p.grad[$0] == 0 } }, "member \(name) computed gradients")
+        }
         let rec = FusionRecord(name: "zf", recipe: text, recipeFile: "zf.fuse", task: "zebra", taskFile: taskPath, labels: spec.labels,
                                metric: "accuracy", composition: recipe.expr.description,
                                memberFingerprints: ["alpha": recA.weightsFingerprint, "beta": recB.weightsFingerprint],

@@ -122,7 +122,8 @@ import Testing
     ]
 
     @Test func malformedRecipes() throws {
-        #expect(Self.mistakes.count >= 20)
+        // Each mistake is diagnosed by its own message: no two collapse into one generic error.
+        var seen: [String: String] = [:]
         for (text, first, hint) in Self.mistakes {
             do {
                 _ = try Recipe.parse(text, file: "m.fuse")
@@ -130,6 +131,9 @@ import Testing
             } catch let e as SourceError {
                 let lines = e.description.split(separator: "\n").map(String.init)
                 #expect(lines[0].hasPrefix(first), "\(text.debugDescription)\n  got: \(lines[0])")
+                let message = e.message
+                #expect(seen[message] == nil, "\(text.debugDescription) and \(seen[message]?.debugDescription ?? "") give the same message: \(message)")
+                seen[message] = text
                 if let hint { #expect(e.description.contains(hint), "\(text.debugDescription)\n  got: \(e.description)") }
                 if e.line > 0 { #expect(lines.count >= 2, "no source line quoted for \(text.debugDescription)") }
             }

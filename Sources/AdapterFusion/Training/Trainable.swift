@@ -64,7 +64,13 @@ public final class TrainingStep {
             optimizer.zeroGradients()
             throw TrainingError("loss became \(loss)")
         }
-        optimizer.clipGradients(maxNorm: maxGradNorm)
+        // A finite loss can still carry NaN gradients (a NaN weight whose output is clamped):
+        // updating with them would poison every parameter.
+        let norm = optimizer.clipGradients(maxNorm: maxGradNorm)
+        guard norm.isFinite else {
+            optimizer.zeroGradients()
+            throw TrainingError("gradient norm became \(norm)")
+        }
         optimizer.update(lr: lr)
         return loss
     }

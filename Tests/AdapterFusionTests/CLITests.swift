@@ -1,0 +1,105 @@
+import AdapterFusion
+import Foundation
+import Testing
+
+/// The CLI end to end through the built executable, on a tiny random BERT written to a model
+/// directory and a synthetic task: train two adapters, eval, predict --json, inspect, check a
+/// recipe, train the fusion and evaluate it.
+@Suite(.serialized) struct CLITests {
+    struct Run {
+        let status: Int32
+        let out: String
+        let err: String
+    }
+
+    static func run(_ args: [String], stdin: String? = nil, in dir: URL) throws -> Run {
+        let p = Process()
+        p.executableURL = try FaultInjectionTests.afusionBinary()
+        p.arguments = args
+        p.currentDirectoryURL = dir
+        var env = ProcessInfo.processInfo.environment
+        env["AFUSION_MODEL"] = nil
+        p.environment = env
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = input
+        try p.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Run(status: p.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: e, as: UTF8.self))
+    }
+
+    /// The first capture group of `pattern` in `text`.
+    static func capture(_ pattern: String, _ text: String) -> String? {
+        let re = try! NSRegularExpression(pattern: pattern)
+        guard let m = re.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)), let r = Range(m.range(at: 1), in: text) else { return nil }
+        return String(text[r])
+    }
+
+    /// A model directory with a 2-layer, hidden-16 BERT over the synthetic task's words.
+    static func tinyModel(_ dir: URL) throws {
+        let vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "apple", "bird", "cat", "dog", "egg", "fish", "goat", "hat", "ink", "jam", "zebra"]
+        let c = BertConfig(hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 32,
+                           maxPositionEmbeddings: 64, vocabSize: vocab.count, typeVocabSize: 2)
+        let m = dir.appendingPathComponent("model")
+        try FileManager.default.createDirectory(at: m, withIntermediateDirectories: true)
+        try JSONEncoder().encode(c).write(to: m.appendingPathComponent("config.json"))
+        try SafeTensorsFile.write(Support.tinyBertTensors(c), to: m.appendingPathComponent("model.safetensors").path)
+        try Data((vocab.joined(separator: "\n") + "\n").utf8).write(to: m.appendingPathComponent("vocab.txt"))
+    }
+
+    @Test func trainEvalPredictInspectCheckFuse() throws {
+        let dir = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        try Self.tinyModel(dir)
+        var csv = "label,text\n"
+        for e in TrainerTests.synthetic(400, seed: 5) { csv += "\(e.label == 1 ? "yes" : "no"),\(e.text)\n" }
+        try Data(csv.utf8).write(to: dir.appendingPathComponent("z.csv"))
+        try Data("name = \"zebra\"\nmax_length = 16\n[data]\nfiles = [\"z.csv\"]\nformat = \"csv\"\n[labels]\nnames = [\"no\", \"yes\"]\n".utf8)
+            .write(to: dir.appendingPathComponent("z.toml"))
+        let common = ["--model", "model", "--threads", "1"]
+
+        for (name, seed) in [("zebra", "1"), ("zebra2", "2")] {
+            let t = try Self.run(["train-adapter", "--task", "z.toml", "--store", "s.h5", "--name", name, "--seed", seed,
+                                  "--epochs", "2", "--lr", "1e-2", "--reduction", "2"] + common, in: dir)
+            #expect(t.status == 0 && t.out.contains("saved adapter '\(name)'"), "\(t.out)\n\(t.err)")
+        }
+
+        // eval reproduces the dev metric recorded at training, to the printed digit.
+        let e = try Self.run(["eval", "--store", "s.h5", "--adapter", "zebra"] + common, in: dir)
+        #expect(e.status == 0, "\(e.err)")
+        let metric = Self.capture(#"accuracy (\d\.\d{4})"#, e.out), recorded = Self.capture(#"recorded at training: (\d\.\d{4})"#, e.out)
+        #expect(metric != nil && metric == recorded, "\(e.out)")
+
+        let p = try Self.run(["predict", "--store", "s.h5", "--adapter", "zebra", "--json"] + common, stdin: "cat zebra dog\nbird egg\n", in: dir)
+        #expect(p.status == 0, "\(p.err)")
+        let lines = p.out.split(separator: "\n")
+        #expect(lines.count == 2)
+        for line in lines {
+            let obj = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let probs = try #require(obj["probabilities"] as? [String: Double])
+            #expect(Set(probs.keys) == ["no", "yes"] && abs(probs.values.reduce(0, +) - 1) < 1e-5)
+            #expect(["no", "yes"].contains(obj["label"] as? String ?? ""))
+        }
+
+        let i = try Self.run(["inspect", "s.h5"], in: dir)
+        #expect(i.status == 0 && i.out.contains("zebra2") && i.out.contains("pfeiffer/2"), "\(i.out)\n\(i.err)")
+
+        try Data("fusion zf\nbase model\nstore s.h5\ntask z.toml\ncompose fuse(zebra, zebra2)\ntrain epochs 1, lr 1e-2, batch 16\n".utf8)
+            .write(to: dir.appendingPathComponent("zf.fuse"))
+        let c = try Self.run(["check", "zf.fuse"], in: dir)
+        #expect(c.status == 0 && c.out.contains("zf.fuse: ok"), "\(c.out)\n\(c.err)")
+        let f = try Self.run(["train-fusion", "zf.fuse", "--threads", "1"], in: dir)
+        #expect(f.status == 0, "\(f.out)\n\(f.err)")
+        let fe = try Self.run(["eval", "--recipe", "zf.fuse", "--threads", "1"], in: dir)
+        let fm = Self.capture(#"accuracy (\d\.\d{4})"#, fe.out), fr = Self.capture(#"recorded at training: (\d\.\d{4})"#, fe.out)
+        #expect(fe.status == 0 && fm != nil && fm == fr, "\(fe.out)\n\(fe.err)")
+
+        // A recipe naming a missing adapter fails with its position.
+        try Data("fusion zg\nbase model\nstore s.h5\ntask z.toml\ncompose fuse(zebra, zebar)\n".utf8).write(to: dir.appendingPathComponent("zg.fuse"))
+        let bad = try Self.run(["check", "zg.fuse"], in: dir)
+        #expect(bad.status != 0 && bad.err.contains("zg.fuse:5:21:") && bad.err.contains("did you mean 'zebra"), "\(bad.out)\n\(bad.err)")
+    }
+}
