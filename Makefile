@@ -2,7 +2,7 @@
 SWIFT ?= swift
 AFUSION = .build/release/afusion
 
-.PHONY: setup build demo test bench clean fuzz
+.PHONY: setup build demo test bench clean fuzz format lint
 
 ## Install system packages (as root) and the model; idempotent.
 setup:
@@ -15,9 +15,15 @@ build: setup
 demo: build
 	bash scripts/demo.sh
 
-## Set up and run the test suite.
-test: setup
+## Set up, check the formatting, and run the test suite.
+test: setup lint
 	$(SWIFT) test
+
+## swift-format (in the toolchain) with .swift-format: rewrite in place / check only.
+format:
+	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
+lint:
+	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
 
 ## Throughput figures at 1 and 2 threads.
 bench: build

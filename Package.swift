@@ -9,7 +9,7 @@ let package = Package(
         .executable(name: "afusion", targets: ["afusion"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
     targets: [
         // Elementwise kernels (one build per instruction-set level, chosen at run time) and CPUID.

@@ -5,5 +5,8 @@ struct AFusion: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "afusion",
         abstract: "Parameter-efficient multi-task learning: adapters and AdapterFusion on a frozen BERT encoder.",
-        subcommands: [TrainAdapter.self, CheckRecipe.self, TrainFusion.self, Evaluate.self, Predict.self, Inspect.self, Embed.self, Bench.self, Doctor.self, StoreStress.self])
+        subcommands: [
+            TrainAdapter.self, CheckRecipe.self, TrainFusion.self, Evaluate.self, Predict.self, Inspect.self, Embed.self, Bench.self, Doctor.self,
+            StoreStress.self,
+        ])
 }

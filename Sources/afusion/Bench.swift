@@ -10,8 +10,9 @@ struct Bench: ParsableCommand {
     /// The first line of every benchmark: which kernels run and why.
     static func printHeader() {
         let blas = BLAS.library
-        print("OpenBLAS core \(blas.corename) (\(blas.choice.source == .environment ? "from OPENBLAS_CORETYPE" : blas.choice.reason)); "
-              + "elementwise kernels \(CPUInfo.kernelLevel); \(BLAS.threads) thread(s)")
+        print(
+            "OpenBLAS core \(blas.corename) (\(blas.choice.source == .environment ? "from OPENBLAS_CORETYPE" : blas.choice.reason)); "
+                + "elementwise kernels \(CPUInfo.kernelLevel); \(BLAS.threads) thread(s)")
     }
 }
 
@@ -67,7 +68,10 @@ struct BenchOptions: ParsableArguments {
         let total = times.reduce(0, +)
         let median = times.sorted()[times.count / 2]
         print("\(title), batch \(batch) x seq \(seq), threads \(BLAS.threads)")
-        print(String(format: "  tokens/s        %.0f (median of %d%@), best %.0f", Double(tokens) / median, times.count, note, Double(tokens) / times.min()!))
+        print(
+            String(
+                format: "  tokens/s        %.0f (median of %d%@), best %.0f", Double(tokens) / median, times.count, note,
+                Double(tokens) / times.min()!))
         print(String(format: "  latency         %.2f ms per batch (median)", median * 1000))
         print(String(format: "  peak RSS        %.0f MB", Perf.peakRSSMegabytes()))
         if profile { print(Profile.report(total: total)) }
@@ -82,11 +86,14 @@ struct BenchOptions: ParsableArguments {
         var rng = SeededRNG(seed: seed)
         let labels = Targets.labels((0..<batch.count).map { _ in Int(rng.next() % 2) })
         let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 2), hidden: c.hiddenSize, seed: 2)
-        let step = TrainingStep(encoder: encoder, model: model, head: head, hiddenDropout: c.hiddenDropoutProb,
-                                attentionDropout: c.attentionProbsDropoutProb, seed: 3)
+        let step = TrainingStep(
+            encoder: encoder, model: model, head: head, hiddenDropout: c.hiddenDropoutProb,
+            attentionDropout: c.attentionProbsDropoutProb, seed: 3)
         let trainable = (model.parameters + head.parameters).reduce(0) { $0 + $1.value.count }
-        try measure("\(title) + head (\(trainable) trainable parameters), dropout \(c.hiddenDropoutProb)", tokens: batch.tokenCount,
-                    note: " steps: forward + backward + AdamW") {
+        try measure(
+            "\(title) + head (\(trainable) trainable parameters), dropout \(c.hiddenDropoutProb)", tokens: batch.tokenCount,
+            note: " steps: forward + backward + AdamW"
+        ) {
             try step.run(batch, labels, lr: 1e-4)
         }
     }
@@ -108,13 +115,21 @@ struct BenchForward: ParsableCommand {
         }
         let flops = Perf.encoderFLOPs(c, batch: batch)
         let sgemm = Perf.sgemmGFLOPs(m: batch.tokenCount, n: c.intermediateSize, k: c.hiddenSize)
-        print(String(format: "  GFLOP/s         %.1f  (FLOPs = layers·Σ_seq[L·(8H² + 4HF) + 4L²H] = %.2f GFLOP per batch)", flops / median / 1e9, flops / 1e9))
-        print(String(format: "  sgemm GFLOP/s   %.1f  (one cblas_sgemm call of the FFN shape %dx%dx%d, 1 thread)", sgemm.single, batch.tokenCount, c.intermediateSize, c.hiddenSize))
+        print(
+            String(
+                format: "  GFLOP/s         %.1f  (FLOPs = layers·Σ_seq[L·(8H² + 4HF) + 4L²H] = %.2f GFLOP per batch)", flops / median / 1e9,
+                flops / 1e9))
+        print(
+            String(
+                format: "  sgemm GFLOP/s   %.1f  (one cblas_sgemm call of the FFN shape %dx%dx%d, 1 thread)", sgemm.single, batch.tokenCount,
+                c.intermediateSize, c.hiddenSize))
         if BLAS.threads > 1 {
             print(String(format: "                  %.1f  (the same product split over %d threads)", sgemm.split, BLAS.threads))
         }
-        print(String(format: "  efficiency      %.0f %% of %@", 100 * flops / median / 1e9 / (BLAS.threads > 1 ? sgemm.split : sgemm.single),
-                     BLAS.threads > 1 ? "the split product's figure" : "one sgemm call's figure"))
+        print(
+            String(
+                format: "  efficiency      %.0f %% of %@", 100 * flops / median / 1e9 / (BLAS.threads > 1 ? sgemm.split : sgemm.single),
+                BLAS.threads > 1 ? "the split product's figure" : "one sgemm call's figure"))
     }
 }
 
@@ -130,8 +145,9 @@ struct BenchTrainAdapter: ParsableCommand {
     func run() throws {
         let encoder = try options.encoder()
         let c = encoder.config
-        let adapter = Adapter(name: "bench", config: AdapterConfig(placement: config, reductionFactor: reduction),
-                              hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 1)
+        let adapter = Adapter(
+            name: "bench", config: AdapterConfig(placement: config, reductionFactor: reduction),
+            hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 1)
         try options.trainingSteps("train \(config.rawValue) adapter (reduction \(reduction))", encoder: encoder, model: adapter)
     }
 }
@@ -147,8 +163,9 @@ func syntheticFusion(_ c: BertConfig, adapters: Int, dynamic: Bool) -> Compositi
     }
     var options = FusionOptions()
     options.dynamic = dynamic
-    return Composition(.fuse((0..<adapters).map { .adapter("a\($0)") }), adapters: members, options: options,
-                       hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 9)
+    return Composition(
+        .fuse((0..<adapters).map { .adapter("a\($0)") }), adapters: members, options: options,
+        hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 9)
 }
 
 struct BenchTrainFusion: ParsableCommand {
@@ -163,8 +180,9 @@ struct BenchTrainFusion: ParsableCommand {
     func run() throws {
         let encoder = try options.encoder()
         let comp = syntheticFusion(encoder.config, adapters: adapters, dynamic: !staticFusion)
-        try options.trainingSteps("train \(staticFusion ? "static" : "dynamic") fusion of \(adapters) pfeiffer adapters", encoder: encoder,
-                                  model: comp)
+        try options.trainingSteps(
+            "train \(staticFusion ? "static" : "dynamic") fusion of \(adapters) pfeiffer adapters", encoder: encoder,
+            model: comp)
     }
 }
 
@@ -218,7 +236,8 @@ struct BenchRealTask: ParsableCommand {
         let adapter = Adapter(name: "bench", config: AdapterConfig(), hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 1)
         let head = PredictionHead(config: headConfig(for: spec), hidden: c.hiddenSize, seed: 2)
         let trainer = Trainer(encoder: encoder, model: adapter, head: head)
-        var start = 0.0, end = 0.0
+        var start = 0.0
+        var end = 0.0
         _ = try trainer.train(train: train, dev: dev, spec: spec, config: tc) { event in
             switch event {
             case .started: start = Clock.now()
@@ -226,9 +245,13 @@ struct BenchRealTask: ParsableCommand {
             default: break
             }
         }
-        let tokens = train.lengths.reduce(0, +), seconds = end - start
+        let tokens = train.lengths.reduce(0, +)
+        let seconds = end - start
         print("train pfeiffer adapter + head on \(spec.name): 1 epoch, \(train.examples.count) examples, batch \(batch), threads \(BLAS.threads)")
-        print(String(format: "  examples/s      %.1f  (%.1f s; %.0f real tokens/s, packed: no padding computed)", Double(train.examples.count) / seconds, seconds, Double(tokens) / seconds))
+        print(
+            String(
+                format: "  examples/s      %.1f  (%.1f s; %.0f real tokens/s, packed: no padding computed)", Double(train.examples.count) / seconds,
+                seconds, Double(tokens) / seconds))
         print(String(format: "  peak RSS        %.0f MB", Perf.peakRSSMegabytes()))
     }
 }

@@ -17,16 +17,23 @@ struct CheckRecipe: ParsableCommand {
                 let r = p.recipe
                 let c = p.encoder.config
                 let members = r.expr.adapterNames
-                let comp = Composition(r.expr, adapters: Dictionary(uniqueKeysWithValues: members.map {
-                    ($0, Adapter(name: $0, config: p.records[$0]!.adapterConfig, hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 0))
-                }), options: r.options, hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 0)
+                let comp = Composition(
+                    r.expr,
+                    adapters: Dictionary(
+                        uniqueKeysWithValues: members.map {
+                            ($0, Adapter(name: $0, config: p.records[$0]!.adapterConfig, hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 0))
+                        }), options: r.options, hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 0)
                 let fusionParams = comp.parameters.reduce(0) { $0 + $1.value.count }
                 print("\(path): ok — \(r.name): \(r.expr)")
                 if let spec = p.spec {
-                    print("  task \(spec.name) (\(spec.isRegression ? "regression" : "\(spec.labels.count) labels"), \(spec.metric.rawValue)); "
-                          + "\(members.count) frozen adapters; \(fusionParams) fusion parameters; "
-                          + "\(r.options.dynamic ? "dynamic" : "static"), temperature \(r.options.anneal ? "50→1" : String(r.options.temperature)), λ \(r.options.lambda)")
-                    print("  train: \(r.training.epochs) epochs, lr \(r.training.learningRate), batch \(r.training.batchSize), max_length \(r.training.maxLength), seed \(r.training.seed)")
+                    print(
+                        "  task \(spec.name) (\(spec.isRegression ? "regression" : "\(spec.labels.count) labels"), \(spec.metric.rawValue)); "
+                            + "\(members.count) frozen adapters; \(fusionParams) fusion parameters; "
+                            + "\(r.options.dynamic ? "dynamic" : "static"), temperature \(r.options.anneal ? "50→1" : String(r.options.temperature)), λ \(r.options.lambda)"
+                    )
+                    print(
+                        "  train: \(r.training.epochs) epochs, lr \(r.training.learningRate), batch \(r.training.batchSize), max_length \(r.training.maxLength), seed \(r.training.seed)"
+                    )
                 } else {
                     print("  parallel: one pass, \(members.count) heads (\(members.joined(separator: ", ")))")
                 }

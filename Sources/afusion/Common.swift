@@ -7,7 +7,10 @@ struct ModelOptions: ParsableArguments {
     var modelGiven: Bool { model != nil || ProcessInfo.processInfo.environment["AFUSION_MODEL"] != nil }
     var modelDirectory: String { model ?? ModelDirectory.defaultPath }
 
-    @Option(help: "Model directory holding config.json, model.safetensors and vocab.txt (default: $AFUSION_MODEL, a recipe's base, or models/all-MiniLM-L6-v2).")
+    @Option(
+        help:
+            "Model directory holding config.json, model.safetensors and vocab.txt (default: $AFUSION_MODEL, a recipe's base, or models/all-MiniLM-L6-v2)."
+    )
     var model: String?
 
     @Option(help: ArgumentHelp("Threads (default: $AFUSION_THREADS, else the CPUs this process may use).", valueName: "n"))
@@ -78,8 +81,10 @@ extension Activation: ExpressibleByArgument {}
 
 /// Loads a task's train and dev splits, samples them as `config` says (seeds `seed` and
 /// `seed + 1`, as `eval` expects), prints their sizes and what was skipped, and encodes them.
-func trainingSplits(_ spec: TaskSpec, config: TrainingConfig, tokenizer: WordPieceTokenizer,
-                    skipBadRows: Bool) throws -> (train: EncodedSplit, dev: EncodedSplit) {
+func trainingSplits(
+    _ spec: TaskSpec, config: TrainingConfig, tokenizer: WordPieceTokenizer,
+    skipBadRows: Bool
+) throws -> (train: EncodedSplit, dev: EncodedSplit) {
     let status = StatusLine()
     status.update("loading \(spec.name) data…", force: true)
     let data = try Dataset.load(spec, skipBadRows: skipBadRows)
@@ -89,13 +94,17 @@ func trainingSplits(_ spec: TaskSpec, config: TrainingConfig, tokenizer: WordPie
     guard !train.isEmpty, !dev.isEmpty else {
         throw ValidationError("\(spec.path): the task has \(data.train.count) train and \(data.dev.count) dev examples; both must be non-empty")
     }
-    print("task \(spec.name): \(data.train.count) train / \(data.dev.count) dev / \(data.test.count) test examples"
-          + (data.skipped.isEmpty ? "" : "; skipped " + data.skipped.sorted { $0.key < $1.key }.map { "\($0.value) (\($0.key))" }.joined(separator: ", ")))
+    print(
+        "task \(spec.name): \(data.train.count) train / \(data.dev.count) dev / \(data.test.count) test examples"
+            + (data.skipped.isEmpty
+                ? "" : "; skipped " + data.skipped.sorted { $0.key < $1.key }.map { "\($0.value) (\($0.key))" }.joined(separator: ", ")))
     if train.count < data.train.count || dev.count < data.dev.count {
         print("using a seeded sample: \(train.count) train, \(dev.count) dev")
     }
-    return (EncodedSplit(train, tokenizer: tokenizer, maxLength: config.maxLength),
-            EncodedSplit(dev, tokenizer: tokenizer, maxLength: config.maxLength))
+    return (
+        EncodedSplit(train, tokenizer: tokenizer, maxLength: config.maxLength),
+        EncodedSplit(dev, tokenizer: tokenizer, maxLength: config.maxLength)
+    )
 }
 
 /// The head a task needs: one output per label, or one value.
@@ -108,10 +117,14 @@ enum Check {
     /// Adapter, fusion and store entry names: `[A-Za-z0-9_-]+`, at most 64 characters (they
     /// become HDF5 group names; a '/' would nest groups).
     static func name(_ value: String, option: String) throws {
-        let ok = !value.isEmpty && value.count <= 64
-            && value.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-" }
+        let ok =
+            !value.isEmpty && value.count <= 64
+            && value.unicodeScalars.allSatisfy {
+                ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-"
+            }
         guard ok else {
-            throw ValidationError("\(option) '\(value.prefix(64))\(value.count > 64 ? "…" : "")' is not a valid name: use 1–64 letters, digits, '_' or '-'")
+            throw ValidationError(
+                "\(option) '\(value.prefix(64))\(value.count > 64 ? "…" : "")' is not a valid name: use 1–64 letters, digits, '_' or '-'")
         }
     }
 
@@ -136,12 +149,15 @@ enum Check {
 func report(_ event: TrainingEvent, metric: String, status: StatusLine) {
     switch event {
     case let .started(n, d, steps, pad):
-        print("training on \(n) examples (\(steps) batches per epoch, length-bucketed: a padded batch would be \(String(format: "%.1f", pad * 100)) % padding; packed batches compute none), dev \(d)")
+        print(
+            "training on \(n) examples (\(steps) batches per epoch, length-bucketed: a padded batch would be \(String(format: "%.1f", pad * 100)) % padding; packed batches compute none), dev \(d)"
+        )
     case let .step(epoch, step, of, loss, tps, left):
         status.update("epoch \(epoch)  step \(step)/\(of)  loss \(String(format: "%.4f", loss))  \(Int(tps)) tok/s  ETA \(formatDuration(left))")
     case let .epochEnded(epoch, loss, dev, best, secs):
         status.finish()
-        print("epoch \(epoch): train loss \(String(format: "%.4f", loss)), dev \(metric) \(fmt(dev))\(best ? " (best)" : ""), \(formatDuration(secs))")
+        print(
+            "epoch \(epoch): train loss \(String(format: "%.4f", loss)), dev \(metric) \(fmt(dev))\(best ? " (best)" : ""), \(formatDuration(secs))")
     case let .stoppedEarly(epoch):
         print("no dev improvement for the patience window; stopped after epoch \(epoch)")
     }

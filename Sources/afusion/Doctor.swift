@@ -20,11 +20,15 @@ struct Doctor: ParsableCommand {
         func row(_ k: String, _ v: String) { print(k.padding(toLength: 20, withPad: " ", startingAt: 0) + v) }
         print("afusion doctor")
         row("CPU", "\(cpu.brand.isEmpty ? "unknown" : cpu.brand) (\(cpu.vendor), family \(cpu.family) model \(cpu.model))")
-        let isa = ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_bf16",
-                   "avx512_fp16", "amx_tile", "amx_bf16"]
+        let isa = [
+            "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_bf16",
+            "avx512_fp16", "amx_tile", "amx_bf16",
+        ]
         row("ISA", isa.map { "\($0) \(cpu.flags.contains($0) ? "yes" : "no")" }.joined(separator: ", "))
-        row("OS vector state", "AVX (XCR0 1-2) \(cpu.flags.contains("os_avx") ? "enabled" : "off"), AVX-512 (XCR0 5-7) "
-            + "\(cpu.flags.contains("os_avx512") ? "enabled" : "off"), AMX (XCR0 17-18) \(cpu.flags.contains("os_amx") ? "enabled" : "off")")
+        row(
+            "OS vector state",
+            "AVX (XCR0 1-2) \(cpu.flags.contains("os_avx") ? "enabled" : "off"), AVX-512 (XCR0 5-7) "
+                + "\(cpu.flags.contains("os_avx512") ? "enabled" : "off"), AMX (XCR0 17-18) \(cpu.flags.contains("os_amx") ? "enabled" : "off")")
         row("OpenBLAS", blas.path)
         row("  build", blas.config.trimmingCharacters(in: .whitespaces))
         row("  core in use", blas.corename)
@@ -37,14 +41,19 @@ struct Doctor: ParsableCommand {
             row("  warning", "asked for \(asked), OpenBLAS runs \(blas.corename) (this build may not know \(asked))")
         }
         if ["prescott", "generic", "core2", "katmai", "coppermine", "northwood", "banias", "atom"].contains(blas.corename.lowercased()),
-           cpu.hasAVX2FMA {
+            cpu.hasAVX2FMA
+        {
             row("  warning", "this CPU runs AVX2, but OpenBLAS uses its slow \(blas.corename) kernels")
         }
         row("elementwise", "\(CPUInfo.kernelLevel) kernels (GELU, softmax, LayerNorm, AdamW)")
         let env = ProcessInfo.processInfo.environment["AFUSION_THREADS"]
-        row("threads", "\(used) (\(threads != nil ? "--threads" : env != nil ? "AFUSION_THREADS" : "CPUs this process may use"); "
-            + "\(Parallel.availableCPUs) available); OpenBLAS single-threaded inside afusion's workers")
-        var major: UInt32 = 0, minor: UInt32 = 0, release: UInt32 = 0
+        row(
+            "threads",
+            "\(used) (\(threads != nil ? "--threads" : env != nil ? "AFUSION_THREADS" : "CPUs this process may use"); "
+                + "\(Parallel.availableCPUs) available); OpenBLAS single-threaded inside afusion's workers")
+        var major: UInt32 = 0
+        var minor: UInt32 = 0
+        var release: UInt32 = 0
         H5get_libversion(&major, &minor, &release)
         row("HDF5", "\(major).\(minor).\(release)")
         let dir = model ?? ModelDirectory.defaultPath

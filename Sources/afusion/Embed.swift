@@ -44,7 +44,8 @@ struct Embed: ParsableCommand {
         for (text, v) in zip(texts, vectors) {
             let numbers = v.map { String(format: "%.6f", $0) }
             if json {
-                let escaped = String(data: try JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes]), encoding: .utf8)!.dropFirst().dropLast()
+                let escaped = String(data: try JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes]), encoding: .utf8)!
+                    .dropFirst().dropLast()
                 print("{\"text\": \(escaped), \"dim\": \(v.count), \"embedding\": [\(numbers.joined(separator: ", "))]}")
             } else {
                 print(numbers.joined(separator: " "))
@@ -54,4 +55,3 @@ struct Embed: ParsableCommand {
 }
 
 enum PoolingKind: String, ExpressibleByArgument { case mean, cls }
-

@@ -28,9 +28,12 @@ struct Evaluate: ParsableCommand {
         let t0 = Clock.now()
         let out = try p.evaluate(examples, spec: spec)
         let seconds = Clock.now() - t0
-        let recorded = split == "dev" && max == nil && task == nil
+        let recorded =
+            split == "dev" && max == nil && task == nil
             ? "  [recorded at training: \(fmt(p.record.bestDevMetric ?? .nan)), epoch \(p.record.bestEpoch)]" : ""
-        print("\(p.kind.rawValue) \(p.name) on \(spec.name) \(split) (\(examples.count) examples): \(spec.metric.rawValue) \(fmt(out.metric))" + recorded)
+        print(
+            "\(p.kind.rawValue) \(p.name) on \(spec.name) \(split) (\(examples.count) examples): \(spec.metric.rawValue) \(fmt(out.metric))"
+                + recorded)
         print(String(format: "  %.1f s, %.0f examples/s", seconds, Double(examples.count) / seconds))
     }
 }

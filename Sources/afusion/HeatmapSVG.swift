@@ -4,8 +4,11 @@ import Foundation
 /// in each cell, white (0) to dark blue (1).
 func heatmapSVG(title: String, rows: [(label: String, values: [Double])], columns: [String]) -> String {
     // Cells wide enough for the longest column label (about 7 px a character at 12 px).
-    let cellW = max(64, 7 * (columns.map(\.count).max() ?? 0) + 12), cellH = 48
-    let left = 150, top = 70, height = top + cellH * rows.count + 30
+    let cellW = max(64, 7 * (columns.map(\.count).max() ?? 0) + 12)
+    let cellH = 48
+    let left = 150
+    let top = 70
+    let height = top + cellH * rows.count + 30
     let width = max(left + cellW * columns.count + 20, 20 + title.count * 9)
     func esc(_ s: String) -> String { s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;") }
     var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" font-family=\"sans-serif\" font-size=\"12\">\n"
@@ -22,7 +25,8 @@ func heatmapSVG(title: String, rows: [(label: String, values: [Double])], column
             let t = min(max(v, 0), 1)
             let (r, g, b) = (Int(255 - 227 * t), Int(255 - 185 * t), Int(255 - 120 * t))
             svg += "<rect x=\"\(left + j * cellW)\" y=\"\(y)\" width=\"\(cellW - 2)\" height=\"\(cellH - 2)\" fill=\"rgb(\(r),\(g),\(b))\"/>\n"
-            svg += "<text x=\"\(left + j * cellW + cellW / 2 - 1)\" y=\"\(y + cellH / 2 + 4)\" text-anchor=\"middle\" fill=\"\(t > 0.55 ? "white" : "black")\">\(String(format: "%.2f", v))</text>\n"
+            svg +=
+                "<text x=\"\(left + j * cellW + cellW / 2 - 1)\" y=\"\(y + cellH / 2 + 4)\" text-anchor=\"middle\" fill=\"\(t > 0.55 ? "white" : "black")\">\(String(format: "%.2f", v))</text>\n"
         }
     }
     return svg + "</svg>\n"

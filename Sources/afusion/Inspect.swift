@@ -6,9 +6,9 @@ struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List what a store holds; with --fusion NAME --attention, show how a fusion weighs its adapters.",
         discussion: """
-        --attention runs the fusion over a split of its task (dev by default), prints the mean attention \
-        weight per layer per member adapter (over all tokens), and writes an SVG heatmap (layers × adapters).
-        """)
+            --attention runs the fusion over a split of its task (dev by default), prints the mean attention \
+            weight per layer per member adapter (over all tokens), and writes an SVG heatmap (layers × adapters).
+            """)
 
     @Argument(help: "HDF5 store.") var store: String
     @Option(help: "A stored fusion to look into.") var fusion: String?
@@ -33,20 +33,24 @@ struct Inspect: ParsableCommand {
         if listing.adapters.isEmpty && listing.fusions.isEmpty { print("\(store): empty"); return }
         var rows = [["adapter", "task", "placement", "params", "metric", "best dev", "epoch", "base model", "base sha256", "created"]]
         for r in listing.adapters {
-            rows.append([r.record.name, r.record.task, "\(r.record.adapterConfig.placement.rawValue)/\(r.record.adapterConfig.reductionFactor)",
-                         r.parameters.map(String.init) ?? "? (damaged)", r.record.metric, r.record.bestDevMetric.map(fmt) ?? "-",
-                         "\(r.record.bestEpoch)/\(r.record.devMetrics.count)", r.record.baseModel,
-                         String(r.record.baseFingerprint.prefix(12)), String(r.record.created.prefix(19))])
+            rows.append([
+                r.record.name, r.record.task, "\(r.record.adapterConfig.placement.rawValue)/\(r.record.adapterConfig.reductionFactor)",
+                r.parameters.map(String.init) ?? "? (damaged)", r.record.metric, r.record.bestDevMetric.map(fmt) ?? "-",
+                "\(r.record.bestEpoch)/\(r.record.devMetrics.count)", r.record.baseModel,
+                String(r.record.baseFingerprint.prefix(12)), String(r.record.created.prefix(19)),
+            ])
         }
         if !listing.adapters.isEmpty { printTable(rows) }
         if listing.fusions.isEmpty { return }
         print("")
         var frows = [["fusion", "task", "composition", "params", "metric", "best dev", "epoch", "members intact", "created"]]
         for f in listing.fusions {
-            frows.append([f.record.name, f.record.task, f.record.composition, f.parameters.map(String.init) ?? "? (damaged)", f.record.metric,
-                          f.record.bestDevMetric.map(fmt) ?? "-", "\(f.record.bestEpoch)/\(f.record.devMetrics.count)",
-                          f.changedMembers.isEmpty ? "yes" : "no: " + f.changedMembers.joined(separator: ","),
-                          String(f.record.created.prefix(19))])
+            frows.append([
+                f.record.name, f.record.task, f.record.composition, f.parameters.map(String.init) ?? "? (damaged)", f.record.metric,
+                f.record.bestDevMetric.map(fmt) ?? "-", "\(f.record.bestEpoch)/\(f.record.devMetrics.count)",
+                f.changedMembers.isEmpty ? "yes" : "no: " + f.changedMembers.joined(separator: ","),
+                String(f.record.created.prefix(19)),
+            ])
         }
         printTable(frows)
     }
@@ -69,8 +73,9 @@ struct Inspect: ParsableCommand {
         var svgColumns: [String] = []
         for node in summary.nodes {
             if svgColumns.isEmpty { svgColumns = node.members }
-            print("mean fusion attention\(node.prefix.isEmpty ? "" : " of the nested fuse at \(node.prefix)") over \(summary.tokens) tokens "
-                  + "of \(spec.name) \(split) (\(examples.count) examples):")
+            print(
+                "mean fusion attention\(node.prefix.isEmpty ? "" : " of the nested fuse at \(node.prefix)") over \(summary.tokens) tokens "
+                    + "of \(spec.name) \(split) (\(examples.count) examples):")
             var rows = [["layer"] + node.members]
             for (site, values) in node.means {
                 let label = "\(site.layer)" + (site.site == .attention ? " (attention)" : "")

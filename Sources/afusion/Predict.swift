@@ -30,8 +30,9 @@ struct Predict: ParsableCommand {
         if let spec = try? TaskSpec.load(p.taskFile), spec.pairField != nil || spec.pairSeparator != nil {
             let sep = pairSeparator == "\t" ? "a tab" : "'\(pairSeparator)'"
             if let i = lines.firstIndex(where: { !$0.contains(pairSeparator) }) {
-                throw ValidationError("\(file ?? "stdin"):\(i + 1): \(p.kind.rawValue) '\(p.name)' was trained on text pairs (\(spec.name)); "
-                                      + "give both texts separated by \(sep)")
+                throw ValidationError(
+                    "\(file ?? "stdin"):\(i + 1): \(p.kind.rawValue) '\(p.name)' was trained on text pairs (\(spec.name)); "
+                        + "give both texts separated by \(sep)")
             }
         }
         let outputs = try p.predict(lines.map(split), maxLength: maxLen)

@@ -21,14 +21,18 @@ struct PreparedRecipe {
         }
         guard FileManager.default.fileExists(atPath: storePath) else {
             let s = r.ast.store!
-            throw r.error(s.line, s.column, "no store at '\(storePath)'", hint: "train adapters into it first: afusion train-adapter --store \(storePath)")
+            throw r.error(
+                s.line, s.column, "no store at '\(storePath)'", hint: "train adapters into it first: afusion train-adapter --store \(storePath)")
         }
         var spec: TaskSpec?
         if let t = r.ast.task {
             guard FileManager.default.fileExists(atPath: t.value) else {
-                throw r.error(t.line, t.column, "no task file '\(t.value)'",
-                              hint: closestMatch((t.value as NSString).lastPathComponent, in: (try? FileManager.default.contentsOfDirectory(atPath: "tasks")) ?? [])
-                                .map { "did you mean 'tasks/\($0)'?" })
+                throw r.error(
+                    t.line, t.column, "no task file '\(t.value)'",
+                    hint: closestMatch(
+                        (t.value as NSString).lastPathComponent, in: (try? FileManager.default.contentsOfDirectory(atPath: "tasks")) ?? []
+                    )
+                    .map { "did you mean 'tasks/\($0)'?" })
             }
             spec = try TaskSpec.load(t.value)
         }

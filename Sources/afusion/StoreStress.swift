@@ -18,8 +18,9 @@ struct StoreStress: ParsableCommand {
     func run() throws {
         for i in 0..<count {
             let name = distinct ? "\(self.name)-\(i)" : self.name
-            let adapter = Adapter(name: name, config: AdapterConfig(placement: .houlsby, reductionFactor: 2, initStd: 0.5),
-                                  hidden: hidden, layers: layers, seed: UInt64(i))
+            let adapter = Adapter(
+                name: name, config: AdapterConfig(placement: .houlsby, reductionFactor: 2, initStd: 0.5),
+                hidden: hidden, layers: layers, seed: UInt64(i))
             let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 3), hidden: hidden, seed: UInt64(i))
             let record = AdapterRecord(
                 name: name, task: "stress", taskFile: "-", labels: ["a", "b", "c"], metric: "accuracy",

@@ -15,7 +15,10 @@ struct TrainAdapter: ParsableCommand {
     @Option(help: "Bottleneck non-linearity: relu, gelu or swish.") var nonLinearity: Activation = .relu
     @Option(help: "Layers without an adapter, comma-separated (e.g. 0,1).") var leaveOut = ""
     @Option(help: "Maximum epochs.") var epochs = 3
-    @Option(help: "Peak learning rate (AdamW, linear warm-up over 10 % of steps, then linear decay). 1e-3 suits adapters on short schedules; 1e-4 needs ~10x the epochs.") var lr: Float = 1e-3
+    @Option(
+        help:
+            "Peak learning rate (AdamW, linear warm-up over 10 % of steps, then linear decay). 1e-3 suits adapters on short schedules; 1e-4 needs ~10x the epochs."
+    ) var lr: Float = 1e-3
     @Option(help: "Examples per batch.") var batch = 32
     @Option(help: "Maximum tokens per example (default: the task's max_length).") var maxLen: Int?
     @Option(help: "Seed for initialisation, shuffling and dropout.") var seed: UInt64 = 42
@@ -48,9 +51,12 @@ struct TrainAdapter: ParsableCommand {
         let adapterName = name ?? spec.name
         let fingerprint = try ModelDirectory.fingerprint(modelOptions.modelDirectory)
         if ifMissing, FileManager.default.fileExists(atPath: store),
-           let rec = try AdapterStore.list(store).first(where: { $0.name == adapterName }),
-           rec.baseFingerprint == fingerprint, rec.task == spec.name {
-            print("adapter '\(adapterName)' is already in \(store) (dev \(spec.metric.rawValue) \(fmt(rec.bestDevMetric ?? .nan)) at epoch \(rec.bestEpoch)); skipping")
+            let rec = try AdapterStore.list(store).first(where: { $0.name == adapterName }),
+            rec.baseFingerprint == fingerprint, rec.task == spec.name
+        {
+            print(
+                "adapter '\(adapterName)' is already in \(store) (dev \(spec.metric.rawValue) \(fmt(rec.bestDevMetric ?? .nan)) at epoch \(rec.bestEpoch)); skipping"
+            )
             return
         }
         try Check.name(adapterName, option: "adapter name")
@@ -77,9 +83,10 @@ struct TrainAdapter: ParsableCommand {
         let adapter = Adapter(name: adapterName, config: adapterConfig, hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: seed)
         let head = PredictionHead(config: headConfig, hidden: c.hiddenSize, seed: seed &+ 7)
         let params = adapter.parameters + head.parameters
-        print("adapter \(adapterName): \(config.rawValue), reduction \(reduction) (bottleneck \(adapterConfig.bottleneckSize(hidden: c.hiddenSize))), "
-              + "\(nonLinearity.rawValue); \(params.reduce(0) { $0 + $1.value.count }) trainable parameters; lr \(lr), batch \(batch), "
-              + "max \(epochs) epochs, \(BLAS.threads) thread(s)")
+        print(
+            "adapter \(adapterName): \(config.rawValue), reduction \(reduction) (bottleneck \(adapterConfig.bottleneckSize(hidden: c.hiddenSize))), "
+                + "\(nonLinearity.rawValue); \(params.reduce(0) { $0 + $1.value.count }) trainable parameters; lr \(lr), batch \(batch), "
+                + "max \(epochs) epochs, \(BLAS.threads) thread(s)")
         let trainer = Trainer(encoder: encoder, model: adapter, head: head)
         let result = try trainer.train(train: train, dev: dev, spec: spec, config: tc) { event in
             report(event, metric: spec.metric.rawValue, status: status)
@@ -96,6 +103,8 @@ struct TrainAdapter: ParsableCommand {
         let dir = (store as NSString).deletingLastPathComponent
         if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         try AdapterStore.save(adapter: adapter, head: head, record: record, to: store)
-        print("best epoch \(result.bestEpoch): dev \(spec.metric.rawValue) \(fmt(result.bestDevMetric)); saved adapter '\(adapterName)' and its head to \(store)")
+        print(
+            "best epoch \(result.bestEpoch): dev \(spec.metric.rawValue) \(fmt(result.bestDevMetric)); saved adapter '\(adapterName)' and its head to \(store)"
+        )
     }
 }

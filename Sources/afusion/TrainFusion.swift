@@ -25,8 +25,11 @@ struct TrainFusion: ParsableCommand {
         let c = p.encoder.config
         let memberFingerprints = Dictionary(uniqueKeysWithValues: r.expr.adapterNames.map { ($0, p.records[$0]!.weightsFingerprint) })
         if ifMissing, let old = try FusionStore.list(storePath).first(where: { $0.name == r.name }),
-           old.recipe == r.text, old.memberFingerprints == memberFingerprints, old.baseFingerprint == p.fingerprint {
-            print("fusion '\(r.name)' is already in \(storePath) (dev \(old.metric) \(fmt(old.bestDevMetric ?? .nan)) at epoch \(old.bestEpoch)); skipping")
+            old.recipe == r.text, old.memberFingerprints == memberFingerprints, old.baseFingerprint == p.fingerprint
+        {
+            print(
+                "fusion '\(r.name)' is already in \(storePath) (dev \(old.metric) \(fmt(old.bestDevMetric ?? .nan)) at epoch \(old.bestEpoch)); skipping"
+            )
             return
         }
         var tc = r.training
@@ -41,8 +44,10 @@ struct TrainFusion: ParsableCommand {
         let headConfig = headConfig(for: spec)
         let head = PredictionHead(config: headConfig, hidden: c.hiddenSize, seed: tc.seed &+ 7)
         let params = comp.parameters + head.parameters
-        print("fusion \(r.name): \(r.expr); \(params.reduce(0) { $0 + $1.value.count }) trainable parameters "
-              + "(\(comp.parameters.reduce(0) { $0 + $1.value.count }) fusion + head); lr \(tc.learningRate), batch \(tc.batchSize), max \(tc.epochs) epochs")
+        print(
+            "fusion \(r.name): \(r.expr); \(params.reduce(0) { $0 + $1.value.count }) trainable parameters "
+                + "(\(comp.parameters.reduce(0) { $0 + $1.value.count }) fusion + head); lr \(tc.learningRate), batch \(tc.batchSize), max \(tc.epochs) epochs"
+        )
         let trainer = Trainer(encoder: p.encoder, model: comp, head: head)
         let result = try trainer.train(train: train, dev: dev, spec: spec, config: tc) { report($0, metric: spec.metric.rawValue, status: status) }
         status.finish()
@@ -54,6 +59,8 @@ struct TrainFusion: ParsableCommand {
             hyperparameters: String(data: try JSONEncoder().encode(tc), encoding: .utf8)!, seed: Int(tc.seed),
             created: ISO8601DateFormatter().string(from: Date()))
         try FusionStore.save(composition: comp, head: head, record: record, to: storePath)
-        print("best epoch \(result.bestEpoch): dev \(spec.metric.rawValue) \(fmt(result.bestDevMetric)); saved fusion '\(r.name)' and its head to \(storePath)")
+        print(
+            "best epoch \(result.bestEpoch): dev \(spec.metric.rawValue) \(fmt(result.bestDevMetric)); saved fusion '\(r.name)' and its head to \(storePath)"
+        )
     }
 }

@@ -20,14 +20,17 @@ import Testing
         var env = ProcessInfo.processInfo.environment
         env["AFUSION_MODEL"] = nil
         p.environment = env
-        let out = Pipe(), err = Pipe(), input = Pipe()
+        let out = Pipe()
+        let err = Pipe()
+        let input = Pipe()
         p.standardOutput = out
         p.standardError = err
         p.standardInput = input
         try p.run()
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
         try input.fileHandleForWriting.close()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         return Run(status: p.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: e, as: UTF8.self))
     }
@@ -35,15 +38,18 @@ import Testing
     /// The first capture group of `pattern` in `text`.
     static func capture(_ pattern: String, _ text: String) -> String? {
         let re = try! NSRegularExpression(pattern: pattern)
-        guard let m = re.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)), let r = Range(m.range(at: 1), in: text) else { return nil }
+        guard let m = re.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)), let r = Range(m.range(at: 1), in: text) else {
+            return nil
+        }
         return String(text[r])
     }
 
     /// A model directory with a 2-layer, hidden-16 BERT over the synthetic task's words.
     static func tinyModel(_ dir: URL) throws {
         let vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "apple", "bird", "cat", "dog", "egg", "fish", "goat", "hat", "ink", "jam", "zebra"]
-        let c = BertConfig(hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 32,
-                           maxPositionEmbeddings: 64, vocabSize: vocab.count, typeVocabSize: 2)
+        let c = BertConfig(
+            hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 32,
+            maxPositionEmbeddings: 64, vocabSize: vocab.count, typeVocabSize: 2)
         let m = dir.appendingPathComponent("model")
         try FileManager.default.createDirectory(at: m, withIntermediateDirectories: true)
         try JSONEncoder().encode(c).write(to: m.appendingPathComponent("config.json"))
@@ -62,15 +68,19 @@ import Testing
         let common = ["--model", "model", "--threads", "1"]
 
         for (name, seed) in [("zebra", "1"), ("zebra2", "2")] {
-            let t = try Self.run(["train-adapter", "--task", "z.toml", "--store", "s.h5", "--name", name, "--seed", seed,
-                                  "--epochs", "2", "--lr", "1e-2", "--reduction", "2"] + common, in: dir)
+            let t = try Self.run(
+                [
+                    "train-adapter", "--task", "z.toml", "--store", "s.h5", "--name", name, "--seed", seed,
+                    "--epochs", "2", "--lr", "1e-2", "--reduction", "2",
+                ] + common, in: dir)
             #expect(t.status == 0 && t.out.contains("saved adapter '\(name)'"), "\(t.out)\n\(t.err)")
         }
 
         // eval reproduces the dev metric recorded at training, to the printed digit.
         let e = try Self.run(["eval", "--store", "s.h5", "--adapter", "zebra"] + common, in: dir)
         #expect(e.status == 0, "\(e.err)")
-        let metric = Self.capture(#"accuracy (\d\.\d{4})"#, e.out), recorded = Self.capture(#"recorded at training: (\d\.\d{4})"#, e.out)
+        let metric = Self.capture(#"accuracy (\d\.\d{4})"#, e.out)
+        let recorded = Self.capture(#"recorded at training: (\d\.\d{4})"#, e.out)
         #expect(metric != nil && metric == recorded, "\(e.out)")
 
         let p = try Self.run(["predict", "--store", "s.h5", "--adapter", "zebra", "--json"] + common, stdin: "cat zebra dog\nbird egg\n", in: dir)
@@ -94,7 +104,8 @@ import Testing
         let f = try Self.run(["train-fusion", "zf.fuse", "--threads", "1"], in: dir)
         #expect(f.status == 0, "\(f.out)\n\(f.err)")
         let fe = try Self.run(["eval", "--recipe", "zf.fuse", "--threads", "1"], in: dir)
-        let fm = Self.capture(#"accuracy (\d\.\d{4})"#, fe.out), fr = Self.capture(#"recorded at training: (\d\.\d{4})"#, fe.out)
+        let fm = Self.capture(#"accuracy (\d\.\d{4})"#, fe.out)
+        let fr = Self.capture(#"recorded at training: (\d\.\d{4})"#, fe.out)
         #expect(fe.status == 0 && fm != nil && fm == fr, "\(fe.out)\n\(fe.err)")
 
         // A recipe naming a missing adapter fails with its position.

@@ -24,7 +24,8 @@ import Testing
         let batch = TokenBatch(encodings: cases.map { tokenizer.encode($0.0) })
         let hidden = try encoder.forward(batch, workspace: EncoderWorkspace(config: encoder.config))
         #expect(hidden.shape == [batch.tokenCount, 384])
-        let cls = Pooling.cls(hidden, batch: batch), mean = Pooling.meanNormalized(hidden, batch: batch)
+        let cls = Pooling.cls(hidden, batch: batch)
+        let mean = Pooling.meanNormalized(hidden, batch: batch)
         for (s, (sentence, g)) in cases.enumerated() {
             for j in 0..<8 {
                 #expect(abs(cls[s][j] - g.cls_last_hidden_first8[j]) <= 1e-4, "\(sentence) cls[\(j)]")
@@ -54,7 +55,8 @@ import Testing
     /// The HF form (padded rows + attention mask) gives the same hidden states as packing.
     @Test func paddedInputWithMask() throws {
         let (encoder, tokenizer) = try Support.model.get()
-        let a = tokenizer.encode("The cat sits outside").ids, b = tokenizer.encode("A man is eating a piece of bread.").ids
+        let a = tokenizer.encode("The cat sits outside").ids
+        let b = tokenizer.encode("A man is eating a piece of bread.").ids
         let T = max(a.count, b.count)
         func pad(_ x: [Int32]) -> [Int32] { x + Array(repeating: 0, count: T - x.count) }
         func mask(_ x: [Int32]) -> [Int32] { Array(repeating: 1, count: x.count) + Array(repeating: 0, count: T - x.count) }

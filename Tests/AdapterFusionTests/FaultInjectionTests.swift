@@ -7,7 +7,9 @@ import Testing
 @Suite struct FaultInjectionTests {
     static func afusionBinary() throws -> URL {
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("afusion")
-        let bin = FileManager.default.isExecutableFile(atPath: exe.path) ? exe
+        let bin =
+            FileManager.default.isExecutableFile(atPath: exe.path)
+            ? exe
             : Support.packageRoot.appendingPathComponent(".build/debug/afusion")
         try #require(FileManager.default.isExecutableFile(atPath: bin.path), "afusion binary not found at \(bin.path)")
         return bin
@@ -18,10 +20,11 @@ import Testing
         let h = PredictionHead(config: HeadConfig(kind: .classification, outputs: 2), hidden: hidden, seed: seed)
         var rng = SeededRNG(seed: seed)
         for p in a.parameters + h.parameters { for i in 0..<p.value.count { p.value[i] = rng.nextNormal() } }
-        let rec = AdapterRecord(name: name, task: "t", taskFile: "t.toml", labels: ["a", "b"], metric: "accuracy",
-                                adapterConfig: a.config, headConfig: h.config, baseModel: "tiny", baseFingerprint: "base",
-                                hiddenSize: hidden, numLayers: 3, devMetrics: [0.5], bestEpoch: 1, hyperparameters: "{}",
-                                seed: Int(seed), created: "")
+        let rec = AdapterRecord(
+            name: name, task: "t", taskFile: "t.toml", labels: ["a", "b"], metric: "accuracy",
+            adapterConfig: a.config, headConfig: h.config, baseModel: "tiny", baseFingerprint: "base",
+            hiddenSize: hidden, numLayers: 3, devMetrics: [0.5], bestEpoch: 1, hyperparameters: "{}",
+            seed: Int(seed), created: "")
         try AdapterStore.save(adapter: a, head: h, record: rec, to: path)
         return a
     }
@@ -65,7 +68,8 @@ import Testing
 
     @Test func saveKeepsModeAndWritesThroughSymlinks() throws {
         let dir = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
-        let real = dir.appendingPathComponent("real.h5").path, link = dir.appendingPathComponent("link.h5").path
+        let real = dir.appendingPathComponent("real.h5").path
+        let link = dir.appendingPathComponent("link.h5").path
         _ = try save("one", to: real)
         chmod(real, 0o640)
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "real.h5")

@@ -12,14 +12,17 @@ import Testing
         let layer = FusionLayer(prefix: "", hidden: H, members: N, dynamic: dynamic, rng: &rng)
         // Move every parameter away from its initialisation so all paths carry gradient.
         for p in layer.parameters { for i in 0..<p.value.count { p.value[i] += 0.5 * rng.nextNormal() } }
-        let x = Support.random([n, H], seed: 2), deltas = Support.random([N, n, H], seed: 3), r = Support.random([n, H], seed: 4)
+        let x = Support.random([n, H], seed: 2)
+        let deltas = Support.random([N, n, H], seed: 3)
+        let r = Support.random([n, H], seed: 4)
         let out = Tensor(zeros: [n, H])
         func loss() -> Double {
             layer.forward(x: x.data, deltas: deltas.data, out: out.data, n: n, temperature: 1.7)
             return weightedSum(out, r)
         }
         _ = loss()
-        let dx = Tensor(zeros: [n, H]), dd = Tensor(zeros: [N, n, H])
+        let dx = Tensor(zeros: [n, H])
+        let dd = Tensor(zeros: [N, n, H])
         layer.backward(dout: r.data, dx: dx.data, ddeltas: dd.data, n: n)
         checkGradient(x, analytic: dx, loss)
         checkGradient(deltas, analytic: dd, sample: 90, loss)
@@ -38,7 +41,9 @@ import Testing
         _ = layer.regularize(lambda: 0.5)
         let analytic = Tensor(zeros: v.value.shape)
         analytic.copy(from: v.grad)
-        checkGradient(v.value, analytic: analytic) { v.grad.zero(); return Double(layer.regularize(lambda: 0.5)) }
+        checkGradient(v.value, analytic: analytic) {
+            v.grad.zero(); return Double(layer.regularize(lambda: 0.5))
+        }
     }
 
     struct Model {
@@ -72,8 +77,11 @@ import Testing
         var adapters: [String: Adapter] = [:]
         for (k, name) in expr.adapterNames.enumerated() {
             let placement: AdapterPlacement = allHoulsby || k % 2 == 1 ? .houlsby : .pfeiffer
-            let a = Adapter(name: name, config: AdapterConfig(placement: placement, reductionFactor: 4, nonLinearity: .gelu,
-                                                              leaveOut: k == 1 ? [0] : []), hidden: 8, layers: 3, seed: UInt64(k))
+            let a = Adapter(
+                name: name,
+                config: AdapterConfig(
+                    placement: placement, reductionFactor: 4, nonLinearity: .gelu,
+                    leaveOut: k == 1 ? [0] : []), hidden: 8, layers: 3, seed: UInt64(k))
             for p in a.parameters { for i in 0..<p.value.count { p.value[i] += 0.5 * rng.nextNormal() } }
             adapters[name] = a
         }
@@ -82,7 +90,9 @@ import Testing
         let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 3), hidden: 8, seed: 5)
         for p in head.parameters { for i in 0..<p.value.count { p.value[i] += 0.5 * rng.nextNormal() } }
         let batch = TokenBatch(sequences: [[1, 5, 7, 2], [1, 9, 2], [1, 3, 4, 6, 8, 2]])
-        return Model(encoder: encoder, composition: comp, adapters: adapters, head: head, batch: batch, ws: EncoderWorkspace(config: encoder.config, training: true))
+        return Model(
+            encoder: encoder, composition: comp, adapters: adapters, head: head, batch: batch,
+            ws: EncoderWorkspace(config: encoder.config, training: true))
     }
 
     static let expressions: [CompositionExpr] = [
@@ -126,7 +136,7 @@ import Testing
         let names = m.composition.parameters.map(\.name)
         #expect(names.contains("layer_00/query/weight") && names.contains("layer_02/value/bias"))
         #expect(names.contains("member_1/layer_01/attention/key/weight"))  // nested fuse over a Houlsby member
-        #expect(!names.contains("layer_00/attention/query/weight"))       // no member acts there
+        #expect(!names.contains("layer_00/attention/query/weight"))  // no member acts there
     }
 
     /// parallel(a, b): one pass over two copies of the batch equals running each adapter alone.
@@ -135,11 +145,13 @@ import Testing
         var rng = SeededRNG(seed: 4)
         var adapters: [String: Adapter] = [:]
         for (i, n) in ["a", "b"].enumerated() {
-            let a = Adapter(name: n, config: AdapterConfig(placement: i == 0 ? .pfeiffer : .houlsby, reductionFactor: 4), hidden: 8, layers: 3, seed: UInt64(i))
+            let a = Adapter(
+                name: n, config: AdapterConfig(placement: i == 0 ? .pfeiffer : .houlsby, reductionFactor: 4), hidden: 8, layers: 3, seed: UInt64(i))
             for p in a.parameters { for k in 0..<p.value.count { p.value[k] += 0.5 * rng.nextNormal() } }
             adapters[n] = a
         }
-        let comp = Composition(.parallel([.adapter("a"), .adapter("b")]), adapters: adapters, options: FusionOptions(), hidden: 8, layers: 3, seed: 1)
+        let comp = Composition(
+            .parallel([.adapter("a"), .adapter("b")]), adapters: adapters, options: FusionOptions(), hidden: 8, layers: 3, seed: 1)
         let seqs: [[Int32]] = [[1, 5, 7, 2], [1, 9, 2]]
         let ws = EncoderWorkspace(config: encoder.config)
         let both = try encoder.forward(TokenBatch(sequences: seqs + seqs), workspace: ws, hook: comp.root).array

@@ -21,15 +21,18 @@ import Testing
             let a = Adapter(name: name, config: AdapterConfig(reductionFactor: 4), hidden: 32, layers: 3, seed: seed)
             for p in a.parameters { for i in 0..<p.value.count { p.value[i] += 0.1 * rng.nextNormal() } }
             let h = PredictionHead(config: HeadConfig(kind: .classification, outputs: 2), hidden: 32, seed: seed)
-            let rec = AdapterRecord(name: name, task: name, taskFile: taskPath, labels: ["no", "yes"], metric: "accuracy",
-                                    adapterConfig: a.config, headConfig: h.config, baseModel: "tiny", baseFingerprint: "B",
-                                    hiddenSize: 32, numLayers: 3, devMetrics: [0.5], bestEpoch: 1, hyperparameters: "{}", seed: 0, created: "")
+            let rec = AdapterRecord(
+                name: name, task: name, taskFile: taskPath, labels: ["no", "yes"], metric: "accuracy",
+                adapterConfig: a.config, headConfig: h.config, baseModel: "tiny", baseFingerprint: "B",
+                hiddenSize: 32, numLayers: 3, devMetrics: [0.5], bestEpoch: 1, hyperparameters: "{}", seed: 0, created: "")
             try AdapterStore.save(adapter: a, head: h, record: rec, to: store)
             return try AdapterStore.list(store).first { $0.name == name }!
         }
-        let recA = try storeAdapter("alpha", seed: 2), recB = try storeAdapter("beta", seed: 3)
+        let recA = try storeAdapter("alpha", seed: 2)
+        let recB = try storeAdapter("beta", seed: 3)
 
-        let text = "fusion zf\nbase tiny\nstore \(store)\ntask \(taskPath)\ncompose fuse(alpha, beta)\noptions temperature anneal\ntrain epochs 2, lr 1e-2, batch 16\n"
+        let text =
+            "fusion zf\nbase tiny\nstore \(store)\ntask \(taskPath)\ncompose fuse(alpha, beta)\noptions temperature anneal\ntrain epochs 2, lr 1e-2, batch 16\n"
         let recipe = try Recipe.parse(text, file: "zf.fuse")
         _ = try recipe.check(baseFingerprint: "B", hiddenSize: 32, records: AdapterStore.list(store))
         var adapters: [String: Adapter] = [:]
@@ -49,11 +52,12 @@ import Testing
         for (name, a) in adapters {
             #expect(a.parameters.allSatisfy { p in (0..<p.grad.count).allSatisfy { p.grad[$0] == 0 } }, "member \(name) computed gradients")
         }
-        let rec = FusionRecord(name: "zf", recipe: text, recipeFile: "zf.fuse", task: "zebra", taskFile: taskPath, labels: spec.labels,
-                               metric: "accuracy", composition: recipe.expr.description,
-                               memberFingerprints: ["alpha": recA.weightsFingerprint, "beta": recB.weightsFingerprint],
-                               options: recipe.options, headConfig: head.config, baseModel: "tiny", baseFingerprint: "B", hiddenSize: 32,
-                               numLayers: 3, devMetrics: result.devMetrics, bestEpoch: result.bestEpoch, hyperparameters: "{}", seed: 4, created: "")
+        let rec = FusionRecord(
+            name: "zf", recipe: text, recipeFile: "zf.fuse", task: "zebra", taskFile: taskPath, labels: spec.labels,
+            metric: "accuracy", composition: recipe.expr.description,
+            memberFingerprints: ["alpha": recA.weightsFingerprint, "beta": recB.weightsFingerprint],
+            options: recipe.options, headConfig: head.config, baseModel: "tiny", baseFingerprint: "B", hiddenSize: 32,
+            numLayers: 3, devMetrics: result.devMetrics, bestEpoch: result.bestEpoch, hyperparameters: "{}", seed: 4, created: "")
         try FusionStore.save(composition: comp, head: head, record: rec, to: store)
 
         let loaded = try FusionStore.load(store, name: "zf", baseFingerprint: "B")

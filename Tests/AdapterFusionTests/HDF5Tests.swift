@@ -41,7 +41,9 @@ import Testing
         #expect(g.attributeNames() == ["best_epoch", "config", "dev_accuracy", "empty", "kind", "lr", "note"])
 
         // Errors name the file and the object.
-        #expect { try g.readTensor("layer_03/output_adapter/down/weight", shape: [3, 2]) } throws: { "\($0)".contains("[2, 3]") && "\($0)".contains(path) }
+        #expect { try g.readTensor("layer_03/output_adapter/down/weight", shape: [3, 2]) } throws: {
+            "\($0)".contains("[2, 3]") && "\($0)".contains(path)
+        }
         #expect { try g.readTensor("missing") } throws: { "\($0)".contains("/adapters/trec/missing") }
         #expect { try g.stringAttribute("absent") } throws: { "\($0)".contains("absent") }
         #expect { try g.stringAttribute("best_epoch") } throws: { "\($0)".contains("not a string") }

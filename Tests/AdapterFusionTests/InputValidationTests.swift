@@ -27,8 +27,10 @@ import Testing
     }
 
     @Test func weightsAreNumbersAndTheErrorPointsAtThem() {
-        for (w, message) in [("nan", "is not a finite number"), ("1e", "is not a finite number"), ("inf", "is not a finite number"),
-                             ("1e39", "is not a finite number"), ("1000", "too large")] {
+        for (w, message) in [
+            ("nan", "is not a finite number"), ("1e", "is not a finite number"), ("inf", "is not a finite number"),
+            ("1e39", "is not a finite number"), ("1000", "too large"),
+        ] {
             let e = recipeError(Self.head + "compose average(\(w) * a, b)\n")
             #expect(e.contains("r.fuse:5:17:") && e.contains(message), "\(w): \(e)")
         }
@@ -158,8 +160,10 @@ extension InputValidationTests {
 extension InputValidationTests {
     /// Found by `make fuzz`: toml++ (TOMLKit, replaced by `TOMLParser`) aborted on these.
     @Test func tomlInputsThatAbortedTheOldParser() throws {
-        for (text, expected) in [("name = \"x\"\n[#]abel\n", "t.toml:2:2: error: TOML: expected a key"),
-                                 ("a = [1,,2]\n", "t.toml:1:8: error: TOML: expected a value")] {
+        for (text, expected) in [
+            ("name = \"x\"\n[#]abel\n", "t.toml:2:2: error: TOML: expected a key"),
+            ("a = [1,,2]\n", "t.toml:1:8: error: TOML: expected a value"),
+        ] {
             let e: String
             do { _ = try TaskSpec.load(try task(text)); e = "no error" } catch { e = "\(error)" }
             #expect(e.contains(expected), "\(e)")

@@ -38,10 +38,12 @@ import Testing
         var rng = SeededRNG(seed: 11)
         let head = PredictionHead(config: head, hidden: 8, seed: 5)
         for p in adapter.parameters + head.parameters { for i in 0..<p.value.count { p.value[i] += 0.5 * rng.nextNormal() } }
-        let batch = TokenBatch(sequences: [[1, 5, 7, 2], [1, 9, 2], [1, 3, 4, 6, 8, 2]],
-                               typeIds: [[0, 0, 0, 0], [0, 0, 1], [0, 0, 0, 1, 1, 1]])
-        return Model(encoder: encoder, adapter: adapter, head: head,
-                     batch: batch, targets: targets, ws: EncoderWorkspace(config: encoder.config, training: true))
+        let batch = TokenBatch(
+            sequences: [[1, 5, 7, 2], [1, 9, 2], [1, 3, 4, 6, 8, 2]],
+            typeIds: [[0, 0, 0, 0], [0, 0, 1], [0, 0, 0, 1, 1, 1]])
+        return Model(
+            encoder: encoder, adapter: adapter, head: head,
+            batch: batch, targets: targets, ws: EncoderWorkspace(config: encoder.config, training: true))
     }
 
     @Test(arguments: [AdapterPlacement.pfeiffer, .houlsby])
@@ -49,8 +51,9 @@ import Testing
         // Smooth non-linearities only: a ±h step across ReLU's kink makes finite differences
         // meaningless (ReLU's own backward is checked element-wise in OpsGradientTests).
         for act in [Activation.gelu, .swish] {
-            let m = try model(AdapterConfig(placement: placement, reductionFactor: 4, nonLinearity: act),
-                              head: HeadConfig(kind: .classification, outputs: 3), targets: .labels([2, 0, 1]))
+            let m = try model(
+                AdapterConfig(placement: placement, reductionFactor: 4, nonLinearity: act),
+                head: HeadConfig(kind: .classification, outputs: 3), targets: .labels([2, 0, 1]))
             try m.gradients()
             for p in m.adapter.parameters + m.head.parameters {
                 checkGradient(p.value, analytic: p.grad, sample: 24) { (try? m.loss()) ?? .nan }
@@ -60,8 +63,9 @@ import Testing
 
     /// With the lowest layer left out, backward stops at layer 1 and still gets everything right.
     @Test func leaveOutAndRegression() throws {
-        let m = try model(AdapterConfig(placement: .houlsby, reductionFactor: 2, nonLinearity: .gelu, leaveOut: [0]),
-                          head: HeadConfig(kind: .regression, outputs: 1, preDense: false), targets: .values([0.5, -1, 2]))
+        let m = try model(
+            AdapterConfig(placement: .houlsby, reductionFactor: 2, nonLinearity: .gelu, leaveOut: [0]),
+            head: HeadConfig(kind: .regression, outputs: 1, preDense: false), targets: .values([0.5, -1, 2]))
         #expect(m.adapter.module(layer: 0, site: .output) == nil)
         try m.gradients()
         for p in m.adapter.parameters + m.head.parameters {
@@ -86,7 +90,8 @@ import Testing
             if activation != .relu || pre.array.allSatisfy({ abs($0) > 0.2 }) { chosen = (m, x); break }
         }
         let (m, x) = try #require(chosen)
-        let r = Support.random([n, H], seed: 23), out = Tensor(zeros: [n, H])
+        let r = Support.random([n, H], seed: 23)
+        let out = Tensor(zeros: [n, H])
         func loss() -> Double { m.forward(x: x.data, out: out.data, n: n); return weightedSum(out, r) }
         _ = loss()
         let dx = Tensor(zeros: [n, H])
@@ -105,8 +110,10 @@ import Testing
     @Test func headAlone() {
         let hidden = Support.random([7, 8], seed: 24)
         let batch = TokenBatch(sequences: [[1, 2, 3], [4, 5], [6, 7]])
-        for (config, targets) in [(HeadConfig(kind: .classification, outputs: 3), Targets.labels([2, 0, 1])),
-                                  (HeadConfig(kind: .regression, outputs: 1, preDense: false), Targets.values([1.5, -0.5, 0.25]))] {
+        for (config, targets) in [
+            (HeadConfig(kind: .classification, outputs: 3), Targets.labels([2, 0, 1])),
+            (HeadConfig(kind: .regression, outputs: 1, preDense: false), Targets.values([1.5, -0.5, 0.25])),
+        ] {
             let head = PredictionHead(config: config, hidden: 8, seed: 25)
             var rng = SeededRNG(seed: 26)
             for p in head.parameters { for i in 0..<p.value.count { p.value[i] += 0.5 * rng.nextNormal() } }

@@ -7,13 +7,18 @@ import Testing
 @Suite struct OpsGradientTests {
     @Test func linear() {
         let (n, i, o) = (5, 7, 4)
-        let x = Support.random([n, i], seed: 1), w = Support.random([o, i], seed: 2), b = Support.random([o], seed: 3)
-        let r = Support.random([n, o], seed: 4), y = Tensor(zeros: [n, o])
+        let x = Support.random([n, i], seed: 1)
+        let w = Support.random([o, i], seed: 2)
+        let b = Support.random([o], seed: 3)
+        let r = Support.random([n, o], seed: 4)
+        let y = Tensor(zeros: [n, o])
         func loss() -> Double {
             Linear.forward(y: y.data, x: x.data, w: w.data, b: b.data, n: n, inDim: i, outDim: o)
             return weightedSum(y, r)
         }
-        let dx = Tensor(zeros: x.shape), dw = Tensor(zeros: w.shape), db = Tensor(zeros: b.shape)
+        let dx = Tensor(zeros: x.shape)
+        let dw = Tensor(zeros: w.shape)
+        let db = Tensor(zeros: b.shape)
         Linear.backward(dx: dx.data, dw: dw.data, db: db.data, dy: r.data, x: x.data, w: w.data, n: n, inDim: i, outDim: o)
         checkGradient(x, analytic: dx, loss)
         checkGradient(w, analytic: dw, loss)
@@ -21,8 +26,11 @@ import Testing
     }
 
     @Test func linearBackwardAccumulates() {
-        let x = Support.random([3, 4], seed: 1), w = Support.random([2, 4], seed: 2), dy = Support.random([3, 2], seed: 3)
-        let once = Tensor(zeros: [3, 4]), twice = Tensor(zeros: [3, 4])
+        let x = Support.random([3, 4], seed: 1)
+        let w = Support.random([2, 4], seed: 2)
+        let dy = Support.random([3, 2], seed: 3)
+        let once = Tensor(zeros: [3, 4])
+        let twice = Tensor(zeros: [3, 4])
         Linear.backward(dx: once.data, dw: nil, db: nil, dy: dy.data, x: x.data, w: w.data, n: 3, inDim: 4, outDim: 2)
         for _ in 0..<2 {
             Linear.backward(dx: twice.data, dw: nil, db: nil, dy: dy.data, x: x.data, w: w.data, n: 3, inDim: 4, outDim: 2)
@@ -32,17 +40,24 @@ import Testing
 
     @Test func layerNorm() {
         let (n, c) = (4, 19)  // 19: exercises the vector loop and its scalar tail
-        let x = Support.random([n, c], seed: 5), g = Support.random([c], seed: 6), b = Support.random([c], seed: 7)
-        let r = Support.random([n, c], seed: 8), y = Tensor(zeros: [n, c])
-        let mean = Tensor(zeros: [n]), rstd = Tensor(zeros: [n])
+        let x = Support.random([n, c], seed: 5)
+        let g = Support.random([c], seed: 6)
+        let b = Support.random([c], seed: 7)
+        let r = Support.random([n, c], seed: 8)
+        let y = Tensor(zeros: [n, c])
+        let mean = Tensor(zeros: [n])
+        let rstd = Tensor(zeros: [n])
         func loss() -> Double {
             LayerNorm.forward(out: y.data, mean: mean.data, rstd: rstd.data, inp: x.data, weight: g.data, bias: b.data, n: n, c: c, eps: 1e-12)
             return weightedSum(y, r)
         }
         _ = loss()
-        let dx = Tensor(zeros: x.shape), dg = Tensor(zeros: [c]), db = Tensor(zeros: [c])
-        LayerNorm.backward(dinp: dx.data, dweight: dg.data, dbias: db.data, dout: r.data, inp: x.data, weight: g.data,
-                           mean: mean.data, rstd: rstd.data, n: n, c: c)
+        let dx = Tensor(zeros: x.shape)
+        let dg = Tensor(zeros: [c])
+        let db = Tensor(zeros: [c])
+        LayerNorm.backward(
+            dinp: dx.data, dweight: dg.data, dbias: db.data, dout: r.data, inp: x.data, weight: g.data,
+            mean: mean.data, rstd: rstd.data, n: n, c: c)
         checkGradient(x, analytic: dx, loss)
         checkGradient(g, analytic: dg, loss)
         checkGradient(b, analytic: db, loss)
@@ -50,7 +65,8 @@ import Testing
 
     @Test func layerNormForwardNormalises() {
         let x = Support.random([2, 384], seed: 9, std: 3)
-        let ones = Tensor(shape: [384], values: .init(repeating: 1, count: 384)), zeros = Tensor(zeros: [384])
+        let ones = Tensor(shape: [384], values: .init(repeating: 1, count: 384))
+        let zeros = Tensor(zeros: [384])
         let y = Tensor(zeros: [2, 384])
         LayerNorm.forward(out: y.data, mean: nil, rstd: nil, inp: x.data, weight: ones.data, bias: zeros.data, n: 2, c: 384, eps: 1e-12)
         for r in 0..<2 {
@@ -64,7 +80,9 @@ import Testing
 
     @Test func gelu() {
         let n = 37
-        let x = Support.random([n], seed: 10, std: 2), r = Support.random([n], seed: 11), y = Tensor(zeros: [n])
+        let x = Support.random([n], seed: 10, std: 2)
+        let r = Support.random([n], seed: 11)
+        let y = Tensor(zeros: [n])
         func loss() -> Double { GELU.forward(out: y.data, inp: x.data, count: n); return weightedSum(y, r) }
         let dx = Tensor(zeros: [n])
         GELU.backward(dinp: dx.data, dout: r.data, inp: x.data, count: n)
@@ -74,7 +92,9 @@ import Testing
     /// ReLU away from its kink (|x| ≥ 0.1 > h), swish, tanh: element-wise derivatives.
     @Test func otherActivations() {
         let n = 29
-        let x = Support.random([n], seed: 30, std: 2), r = Support.random([n], seed: 31), y = Tensor(zeros: [n])
+        let x = Support.random([n], seed: 30, std: 2)
+        let r = Support.random([n], seed: 31)
+        let y = Tensor(zeros: [n])
         for i in 0..<n where abs(x[i]) < 0.1 { x[i] = x[i] < 0 ? -0.1 : 0.1 }
         for act in Activation.allCases where act != .gelu {
             func loss() -> Double { act.forward(out: y.data, inp: x.data, count: n); return weightedSum(y, r) }
@@ -88,7 +108,8 @@ import Testing
         Tanh.backward(dinp: dx.data, dout: r.data, out: y.data, count: n)
         checkGradient(x, analytic: dx, sample: n, tanhLoss)
         for v: Float in [-30, -3, 0, 0.5, 30] {
-            let a = Tensor(shape: [1], values: [v]), b = Tensor(zeros: [1])
+            let a = Tensor(shape: [1], values: [v])
+            let b = Tensor(zeros: [1])
             Tanh.forward(out: b.data, inp: a.data, count: 1)
             #expect(abs(b[0] - Foundation.tanh(v)) < 1e-6)
         }
@@ -96,13 +117,16 @@ import Testing
 
     @Test func crossEntropyAndMSE() {
         let (b, c) = (3, 4)
-        let logits = Support.random([b, c], seed: 32, std: 2), probs = Tensor(zeros: [b, c]), labels = [2, 0, 3]
+        let logits = Support.random([b, c], seed: 32, std: 2)
+        let probs = Tensor(zeros: [b, c])
+        let labels = [2, 0, 3]
         func ce() -> Double { Double(CrossEntropy.forward(probs: probs.data, logits: logits.data, labels: labels, classes: c)) }
         _ = ce()
         let d = Tensor(zeros: [b, c])
         CrossEntropy.backward(dlogits: d.data, probs: probs.data, labels: labels, classes: c)
         checkGradient(logits, analytic: d, sample: b * c, ce)
-        let pred = Support.random([b], seed: 33), targets: [Float] = [0.5, -1, 2]
+        let pred = Support.random([b], seed: 33)
+        let targets: [Float] = [0.5, -1, 2]
         func mse() -> Double { Double(MeanSquaredError.forward(pred: pred.data, targets: targets)) }
         let dp = Tensor(zeros: [b])
         MeanSquaredError.backward(dpred: dp.data, pred: pred.data, targets: targets)
@@ -113,7 +137,8 @@ import Testing
         // Vectorised erf against libm's erff: A&S 7.1.26 is accurate to 1.5e-7 absolute in
         // exact arithmetic; in Float32 we allow 1e-6 for GELU values of magnitude up to 8.
         let xs = (0..<2001).map { Float($0 - 1000) / 125 }
-        let x = Tensor(shape: [xs.count], values: xs), y = Tensor(zeros: [xs.count])
+        let x = Tensor(shape: [xs.count], values: xs)
+        let y = Tensor(zeros: [xs.count])
         GELU.forward(out: y.data, inp: x.data, count: xs.count)
         for (i, v) in xs.enumerated() {
             let ref = 0.5 * Double(v) * (1 + Foundation.erf(Double(v) / 2.0.squareRoot()))
@@ -135,7 +160,9 @@ import Testing
 
     @Test func softmax() {
         let (n, c, ld) = (3, 11, 13)  // row stride larger than the row: attention-style layout
-        let x = Support.random([n, ld], seed: 12), r = Support.random([n, ld], seed: 13), y = Tensor(zeros: [n, ld])
+        let x = Support.random([n, ld], seed: 12)
+        let r = Support.random([n, ld], seed: 13)
+        let y = Tensor(zeros: [n, ld])
         for row in 0..<n { for j in c..<ld { r[row * ld + j] = 0 } }
         let scale: Float = 0.7
         func loss() -> Double { Softmax.forward(out: y.data, inp: x.data, n: n, c: c, ld: ld, scale: scale); return weightedSum(y, r) }
@@ -147,7 +174,8 @@ import Testing
     }
 
     @Test func softmaxIsStableForLargeInputs() {
-        let x = Tensor(shape: [1, 3], values: [1000, 1001, 999]), y = Tensor(zeros: [1, 3])
+        let x = Tensor(shape: [1, 3], values: [1000, 1001, 999])
+        let y = Tensor(zeros: [1, 3])
         Softmax.forward(out: y.data, inp: x.data, n: 1, c: 3, ld: 3)
         #expect(y.array.allSatisfy { $0.isFinite })
         #expect(abs(y[1] - 0.66524096) < 1e-6)
@@ -157,7 +185,8 @@ import Testing
         let (v, d) = (6, 5)
         let table = Support.random([v, d], seed: 14)
         let ids: [Int32] = [3, 0, 3, 5]
-        let r = Support.random([ids.count, d], seed: 15), y = Tensor(zeros: [ids.count, d])
+        let r = Support.random([ids.count, d], seed: 15)
+        let y = Tensor(zeros: [ids.count, d])
         func loss() -> Double {
             ids.withUnsafeBufferPointer { Embedding.forward(out: y.data, table: table.data, ids: $0.baseAddress!, n: ids.count, dim: d) }
             return weightedSum(y, r)
@@ -170,7 +199,9 @@ import Testing
 
     @Test func dropout() {
         let n = 4000
-        let x = Support.random([n], seed: 16), y = Tensor(zeros: [n]), mask = Mask(count: n)
+        let x = Support.random([n], seed: 16)
+        let y = Tensor(zeros: [n])
+        let mask = Mask(count: n)
         var rng = SeededRNG(seed: 17)
         Dropout.forward(out: y.data, mask: mask.data, inp: x.data, count: n, p: 0.25, rng: &rng)
         let dropped = (0..<n).filter { mask.data[$0] == 0 }.count
@@ -178,7 +209,9 @@ import Testing
         #expect(abs(dropped - 1000) < 140)
         for i in 0..<n { #expect(y[i] == (mask.data[i] == 0 ? 0 : x[i] * (4 / 3 as Float))) }
         // Backward with the stored mask is the forward's Jacobian (the op is linear).
-        let r = Support.random([n], seed: 18), dx = Tensor(zeros: [n]), jr = Tensor(zeros: [n])
+        let r = Support.random([n], seed: 18)
+        let dx = Tensor(zeros: [n])
+        let jr = Tensor(zeros: [n])
         Dropout.backward(dinp: dx.data, dout: r.data, mask: mask.data, count: n, p: 0.25)
         Dropout.apply(out: jr.data, inp: r.data, mask: mask.data, count: n, p: 0.25)
         #expect(dx.array == jr.array)

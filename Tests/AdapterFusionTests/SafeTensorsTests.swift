@@ -39,8 +39,10 @@ import Testing
             #expect(p == cut)
         }
         // Shorter than the length prefix, a length past the end, garbage JSON.
-        for (name, bytes) in [("tiny", Data([1, 2, 3])), ("len", Data([255, 255, 0, 0, 0, 0, 0, 0, 123])),
-                              ("json", Data([4, 0, 0, 0, 0, 0, 0, 0]) + Data("{]x}".utf8))] {
+        for (name, bytes) in [
+            ("tiny", Data([1, 2, 3])), ("len", Data([255, 255, 0, 0, 0, 0, 0, 0, 123])),
+            ("json", Data([4, 0, 0, 0, 0, 0, 0, 0]) + Data("{]x}".utf8)),
+        ] {
             let p = dir.appendingPathComponent(name).path
             try bytes.write(to: URL(fileURLWithPath: p))
             #expect(throws: SafeTensorsError.self) { try SafeTensorsFile(path: p) }
@@ -57,8 +59,9 @@ import Testing
     /// loads through the same key table, and a mismatched config is refused.
     @Test func keyTableAcceptsPrefixAndLegacyNames() throws {
         let dir = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
-        let c = BertConfig(hiddenSize: 8, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 16,
-                           maxPositionEmbeddings: 16, vocabSize: 30, typeVocabSize: 2)
+        let c = BertConfig(
+            hiddenSize: 8, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 16,
+            maxPositionEmbeddings: 16, vocabSize: 30, typeVocabSize: 2)
         let tensors = Support.tinyBertTensors(c, prefix: "bert.", legacyEmbeddingLN: true)
         let path = dir.appendingPathComponent("model.safetensors").path
         try SafeTensorsFile.write(tensors, to: path, dtype: "F16")
@@ -79,11 +82,15 @@ import Testing
     @Test func configValidation() throws {
         let dir = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
         let p = dir.appendingPathComponent("config.json").path
-        try Data(#"{"hidden_size": 10, "num_hidden_layers": 1, "num_attention_heads": 3, "intermediate_size": 4, "vocab_size": 5}"#.utf8).write(to: URL(fileURLWithPath: p))
+        try Data(#"{"hidden_size": 10, "num_hidden_layers": 1, "num_attention_heads": 3, "intermediate_size": 4, "vocab_size": 5}"#.utf8).write(
+            to: URL(fileURLWithPath: p))
         #expect { try BertConfig.load(p) } throws: { "\($0)".contains("not divisible") && "\($0)".contains(p) }
         try Data(#"{"hidden_size": 12}"#.utf8).write(to: URL(fileURLWithPath: p))
         #expect { try BertConfig.load(p) } throws: { "\($0)".contains("num_hidden_layers") }
-        try Data(#"{"hidden_size": 12, "num_hidden_layers": 1, "num_attention_heads": 3, "intermediate_size": 4, "vocab_size": 5, "hidden_act": "relu"}"#.utf8).write(to: URL(fileURLWithPath: p))
+        try Data(
+            #"{"hidden_size": 12, "num_hidden_layers": 1, "num_attention_heads": 3, "intermediate_size": 4, "vocab_size": 5, "hidden_act": "relu"}"#
+                .utf8
+        ).write(to: URL(fileURLWithPath: p))
         #expect { try BertConfig.load(p) } throws: { "\($0)".contains("relu") }
         let real = try BertConfig.load(Support.modelDirectory + "/config.json")
         #expect(real.hiddenSize == 384 && real.numHiddenLayers == 6 && real.headSize == 32 && real.layerNormEps == 1e-12)

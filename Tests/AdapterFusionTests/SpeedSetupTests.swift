@@ -73,8 +73,9 @@ import Testing
                 for p in a.parameters { for k in 0..<p.value.count { p.value[k] += 0.02 * r.nextNormal() } }
                 members["m\(i)"] = a
             }
-            let comp = Composition(.fuse([.adapter("m0"), .adapter("m1")]), adapters: members, options: FusionOptions(),
-                                   hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 9)
+            let comp = Composition(
+                .fuse([.adapter("m0"), .adapter("m1")]), adapters: members, options: FusionOptions(),
+                hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 9)
             let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 3), hidden: c.hiddenSize, seed: 2)
             let params = comp.parameters + head.parameters
             let optimizer = AdamW(params)

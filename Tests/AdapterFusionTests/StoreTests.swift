@@ -4,10 +4,11 @@ import Testing
 
 @Suite struct StoreTests {
     func record(_ name: String, adapter: Adapter, head: PredictionHead, base: String = "base-sha") -> AdapterRecord {
-        AdapterRecord(name: name, task: "t", taskFile: "tasks/t.toml", labels: ["a", "b", "c"], metric: "accuracy",
-                      adapterConfig: adapter.config, headConfig: head.config, baseModel: "tiny", baseFingerprint: base,
-                      hiddenSize: 8, numLayers: 3, devMetrics: [0.5, 0.75, 0.625], bestEpoch: 2, hyperparameters: #"{"lr":0.001}"#,
-                      seed: 9, created: "2026-11-26T00:00:00Z")
+        AdapterRecord(
+            name: name, task: "t", taskFile: "tasks/t.toml", labels: ["a", "b", "c"], metric: "accuracy",
+            adapterConfig: adapter.config, headConfig: head.config, baseModel: "tiny", baseFingerprint: base,
+            hiddenSize: 8, numLayers: 3, devMetrics: [0.5, 0.75, 0.625], bestEpoch: 2, hyperparameters: #"{"lr":0.001}"#,
+            seed: 9, created: "2026-11-26T00:00:00Z")
     }
 
     func randomized(_ name: String, seed: UInt64, placement: AdapterPlacement = .pfeiffer) -> (Adapter, PredictionHead) {
@@ -63,7 +64,9 @@ import Testing
             try g.remove(name)
             try g.write(name, tensor: t)
         }
-        #expect { try AdapterStore.load(path, name: "one", baseFingerprint: "base-sha") } throws: { "\($0)".contains("do not match their recorded fingerprint") }
+        #expect { try AdapterStore.load(path, name: "one", baseFingerprint: "base-sha") } throws: {
+            "\($0)".contains("do not match their recorded fingerprint")
+        }
     }
 
     @Test func failedSaveLeavesStoreUntouched() throws {
@@ -89,7 +92,9 @@ import Testing
     @Test func killDuringSaveNeverCorrupts() throws {
         let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
             .appendingPathComponent("afusion")
-        let bin = FileManager.default.isExecutableFile(atPath: exe.path) ? exe
+        let bin =
+            FileManager.default.isExecutableFile(atPath: exe.path)
+            ? exe
             : Support.packageRoot.appendingPathComponent(".build/debug/afusion")
         try #require(FileManager.default.isExecutableFile(atPath: bin.path), "afusion binary not found at \(bin.path)")
         let dir = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }

@@ -39,7 +39,8 @@ enum Support {
     static func tinyBertTensors(_ c: BertConfig, prefix: String = "", legacyEmbeddingLN: Bool = false) -> [(String, Tensor)] {
         var tensors: [(String, Tensor)] = []
         var seed: UInt64 = 1
-        let H = c.hiddenSize, F = c.intermediateSize
+        let H = c.hiddenSize
+        let F = c.intermediateSize
         func add(_ name: String, _ shape: [Int], ones: Bool = false) {
             let t = random(shape, seed: seed, std: 0.2)
             if ones { for i in 0..<t.count { t[i] += 1 } }
@@ -63,8 +64,9 @@ enum Support {
 
     /// A tiny random BERT (H 8, 2 heads, FFN 2H, 3 layers, vocab 30) for gradient checks.
     static func tinyEncoder(layers: Int = 3, hidden: Int = 8) throws -> BertEncoder {
-        let c = BertConfig(hiddenSize: hidden, numHiddenLayers: layers, numAttentionHeads: 2, intermediateSize: 2 * hidden,
-                           maxPositionEmbeddings: 16, vocabSize: 30, typeVocabSize: 2)
+        let c = BertConfig(
+            hiddenSize: hidden, numHiddenLayers: layers, numAttentionHeads: 2, intermediateSize: 2 * hidden,
+            maxPositionEmbeddings: 16, vocabSize: 30, typeVocabSize: 2)
         let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("model.safetensors").path
         try SafeTensorsFile.write(tinyBertTensors(c), to: path)
@@ -86,8 +88,10 @@ enum Support {
 /// where G is the largest |gradient| in the tensor, and require G > 1e-3·|L|, so the
 /// gradients stand well above the noise and an error of a few percent of the tensor's
 /// gradient scale fails (checked: dropping a 1/√d scale or a dropout mask in backward fails).
-func checkGradient(_ x: Tensor, analytic: Tensor, h: Float = 1e-2, sample: Int = 64,
-                   _ loss: () -> Double, sourceLocation: SourceLocation = #_sourceLocation) {
+func checkGradient(
+    _ x: Tensor, analytic: Tensor, h: Float = 1e-2, sample: Int = 64,
+    _ loss: () -> Double, sourceLocation: SourceLocation = #_sourceLocation
+) {
     let g = (0..<analytic.count).reduce(Float(0)) { max($0, abs(analytic[$1])) }
     let l0 = Float(abs(loss()))
     #expect(g > 1e-3 * max(l0, 1e-3), "gradient too small to check (max \(g))", sourceLocation: sourceLocation)

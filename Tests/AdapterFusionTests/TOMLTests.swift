@@ -10,30 +10,31 @@ import Testing
     }
 
     @Test func valuesOfEveryKind() throws {
-        let t = try parse("""
-        # comment
-        name = "x\\ty\\u00e9\\"q\\""   # trailing comment
-        lit = 'C:\\path'
-        multi = \"\"\"
-        one \\
-          two\"\"\"
-        raw = '''a
-        b'''
-        ints = [1_000, -2, +3, 0x1F, 0o17, 0b101,]
-        floats = [0.5, -1e-3, 2E2, inf, -inf]
-        yes = true
-        no = false
-        dotted.key = 1
-        inline = { a = 1, b = "c" }
+        let t = try parse(
+            """
+            # comment
+            name = "x\\ty\\u00e9\\"q\\""   # trailing comment
+            lit = 'C:\\path'
+            multi = \"\"\"
+            one \\
+              two\"\"\"
+            raw = '''a
+            b'''
+            ints = [1_000, -2, +3, 0x1F, 0o17, 0b101,]
+            floats = [0.5, -1e-3, 2E2, inf, -inf]
+            yes = true
+            no = false
+            dotted.key = 1
+            inline = { a = 1, b = "c" }
 
-        [data]   # a table
-        files = [
-          "a.csv",  # first
-          "b.csv",
-        ]
-        [data.sub]
-        x = 1
-        """)
+            [data]   # a table
+            files = [
+              "a.csv",  # first
+              "b.csv",
+            ]
+            [data.sub]
+            x = 1
+            """)
         #expect(t["name"]?.string == "x\tyé\"q\"")
         #expect(t["lit"]?.string == "C:\\path")
         #expect(t["multi"]?.string == "one two")

@@ -17,17 +17,17 @@ import Testing
     func task(_ body: String) throws -> String { try write("t.toml", body) }
 
     static let csvTask = """
-    name = "spam"
-    metric = "mcc"
-    [data]
-    files = ["d.csv"]
-    format = "csv"
-    text = "text"
-    label = "spam"
-    [labels]
-    names = ["ham", "spam"]
-    values = ["0", "1"]
-    """
+        name = "spam"
+        metric = "mcc"
+        [data]
+        files = ["d.csv"]
+        format = "csv"
+        text = "text"
+        label = "spam"
+        [labels]
+        names = ["ham", "spam"]
+        values = ["0", "1"]
+        """
 
     @Test func csvWithQuotesNewlinesAndHashSplit() throws {
         var rows = ",spam,text\n"
@@ -60,7 +60,8 @@ import Testing
         let ds = try Dataset.load(spec, skipBadRows: true)
         #expect(ds.train.count + ds.dev.count + ds.test.count == 2)
         // The same, declared by the task file.
-        let declared = try TaskSpec.load(try task(Self.csvTask.replacingOccurrences(of: "format = \"csv\"", with: "format = \"csv\"\nbad_rows = \"skip\"")))
+        let declared = try TaskSpec.load(
+            try task(Self.csvTask.replacingOccurrences(of: "format = \"csv\"", with: "format = \"csv\"\nbad_rows = \"skip\"")))
         #expect(try Dataset.load(declared).skipped == ds.skipped)
         #expect(ds.skipped["unknown label '…'"] == 1)
         #expect(ds.skipped["empty text"] == 1)
@@ -79,55 +80,66 @@ import Testing
     @Test func missingColumn() throws {
         _ = try write("d.csv", ",spam,body\n0,0,hello\n")
         let spec = try TaskSpec.load(try task(Self.csvTask))
-        #expect { try Dataset.load(spec) } throws: { "\($0)".contains("d.csv:2") && "\($0)".contains("missing field 'text'") && "\($0)".contains("body") }
+        #expect { try Dataset.load(spec) } throws: {
+            "\($0)".contains("d.csv:2") && "\($0)".contains("missing field 'text'") && "\($0)".contains("body")
+        }
     }
 
     @Test func labelTextThresholdAndRegression() throws {
         _ = try write("q.txt", "skip me\nDESC:manner How did it happen ?\nNUM:date When was it ?\n")
-        let spec = try TaskSpec.load(try task("""
-        name = "q"
-        [data]
-        files = ["q.txt"]
-        format = "label-text"
-        first_line = 2
-        label_delimiter = ":"
-        [labels]
-        names = ["DESC", "NUM"]
-        [split]
-        dev = 0.5
-        test = 0.0
-        """))
+        let spec = try TaskSpec.load(
+            try task(
+                """
+                name = "q"
+                [data]
+                files = ["q.txt"]
+                format = "label-text"
+                first_line = 2
+                label_delimiter = ":"
+                [labels]
+                names = ["DESC", "NUM"]
+                [split]
+                dev = 0.5
+                test = 0.0
+                """))
         let ds = try Dataset.load(spec)
         let all = (ds.train + ds.dev).sorted { $0.origin < $1.origin }
         #expect(all.map(\.text) == ["How did it happen ?", "When was it ?"] && all.map(\.label) == [0, 1])
 
         _ = try write("s.tsv", "id\tsentiment\ttext\n1\t2.5\tgreat\n2\t0.2\tmeh\n3\t-1.5\tbad\n")
-        let bin = try TaskSpec.load(try task("""
-        name = "s"
-        [data]
-        files = ["s.tsv"]
-        format = "tsv"
-        label = "sentiment"
-        [labels]
-        names = ["negative", "positive"]
-        threshold = 0.0
-        neutral_band = 0.5
-        """))
+        let bin = try TaskSpec.load(
+            try task(
+                """
+                name = "s"
+                [data]
+                files = ["s.tsv"]
+                format = "tsv"
+                label = "sentiment"
+                [labels]
+                names = ["negative", "positive"]
+                threshold = 0.0
+                neutral_band = 0.5
+                """))
         let b = try Dataset.load(bin)
         #expect(b.skipped["neutral score"] == 1)
         #expect(Set((b.train + b.dev + b.test).map { "\($0.text)=\($0.label)" }) == ["great=1", "bad=0"])
-        let reg = try TaskSpec.load(try task("""
-        name = "r"
-        metric = "spearman"
-        [data]
-        files = ["s.tsv"]
-        format = "tsv"
-        label = "sentiment"
-        [labels]
-        regression = true
-        """))
+        let reg = try TaskSpec.load(
+            try task(
+                """
+                name = "r"
+                metric = "spearman"
+                [data]
+                files = ["s.tsv"]
+                format = "tsv"
+                label = "sentiment"
+                [labels]
+                regression = true
+                """))
         #expect(reg.isRegression)
-        #expect(Set(try Dataset.load(reg).train.map(\.value) + Dataset.load(reg).dev.map(\.value) + Dataset.load(reg).test.map(\.value)) == [2.5, 0.2, -1.5])
+        #expect(
+            Set(try Dataset.load(reg).train.map(\.value) + Dataset.load(reg).dev.map(\.value) + Dataset.load(reg).test.map(\.value)) == [
+                2.5, 0.2, -1.5,
+            ])
     }
 
     @Test func bigbenchPairsAndJSONL() throws {
@@ -135,44 +147,50 @@ import Testing
             #"{"input": "Title: passage \#(i)\nClaim: claim \#(i)", "target_scores": {"True": \#(i % 2), "False": \#(1 - i % 2)}}"#
         }.joined(separator: ",")
         _ = try write("task.json", #"{"name": "x", "examples": [\#(examples)]}"#)
-        let spec = try TaskSpec.load(try task("""
-        name = "bb"
-        [data]
-        files = ["task.json"]
-        format = "bigbench"
-        pair_separator = "\\nClaim: "
-        [labels]
-        names = ["True", "False"]
-        """))
+        let spec = try TaskSpec.load(
+            try task(
+                """
+                name = "bb"
+                [data]
+                files = ["task.json"]
+                format = "bigbench"
+                pair_separator = "\\nClaim: "
+                [labels]
+                names = ["True", "False"]
+                """))
         let ds = try Dataset.load(spec)
         let e = (ds.train + ds.dev + ds.test).first { $0.text == "Title: passage 3" }!
         #expect(e.pair == "claim 3" && e.label == 0)
         // Two empty inputs: an error naming the example, or, skipped, one reason counted twice.
         _ = try write("task.json", #"{"examples": [{"input": "", "target": "True"}, {"input": "   ", "target": "False"}, \#(examples)]}"#)
         #expect { try Dataset.load(spec) } throws: { "\($0)".contains("example #0: input has no pair separator") }
-        let skipping = try TaskSpec.load(try task("""
-        name = "bb"
-        [data]
-        files = ["task.json"]
-        format = "bigbench"
-        bad_rows = "skip"
-        [labels]
-        names = ["True", "False"]
-        """))
+        let skipping = try TaskSpec.load(
+            try task(
+                """
+                name = "bb"
+                [data]
+                files = ["task.json"]
+                format = "bigbench"
+                bad_rows = "skip"
+                [labels]
+                names = ["True", "False"]
+                """))
         let skipped = try Dataset.load(skipping)
         #expect(skipped.skipped == ["empty text": 2])
         _ = try write("d.jsonl", #"{"sentence": "a", "y": 1}"# + "\n\n" + #"{"sentence": "b", "y": 0}"# + "\nnot json\n")
-        let j = try TaskSpec.load(try task("""
-        name = "j"
-        [data]
-        files = ["d.jsonl"]
-        format = "jsonl"
-        text = "sentence"
-        label = "y"
-        [labels]
-        names = ["no", "yes"]
-        values = ["0", "1"]
-        """))
+        let j = try TaskSpec.load(
+            try task(
+                """
+                name = "j"
+                [data]
+                files = ["d.jsonl"]
+                format = "jsonl"
+                text = "sentence"
+                label = "y"
+                [labels]
+                names = ["no", "yes"]
+                values = ["0", "1"]
+                """))
         #expect { try Dataset.load(j) } throws: { "\($0)".contains("d.jsonl:4") && "\($0)".contains("not a JSON object") }
     }
 
@@ -182,13 +200,22 @@ import Testing
             ("name = \"x\"\n[data]\nfiles = [\"a\"]\nformat = \"xml\"\n[labels]\nnames = [\"a\"]\n", "t.toml:4:1: error: unknown format 'xml'"),
             ("name = \"x\"\n[data]\nfiles = [\"a\"]\nformat = \"csv\"\nlabl = \"y\"\n[labels]\nnames = [\"a\"]\n", "did you mean 'label'?"),
             ("name = \"x\"\n[data]\nfiles = [\"a\"]\nformat = \"csv\"\n[labels]\nnames = [\"a\", \"a\"]\n", "label names repeat"),
-            ("name = \"x\"\nmetric = \"pearson\"\n[data]\nfiles = [\"a\"]\nformat = \"csv\"\n[labels]\nnames = [\"a\"]\n", "t.toml:2:1: error: metric 'pearson' does not fit"),
+            (
+                "name = \"x\"\nmetric = \"pearson\"\n[data]\nfiles = [\"a\"]\nformat = \"csv\"\n[labels]\nnames = [\"a\"]\n",
+                "t.toml:2:1: error: metric 'pearson' does not fit"
+            ),
             ("name = \"x\"\n[data]\nfiles = [\"a\"]\nformat = \"csv\"\n", "missing section [labels]"),
             ("name = \"x\n", "t.toml:1:"),
             ("name = \"x\"\nmax_length = 4\n[data]\nfiles = [\"a\"]\nformat = \"csv\"\n[labels]\nnames = [\"a\"]\n", "max_length must be in 8...512"),
-            ("name = \"x\"\n[data]\nfiles = [\"a\"]\nformat = \"csv\"\n[labels]\nnames = [\"a\", \"b\"]\nvalues = [\"1\"]\n", "1 values for 2 label names"),
+            (
+                "name = \"x\"\n[data]\nfiles = [\"a\"]\nformat = \"csv\"\n[labels]\nnames = [\"a\", \"b\"]\nvalues = [\"1\"]\n",
+                "1 values for 2 label names"
+            ),
             ("name = \"x y\"\n[data]\nfiles = [\"a\"]\nformat = \"csv\"\n[labels]\nnames = [\"a\"]\n", "must be letters, digits"),
-            ("name = \"x\"\n[data]\nfiles = [\"a\"]\nformat = \"csv\"\n[labels]\nnames = [\"a\"]\n[split]\ndev = 0.7\ntest = 0.5\n", "dev + test < 1"),
+            (
+                "name = \"x\"\n[data]\nfiles = [\"a\"]\nformat = \"csv\"\n[labels]\nnames = [\"a\"]\n[split]\ndev = 0.7\ntest = 0.5\n",
+                "dev + test < 1"
+            ),
         ]
         for (text, expected) in cases {
             #expect { try TaskSpec.load(try task(text)) } throws: { e in
@@ -213,7 +240,8 @@ import Testing
 
 @Suite struct MetricTests {
     @Test func classification() {
-        let gold = [0, 0, 1, 1, 2, 2], pred = [0, 1, 1, 1, 2, 0]
+        let gold = [0, 0, 1, 1, 2, 2]
+        let pred = [0, 1, 1, 1, 2, 0]
         #expect(Metrics.accuracy(pred, gold) == 4.0 / 6)
         // Per class F1: c0 = 2·1/(2+1+1) = 0.5, c1 = 2·2/(4+1) = 0.8, c2 = 2·1/(2+0+1) = 2/3.
         #expect(abs(Metrics.macroF1(pred, gold, classes: 3) - (0.5 + 0.8 + 2.0 / 3) / 3) < 1e-12)

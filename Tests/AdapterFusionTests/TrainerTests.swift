@@ -18,8 +18,10 @@ import Testing
     }
 
     static func tinyTokenizer() throws -> WordPieceTokenizer {
-        try WordPieceTokenizer(vocabulary: ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "apple", "bird", "cat", "dog", "egg",
-                                            "fish", "goat", "hat", "ink", "jam", "zebra"])
+        try WordPieceTokenizer(vocabulary: [
+            "[PAD]", "[UNK]", "[CLS]", "[SEP]", "apple", "bird", "cat", "dog", "egg",
+            "fish", "goat", "hat", "ink", "jam", "zebra",
+        ])
     }
 
     @Test func trainsSavesAndReloadsExactly() throws {
@@ -27,14 +29,16 @@ import Testing
         let tok = try Self.tinyTokenizer()
         let dir = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
         let taskPath = dir.appendingPathComponent("z.toml").path
-        try Data("""
-        name = "zebra"
-        [data]
-        files = ["unused.csv"]
-        format = "csv"
-        [labels]
-        names = ["no", "yes"]
-        """.utf8).write(to: URL(fileURLWithPath: taskPath))
+        try Data(
+            """
+            name = "zebra"
+            [data]
+            files = ["unused.csv"]
+            format = "csv"
+            [labels]
+            names = ["no", "yes"]
+            """.utf8
+        ).write(to: URL(fileURLWithPath: taskPath))
         let spec = try TaskSpec.load(taskPath)
         let train = EncodedSplit(Self.synthetic(256, seed: 1), tokenizer: tok, maxLength: 16)
         let dev = EncodedSplit(Self.synthetic(64, seed: 2), tokenizer: tok, maxLength: 16)
@@ -55,10 +59,11 @@ import Testing
         #expect(again.metric == result.bestDevMetric)
 
         let store = dir.appendingPathComponent("s.h5").path
-        let rec = AdapterRecord(name: "zebra", task: "zebra", taskFile: taskPath, labels: spec.labels, metric: "accuracy",
-                                adapterConfig: adapter.config, headConfig: head.config, baseModel: "tiny", baseFingerprint: "x",
-                                hiddenSize: 32, numLayers: 3, devMetrics: result.devMetrics, bestEpoch: result.bestEpoch,
-                                hyperparameters: "{}", seed: 3, created: "")
+        let rec = AdapterRecord(
+            name: "zebra", task: "zebra", taskFile: taskPath, labels: spec.labels, metric: "accuracy",
+            adapterConfig: adapter.config, headConfig: head.config, baseModel: "tiny", baseFingerprint: "x",
+            hiddenSize: 32, numLayers: 3, devMetrics: result.devMetrics, bestEpoch: result.bestEpoch,
+            hyperparameters: "{}", seed: 3, created: "")
         try AdapterStore.save(adapter: adapter, head: head, record: rec, to: store)
         let (la, lh, lrec) = try AdapterStore.load(store, name: "zebra", baseFingerprint: "x")
         let reloaded = try Evaluator(encoder: encoder, hook: la, head: lh).evaluate(dev, spec: spec, batchSize: tc.batchSize)

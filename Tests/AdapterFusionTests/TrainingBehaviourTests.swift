@@ -11,7 +11,8 @@ import Testing
     @Test func adamWStepMatchesHandComputation() {
         let w = Parameter("w", Tensor(shape: [3], values: [2, -1, 0.5]), decay: true)
         let b = Parameter("b", Tensor(shape: [2], values: [0.25, 4]), decay: false)
-        let g: [Float] = [0.5, -1, 3], gb: [Float] = [-0.125, 2]
+        let g: [Float] = [0.5, -1, 3]
+        let gb: [Float] = [-0.125, 2]
         for i in 0..<3 { w.grad[i] = g[i] }
         for i in 0..<2 { b.grad[i] = gb[i] }
         let opt = AdamW([w, b], weightDecay: 0.01)

@@ -19,15 +19,20 @@ public struct AdapterConfig: Codable, Sendable, Equatable {
     /// Std of the down projection's initial weights (the up projection starts at zero).
     public var initStd: Float = 1e-2
 
-    public init(placement: AdapterPlacement = .pfeiffer, reductionFactor: Int = 16,
-                nonLinearity: Activation = .relu, leaveOut: [Int] = [], initStd: Float = 1e-2) {
+    public init(
+        placement: AdapterPlacement = .pfeiffer, reductionFactor: Int = 16,
+        nonLinearity: Activation = .relu, leaveOut: [Int] = [], initStd: Float = 1e-2
+    ) {
         self.placement = placement; self.reductionFactor = reductionFactor
         self.nonLinearity = nonLinearity; self.leaveOut = leaveOut; self.initStd = initStd
     }
 
     enum CodingKeys: String, CodingKey {
-        case placement, reductionFactor = "reduction_factor", nonLinearity = "non_linearity"
-        case leaveOut = "leave_out", initStd = "init_std"
+        case placement
+        case reductionFactor = "reduction_factor"
+        case nonLinearity = "non_linearity"
+        case leaveOut = "leave_out"
+        case initStd = "init_std"
     }
 
     public func bottleneckSize(hidden: Int) -> Int { max(1, hidden / reductionFactor) }

@@ -4,13 +4,13 @@ public final class BottleneckAdapter {
     public let bottleneck: Int
     public let activation: Activation
     public let downWeight: Parameter  // [r, H]
-    public let downBias: Parameter    // [r]
-    public let upWeight: Parameter    // [H, r]
-    public let upBias: Parameter      // [H]
+    public let downBias: Parameter  // [r]
+    public let upWeight: Parameter  // [H, r]
+    public let upBias: Parameter  // [H]
     // Kept from the forward pass for backward.
-    private var x = Tensor(zeros: [0])     // [N, H] input
-    private var pre = Tensor(zeros: [0])   // [N, r] W_down·x + b_down
-    private var act = Tensor(zeros: [0])   // [N, r] f(pre)
+    private var x = Tensor(zeros: [0])  // [N, H] input
+    private var pre = Tensor(zeros: [0])  // [N, r] W_down·x + b_down
+    private var act = Tensor(zeros: [0])  // [N, r] f(pre)
     private var dact = Tensor(zeros: [0])  // [N, r] scratch
     private var dpre = Tensor(zeros: [0])  // [N, r] scratch
 
@@ -29,7 +29,8 @@ public final class BottleneckAdapter {
 
     /// out[n, H] = x + up(f(down(x))).
     public func forward(x xin: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int) {
-        let H = hidden, r = bottleneck
+        let H = hidden
+        let r = bottleneck
         Tensor.ensure(&x, n * H); Tensor.ensure(&pre, n * r); Tensor.ensure(&act, n * r)
         x.data.update(from: xin, count: n * H)
         Linear.forward(y: pre.data, x: xin, w: downWeight.value.data, b: downBias.value.data, n: n, inDim: H, outDim: r)
@@ -40,15 +41,18 @@ public final class BottleneckAdapter {
 
     /// dx += ∂L/∂x; parameter gradients accumulate unless `frozen` (then only ∂L/∂x is computed).
     public func backward(dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int, frozen: Bool = false) {
-        let H = hidden, r = bottleneck
+        let H = hidden
+        let r = bottleneck
         Tensor.ensure(&dact, n * r); Tensor.ensure(&dpre, n * r)
         dact.data.update(repeating: 0, count: n * r)
         dpre.data.update(repeating: 0, count: n * r)
         VectorMath.add(dx, dout, n * H)  // residual
-        Linear.backward(dx: dact.data, dw: frozen ? nil : upWeight.grad.data, db: frozen ? nil : upBias.grad.data, dy: dout, x: act.data,
-                        w: upWeight.value.data, n: n, inDim: r, outDim: H)
+        Linear.backward(
+            dx: dact.data, dw: frozen ? nil : upWeight.grad.data, db: frozen ? nil : upBias.grad.data, dy: dout, x: act.data,
+            w: upWeight.value.data, n: n, inDim: r, outDim: H)
         activation.backward(dinp: dpre.data, dout: dact.data, inp: pre.data, count: n * r)
-        Linear.backward(dx: dx, dw: frozen ? nil : downWeight.grad.data, db: frozen ? nil : downBias.grad.data, dy: dpre.data, x: x.data,
-                        w: downWeight.value.data, n: n, inDim: H, outDim: r)
+        Linear.backward(
+            dx: dx, dw: frozen ? nil : downWeight.grad.data, db: frozen ? nil : downBias.grad.data, dy: dpre.data, x: x.data,
+            w: downWeight.value.data, n: n, inDim: H, outDim: r)
     }
 }

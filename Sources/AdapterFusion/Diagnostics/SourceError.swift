@@ -48,7 +48,8 @@ public struct SourceError: Error, CustomStringConvertible, Equatable {
 public func closestMatch(_ word: String, in candidates: [String]) -> String? {
     func distance(_ a: [Character], _ b: [Character]) -> Int {
         if a.isEmpty { return b.count }
-        var prev = Array(0...b.count), cur = prev
+        var prev = Array(0...b.count)
+        var cur = prev
         for i in 1...a.count {
             cur[0] = i
             for j in 1...max(b.count, 1) where j <= b.count {

@@ -40,15 +40,19 @@ public enum TextFile {
         if let s = String(validating: bytes, as: UTF8.self) {
             return s.hasPrefix("\u{FEFF}") ? String(s.dropFirst()) : s
         }
-        var line = 1, col = 1, i = 0
+        var line = 1
+        var col = 1
+        var i = 0
         while i < bytes.count {
             let b = bytes[i]
             let len = b < 0x80 ? 1 : b >> 5 == 0b110 ? 2 : b >> 4 == 0b1110 ? 3 : b >> 3 == 0b11110 ? 4 : 0
-            let ok = len > 0 && i + len <= bytes.count && (1..<len).allSatisfy { bytes[i + $0] >> 6 == 0b10 }
+            let ok =
+                len > 0 && i + len <= bytes.count && (1..<len).allSatisfy { bytes[i + $0] >> 6 == 0b10 }
                 && String(validating: bytes[i..<(i + len)], as: UTF8.self) != nil
             guard ok else {
-                throw SourceError(file: file, line: line, column: col, String(format: "invalid UTF-8 (byte 0x%02X)", b),
-                                  hint: "save the file as UTF-8")
+                throw SourceError(
+                    file: file, line: line, column: col, String(format: "invalid UTF-8 (byte 0x%02X)", b),
+                    hint: "save the file as UTF-8")
             }
             if b == UInt8(ascii: "\n") { line += 1; col = 1 } else { col += 1 }
             i += len

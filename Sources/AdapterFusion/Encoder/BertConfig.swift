@@ -15,17 +15,25 @@ public struct BertConfig: Codable, Sendable, Equatable {
     public var attentionProbsDropoutProb: Float
 
     enum CodingKeys: String, CodingKey {
-        case hiddenSize = "hidden_size", numHiddenLayers = "num_hidden_layers"
-        case numAttentionHeads = "num_attention_heads", intermediateSize = "intermediate_size"
-        case maxPositionEmbeddings = "max_position_embeddings", vocabSize = "vocab_size"
-        case typeVocabSize = "type_vocab_size", layerNormEps = "layer_norm_eps", hiddenAct = "hidden_act"
-        case hiddenDropoutProb = "hidden_dropout_prob", attentionProbsDropoutProb = "attention_probs_dropout_prob"
+        case hiddenSize = "hidden_size"
+        case numHiddenLayers = "num_hidden_layers"
+        case numAttentionHeads = "num_attention_heads"
+        case intermediateSize = "intermediate_size"
+        case maxPositionEmbeddings = "max_position_embeddings"
+        case vocabSize = "vocab_size"
+        case typeVocabSize = "type_vocab_size"
+        case layerNormEps = "layer_norm_eps"
+        case hiddenAct = "hidden_act"
+        case hiddenDropoutProb = "hidden_dropout_prob"
+        case attentionProbsDropoutProb = "attention_probs_dropout_prob"
     }
 
-    public init(hiddenSize: Int, numHiddenLayers: Int, numAttentionHeads: Int, intermediateSize: Int,
-                maxPositionEmbeddings: Int = 512, vocabSize: Int, typeVocabSize: Int = 2,
-                layerNormEps: Float = 1e-12, hiddenAct: String = "gelu",
-                hiddenDropoutProb: Float = 0.1, attentionProbsDropoutProb: Float = 0.1) {
+    public init(
+        hiddenSize: Int, numHiddenLayers: Int, numAttentionHeads: Int, intermediateSize: Int,
+        maxPositionEmbeddings: Int = 512, vocabSize: Int, typeVocabSize: Int = 2,
+        layerNormEps: Float = 1e-12, hiddenAct: String = "gelu",
+        hiddenDropoutProb: Float = 0.1, attentionProbsDropoutProb: Float = 0.1
+    ) {
         self.hiddenSize = hiddenSize; self.numHiddenLayers = numHiddenLayers
         self.numAttentionHeads = numAttentionHeads; self.intermediateSize = intermediateSize
         self.maxPositionEmbeddings = maxPositionEmbeddings; self.vocabSize = vocabSize

@@ -1,109 +1,5 @@
 import Foundation
 
-/// What one transformer layer's forward pass must keep for its backward pass: the inputs of
-/// the LayerNorms, softmax and GELU, and the dropout masks. Products whose only use would be a
-/// gradient for a frozen weight (the layer input, the context, the GELU output) are not kept.
-/// A training workspace holds one per layer; inference shares one among all layers.
-public final class LayerActivations {
-    public let qkv: Tensor          // [N, 3H] fused Q, K, V projections
-    public var att: Tensor          // [Σ heads·L²] attention probabilities
-    public var attMask: Mask        // [Σ heads·L²] attention dropout mask (training only)
-    public let attnSum: Tensor      // [N, H] hook(attnProj) + x: first LayerNorm's input
-    public let attnMean: Tensor     // [N]
-    public let attnRstd: Tensor     // [N]
-    public let ffnPre: Tensor       // [N, F] intermediate before GELU
-    public let ffnSum: Tensor       // [N, H] hook(ffnProj) + attnOut: second LayerNorm's input
-    public let ffnMean: Tensor      // [N]
-    public let ffnRstd: Tensor      // [N]
-    public let attnProjMask: Mask   // [N, H] dropout masks (training only)
-    public let ffnProjMask: Mask    // [N, H]
-
-    init(capacity n: Int, attCapacity: Int, config c: BertConfig, training: Bool) {
-        let H = c.hiddenSize, F = c.intermediateSize
-        qkv = Tensor(zeros: [n, 3 * H]); att = Tensor(zeros: [attCapacity])
-        attMask = Mask(count: training ? attCapacity : 0)
-        attnSum = Tensor(zeros: [n, H]); attnMean = Tensor(zeros: [n]); attnRstd = Tensor(zeros: [n])
-        ffnPre = Tensor(zeros: [n, F])
-        ffnSum = Tensor(zeros: [n, H]); ffnMean = Tensor(zeros: [n]); ffnRstd = Tensor(zeros: [n])
-        attnProjMask = Mask(count: training ? n * H : 0); ffnProjMask = Mask(count: training ? n * H : 0)
-    }
-}
-
-/// Dropout probabilities and the seeded generator that draws the masks.
-public final class DropoutState {
-    public var hidden: Float
-    public var attention: Float
-    public var rng: SeededRNG
-
-    public init(hidden: Float, attention: Float, seed: UInt64) {
-        self.hidden = hidden
-        self.attention = attention
-        self.rng = SeededRNG(seed: seed)
-    }
-}
-
-/// Reusable buffers for encoder passes; grows when a larger batch arrives.
-///
-/// An inference workspace shares one buffer set among all layers. A training workspace keeps
-/// every layer's `LayerActivations`, plus the gradient buffers of the backward pass.
-public final class EncoderWorkspace {
-    public let config: BertConfig
-    public let training: Bool
-    public private(set) var capacity = 0
-    // Buffers whose contents no backward pass reads, shared by all layers.
-    private(set) var embSum = Tensor(zeros: [0])    // [N, H] word + position + type
-    private(set) var ctx = Tensor(zeros: [0])       // [N, H] attention context
-    private(set) var attnProj = Tensor(zeros: [0])  // [N, H] attention output projection: hook input
-    private(set) var attnOut = Tensor(zeros: [0])   // [N, H] first LayerNorm output: FFN input
-    private(set) var ffnAct = Tensor(zeros: [0])    // [N, F] GELU output
-    private(set) var ffnProj = Tensor(zeros: [0])   // [N, H] FFN output projection: hook input
-    private(set) var hidden = [Tensor(zeros: [0]), Tensor(zeros: [0])]  // [N, H] layer outputs, ping-pong
-    private(set) var layers: [LayerActivations] = []
-    private(set) var embMask = Mask(count: 0)
-    var scratch = Tensor(zeros: [0])                 // attention: 3 · maxLength² per thread
-    // Backward buffers (training only).
-    var dX = Tensor(zeros: [0]), dA = Tensor(zeros: [0]), dB = Tensor(zeros: [0]), dProj = Tensor(zeros: [0])
-    var dCtx = Tensor(zeros: [0]), dQKV = Tensor(zeros: [0]), dF1 = Tensor(zeros: [0]), dF2 = Tensor(zeros: [0])
-    /// The batch of the last forward pass (backward runs on it).
-    public private(set) var batch: TokenBatch?
-
-    public init(config: BertConfig, training: Bool = false) {
-        self.config = config
-        self.training = training
-    }
-
-    /// Makes sure the buffers fit `batch`; allocates only when it is larger than any before.
-    public func reserve(for batch: TokenBatch) {
-        let n = batch.tokenCount, H = config.hiddenSize, F = config.intermediateSize
-        let attCount = SelfAttention.probabilityCount(batch, heads: config.numAttentionHeads)
-        if n > capacity {
-            capacity = n
-            embSum = Tensor(zeros: [n, H]); ctx = Tensor(zeros: [n, H]); attnProj = Tensor(zeros: [n, H])
-            attnOut = Tensor(zeros: [n, H]); ffnAct = Tensor(zeros: [n, F]); ffnProj = Tensor(zeros: [n, H])
-            hidden = [Tensor(zeros: [n, H]), Tensor(zeros: [n, H])]
-            embMask = Mask(count: training ? n * H : 0)
-            layers = (0..<(training ? config.numHiddenLayers : 1)).map { _ in
-                LayerActivations(capacity: n, attCapacity: attCount, config: config, training: training)
-            }
-            if training {
-                dX = Tensor(zeros: [n, H]); dA = Tensor(zeros: [n, H]); dB = Tensor(zeros: [n, H])
-                dProj = Tensor(zeros: [n, H]); dCtx = Tensor(zeros: [n, H]); dQKV = Tensor(zeros: [n, 3 * H])
-                dF1 = Tensor(zeros: [n, F]); dF2 = Tensor(zeros: [n, F])
-            }
-        }
-        for l in layers where l.att.count < attCount {
-            l.att = Tensor(zeros: [attCount])
-            if training { l.attMask = Mask(count: attCount) }
-        }
-        let L = batch.maxLength
-        Tensor.ensure(&scratch, 3 * L * L * Parallel.threads)
-        self.batch = batch
-    }
-
-    /// Buffers of layer `l`.
-    public func activations(_ l: Int) -> LayerActivations { layers[training ? l : 0] }
-}
-
 /// A frozen BERT-family encoder (embeddings, then post-LayerNorm transformer layers).
 ///
 /// Its weights never receive gradients. With a `LayerHook` (adapters, fusion) the forward pass
@@ -142,8 +38,10 @@ public final class BertEncoder {
 
     /// Runs the encoder and returns the last hidden states [tokens, H] (packed, see `TokenBatch`).
     /// With `dropout` the pass is a training pass (the workspace must be a training workspace).
-    public func forward(_ batch: TokenBatch, workspace ws: EncoderWorkspace, hook: LayerHook? = nil,
-                        dropout: DropoutState? = nil) throws -> Tensor {
+    public func forward(
+        _ batch: TokenBatch, workspace ws: EncoderWorkspace, hook: LayerHook? = nil,
+        dropout: DropoutState? = nil
+    ) throws -> Tensor {
         try validate(batch)
         precondition(dropout == nil || ws.training, "a training pass needs EncoderWorkspace(training: true)")
         ws.reserve(for: batch)
@@ -158,7 +56,9 @@ public final class BertEncoder {
 
     /// Embeddings: dropout(LayerNorm(word[id] + position[pos] + type[tt])) → out [N, H].
     func embed(_ batch: TokenBatch, _ ws: EncoderWorkspace, into out: Tensor, _ dropout: DropoutState?) {
-        let n = batch.tokenCount, H = config.hiddenSize, w = weights
+        let n = batch.tokenCount
+        let H = config.hiddenSize
+        let w = weights
         batch.ids.withUnsafeBufferPointer { ids in
             Embedding.forward(out: ws.embSum.data, table: w.wordEmbeddings.data, ids: ids.baseAddress!, n: n, dim: H)
         }
@@ -168,47 +68,60 @@ public final class BertEncoder {
         batch.typeIds.withUnsafeBufferPointer { tt in
             Embedding.forward(out: ws.embSum.data, table: w.tokenTypeEmbeddings.data, ids: tt.baseAddress!, n: n, dim: H, accumulate: true)
         }
-        LayerNorm.forward(out: out.data, mean: nil, rstd: nil, inp: ws.embSum.data,
-                          weight: w.embLNWeight.data, bias: w.embLNBias.data, n: n, c: H, eps: config.layerNormEps)
+        LayerNorm.forward(
+            out: out.data, mean: nil, rstd: nil, inp: ws.embSum.data,
+            weight: w.embLNWeight.data, bias: w.embLNBias.data, n: n, c: H, eps: config.layerNormEps)
         if let dropout, dropout.hidden > 0 {
             Dropout.forward(out: out.data, mask: ws.embMask.data, inp: out.data, count: n * H, p: dropout.hidden, rng: &dropout.rng)
         }
     }
 
     /// One post-LN transformer layer: x → LN(x + hook(Attn(x))) → LN(· + hook(FFN(·))).
-    func layerForward(_ l: Int, input x: Tensor, output: Tensor, _ batch: TokenBatch,
-                      _ ws: EncoderWorkspace, _ hook: LayerHook?, _ dropout: DropoutState?) {
-        let n = batch.tokenCount, H = config.hiddenSize, F = config.intermediateSize
-        let w = weights.layers[l], a = ws.activations(l), eps = config.layerNormEps
+    func layerForward(
+        _ l: Int, input x: Tensor, output: Tensor, _ batch: TokenBatch,
+        _ ws: EncoderWorkspace, _ hook: LayerHook?, _ dropout: DropoutState?
+    ) {
+        let n = batch.tokenCount
+        let H = config.hiddenSize
+        let F = config.intermediateSize
+        let w = weights.layers[l]
+        let a = ws.activations(l)
+        let eps = config.layerNormEps
         // qkv[N, 3H] = x · Wqkvᵀ + b;  ctx = attention(qkv)
         Linear.forward(y: a.qkv.data, x: x.data, w: w.qkvWeight.data, b: w.qkvBias.data, n: n, inDim: H, outDim: 3 * H)
         var noRNG = SeededRNG(seed: 0)
         if let dropout, dropout.attention > 0 {
-            SelfAttention.forward(ctx: ws.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
-                                  heads: config.numAttentionHeads, headSize: config.headSize,
-                                  dropout: (dropout.attention, a.attMask.data, ws.scratch.data), rng: &dropout.rng)
+            SelfAttention.forward(
+                ctx: ws.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
+                heads: config.numAttentionHeads, headSize: config.headSize,
+                dropout: (dropout.attention, a.attMask.data, ws.scratch.data), rng: &dropout.rng)
         } else {
-            SelfAttention.forward(ctx: ws.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
-                                  heads: config.numAttentionHeads, headSize: config.headSize, rng: &noRNG)
+            SelfAttention.forward(
+                ctx: ws.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
+                heads: config.numAttentionHeads, headSize: config.headSize, rng: &noRNG)
         }
         // attnProj = dropout(ctx · Woᵀ + bo);  attnSum = hook(attnProj) + x;  attnOut = LN(attnSum)
         Linear.forward(y: ws.attnProj.data, x: ws.ctx.data, w: w.attnOutWeight.data, b: w.attnOutBias.data, n: n, inDim: H, outDim: H)
         sublayerOutput(l, .attention, proj: ws.attnProj, mask: a.attnProjMask, sum: a.attnSum, residual: x, n: n, hook, dropout)
-        LayerNorm.forward(out: ws.attnOut.data, mean: a.attnMean.data, rstd: a.attnRstd.data, inp: a.attnSum.data,
-                          weight: w.attnLNWeight.data, bias: w.attnLNBias.data, n: n, c: H, eps: eps)
+        LayerNorm.forward(
+            out: ws.attnOut.data, mean: a.attnMean.data, rstd: a.attnRstd.data, inp: a.attnSum.data,
+            weight: w.attnLNWeight.data, bias: w.attnLNBias.data, n: n, c: H, eps: eps)
         // ffnPre[N, F] = attnOut · W1ᵀ + b1;  ffnAct = gelu(ffnPre)  (bias added inside the GELU pass)
         Linear.forward(y: a.ffnPre.data, x: ws.attnOut.data, w: w.ffnInWeight.data, b: nil, n: n, inDim: H, outDim: F)
         GELU.forward(out: ws.ffnAct.data, pre: a.ffnPre.data, bias: w.ffnInBias.data, n: n, c: F)
         // ffnProj = dropout(ffnAct · W2ᵀ + b2);  ffnSum = hook(ffnProj) + attnOut;  output = LN(ffnSum)
         Linear.forward(y: ws.ffnProj.data, x: ws.ffnAct.data, w: w.ffnOutWeight.data, b: w.ffnOutBias.data, n: n, inDim: F, outDim: H)
         sublayerOutput(l, .output, proj: ws.ffnProj, mask: a.ffnProjMask, sum: a.ffnSum, residual: ws.attnOut, n: n, hook, dropout)
-        LayerNorm.forward(out: output.data, mean: a.ffnMean.data, rstd: a.ffnRstd.data, inp: a.ffnSum.data,
-                          weight: w.ffnLNWeight.data, bias: w.ffnLNBias.data, n: n, c: H, eps: eps)
+        LayerNorm.forward(
+            out: output.data, mean: a.ffnMean.data, rstd: a.ffnRstd.data, inp: a.ffnSum.data,
+            weight: w.ffnLNWeight.data, bias: w.ffnLNBias.data, n: n, c: H, eps: eps)
     }
 
     /// sum = hook(dropout(proj)) + residual, the input of a sublayer's LayerNorm.
-    private func sublayerOutput(_ l: Int, _ site: AdapterSite, proj: Tensor, mask: Mask, sum: Tensor,
-                                residual: Tensor, n: Int, _ hook: LayerHook?, _ dropout: DropoutState?) {
+    private func sublayerOutput(
+        _ l: Int, _ site: AdapterSite, proj: Tensor, mask: Mask, sum: Tensor,
+        residual: Tensor, n: Int, _ hook: LayerHook?, _ dropout: DropoutState?
+    ) {
         let count = n * config.hiddenSize
         if let dropout, dropout.hidden > 0 {
             Dropout.forward(out: proj.data, mask: mask.data, inp: proj.data, count: count, p: dropout.hidden, rng: &dropout.rng)
@@ -228,52 +141,64 @@ public final class BertEncoder {
     public func backward(_ dHidden: Tensor, workspace ws: EncoderWorkspace, hook: LayerHook, dropout: DropoutState) {
         guard let batch = ws.batch, let lowest = hook.lowestSite(layers: config.numHiddenLayers) else { return }
         precondition(ws.training, "backward needs the training workspace of the forward pass")
-        let n = batch.tokenCount, H = config.hiddenSize, F = config.intermediateSize
+        let n = batch.tokenCount
+        let H = config.hiddenSize
+        let F = config.intermediateSize
         let dOut = ws.dX
         dOut.data.update(from: dHidden.data, count: n * H)
         for l in stride(from: config.numHiddenLayers - 1, through: lowest.layer, by: -1) {
-            let a = ws.activations(l), w = weights.layers[l]
+            let a = ws.activations(l)
+            let w = weights.layers[l]
             // out = LN(ffnSum): dA = ∂L/∂ffnSum
             ws.dA.data.update(repeating: 0, count: n * H)
-            LayerNorm.backward(dinp: ws.dA.data, dweight: nil, dbias: nil, dout: dOut.data, inp: a.ffnSum.data,
-                               weight: w.ffnLNWeight.data, mean: a.ffnMean.data, rstd: a.ffnRstd.data, n: n, c: H)
+            LayerNorm.backward(
+                dinp: ws.dA.data, dweight: nil, dbias: nil, dout: dOut.data, inp: a.ffnSum.data,
+                weight: w.ffnLNWeight.data, mean: a.ffnMean.data, rstd: a.ffnRstd.data, n: n, c: H)
             // ffnSum = hook(ffnProj) + attnOut: dB = ∂L/∂attnOut (residual), dProj = ∂L/∂ffnProj
             ws.dB.data.update(from: ws.dA.data, count: n * H)
             sublayerBackward(l, .output, dSum: ws.dA, mask: a.ffnProjMask, n: n, ws, hook, dropout)
             if l == lowest.layer && lowest.site == .output { break }
             // ffnProj = ffnAct · W2ᵀ + b2;  ffnAct = gelu(ffnPre);  ffnPre = attnOut · W1ᵀ + b1
             ws.dF1.data.update(repeating: 0, count: n * F)
-            Linear.backward(dx: ws.dF1.data, dw: nil, db: nil, dy: ws.dProj.data, x: nil,
-                            w: w.ffnOutWeight.data, n: n, inDim: F, outDim: H)
+            Linear.backward(
+                dx: ws.dF1.data, dw: nil, db: nil, dy: ws.dProj.data, x: nil,
+                w: w.ffnOutWeight.data, n: n, inDim: F, outDim: H)
             ws.dF2.data.update(repeating: 0, count: n * F)
             GELU.backward(dinp: ws.dF2.data, dout: ws.dF1.data, inp: a.ffnPre.data, count: n * F)
-            Linear.backward(dx: ws.dB.data, dw: nil, db: nil, dy: ws.dF2.data, x: nil,
-                            w: w.ffnInWeight.data, n: n, inDim: H, outDim: F)
+            Linear.backward(
+                dx: ws.dB.data, dw: nil, db: nil, dy: ws.dF2.data, x: nil,
+                w: w.ffnInWeight.data, n: n, inDim: H, outDim: F)
             // attnOut = LN(attnSum): dA = ∂L/∂attnSum
             ws.dA.data.update(repeating: 0, count: n * H)
-            LayerNorm.backward(dinp: ws.dA.data, dweight: nil, dbias: nil, dout: ws.dB.data, inp: a.attnSum.data,
-                               weight: w.attnLNWeight.data, mean: a.attnMean.data, rstd: a.attnRstd.data, n: n, c: H)
+            LayerNorm.backward(
+                dinp: ws.dA.data, dweight: nil, dbias: nil, dout: ws.dB.data, inp: a.attnSum.data,
+                weight: w.attnLNWeight.data, mean: a.attnMean.data, rstd: a.attnRstd.data, n: n, c: H)
             // attnSum = hook(attnProj) + x: dOut becomes ∂L/∂x (residual), dProj = ∂L/∂attnProj
             dOut.data.update(from: ws.dA.data, count: n * H)
             sublayerBackward(l, .attention, dSum: ws.dA, mask: a.attnProjMask, n: n, ws, hook, dropout)
             if l == lowest.layer { break }
             // attnProj = ctx · Woᵀ + bo
             ws.dCtx.data.update(repeating: 0, count: n * H)
-            Linear.backward(dx: ws.dCtx.data, dw: nil, db: nil, dy: ws.dProj.data, x: nil,
-                            w: w.attnOutWeight.data, n: n, inDim: H, outDim: H)
-            SelfAttention.backward(dqkv: ws.dQKV.data, dctx: ws.dCtx.data, att: a.att.data,
-                                   mask: dropout.attention > 0 ? UnsafePointer(a.attMask.data) : nil,
-                                   dropoutP: dropout.attention, qkv: a.qkv.data,
-                                   batch: batch, heads: config.numAttentionHeads, headSize: config.headSize,
-                                   scratch: ws.scratch.data)
-            Linear.backward(dx: dOut.data, dw: nil, db: nil, dy: ws.dQKV.data, x: nil,
-                            w: w.qkvWeight.data, n: n, inDim: H, outDim: 3 * H)
+            Linear.backward(
+                dx: ws.dCtx.data, dw: nil, db: nil, dy: ws.dProj.data, x: nil,
+                w: w.attnOutWeight.data, n: n, inDim: H, outDim: H)
+            SelfAttention.backward(
+                dqkv: ws.dQKV.data, dctx: ws.dCtx.data, att: a.att.data,
+                mask: dropout.attention > 0 ? UnsafePointer(a.attMask.data) : nil,
+                dropoutP: dropout.attention, qkv: a.qkv.data,
+                batch: batch, heads: config.numAttentionHeads, headSize: config.headSize,
+                scratch: ws.scratch.data)
+            Linear.backward(
+                dx: dOut.data, dw: nil, db: nil, dy: ws.dQKV.data, x: nil,
+                w: w.qkvWeight.data, n: n, inDim: H, outDim: 3 * H)
         }
     }
 
     /// dProj = ∂L/∂proj from dSum = ∂L/∂sum, through the hook (if it acts here) and the dropout.
-    private func sublayerBackward(_ l: Int, _ site: AdapterSite, dSum: Tensor, mask: Mask, n: Int,
-                                  _ ws: EncoderWorkspace, _ hook: LayerHook, _ dropout: DropoutState) {
+    private func sublayerBackward(
+        _ l: Int, _ site: AdapterSite, dSum: Tensor, mask: Mask, n: Int,
+        _ ws: EncoderWorkspace, _ hook: LayerHook, _ dropout: DropoutState
+    ) {
         let count = n * config.hiddenSize
         let dProj = ws.dProj
         if hook.acts(layer: l, site: site) {

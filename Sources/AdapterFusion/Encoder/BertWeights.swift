@@ -3,27 +3,27 @@ import Foundation
 /// The frozen weights of one transformer layer. Q, K and V are concatenated into one [3H, H]
 /// matrix so the projection is a single GEMM.
 public struct BertLayerWeights {
-    public let qkvWeight: Tensor      // [3H, H]  rows: query, key, value
-    public let qkvBias: Tensor        // [3H]
+    public let qkvWeight: Tensor  // [3H, H]  rows: query, key, value
+    public let qkvBias: Tensor  // [3H]
     public let attnOutWeight: Tensor  // [H, H]
-    public let attnOutBias: Tensor    // [H]
-    public let attnLNWeight: Tensor   // [H]
-    public let attnLNBias: Tensor     // [H]
-    public let ffnInWeight: Tensor    // [F, H]
-    public let ffnInBias: Tensor      // [F]
-    public let ffnOutWeight: Tensor   // [H, F]
-    public let ffnOutBias: Tensor     // [H]
-    public let ffnLNWeight: Tensor    // [H]
-    public let ffnLNBias: Tensor      // [H]
+    public let attnOutBias: Tensor  // [H]
+    public let attnLNWeight: Tensor  // [H]
+    public let attnLNBias: Tensor  // [H]
+    public let ffnInWeight: Tensor  // [F, H]
+    public let ffnInBias: Tensor  // [F]
+    public let ffnOutWeight: Tensor  // [H, F]
+    public let ffnOutBias: Tensor  // [H]
+    public let ffnLNWeight: Tensor  // [H]
+    public let ffnLNBias: Tensor  // [H]
 }
 
 /// All weights of a BERT encoder, loaded through a key table from HF checkpoint names.
 public struct BertWeights {
-    public let wordEmbeddings: Tensor      // [V, H]
+    public let wordEmbeddings: Tensor  // [V, H]
     public let positionEmbeddings: Tensor  // [P, H]
-    public let tokenTypeEmbeddings: Tensor // [TV, H]
-    public let embLNWeight: Tensor         // [H]
-    public let embLNBias: Tensor           // [H]
+    public let tokenTypeEmbeddings: Tensor  // [TV, H]
+    public let embLNWeight: Tensor  // [H]
+    public let embLNBias: Tensor  // [H]
     public let layers: [BertLayerWeights]
 
     /// HF checkpoint name of every parameter, relative to the model prefix (`""` or `"bert."`).
@@ -34,10 +34,12 @@ public struct BertWeights {
 
     /// Loads and shape-checks every tensor the encoder needs from `file`.
     public init(file: SafeTensorsFile, config c: BertConfig) throws {
-        let H = c.hiddenSize, F = c.intermediateSize
+        let H = c.hiddenSize
+        let F = c.intermediateSize
         // Accept checkpoints saved from BertModel (no prefix) and from task models (`bert.` prefix).
-        let prefix = file.entries["embeddings.word_embeddings.weight"] != nil ? "" :
-            (file.entries["bert.embeddings.word_embeddings.weight"] != nil ? "bert." : "")
+        let prefix =
+            file.entries["embeddings.word_embeddings.weight"] != nil
+            ? "" : (file.entries["bert.embeddings.word_embeddings.weight"] != nil ? "bert." : "")
         func load(_ name: String, _ shape: [Int]) throws -> Tensor {
             let full = prefix + name
             if file.entries[full] == nil, name.hasSuffix("LayerNorm.weight") || name.hasSuffix("LayerNorm.bias") {
@@ -54,7 +56,8 @@ public struct BertWeights {
         embLNBias = try load("embeddings.LayerNorm.bias", [H])
         layers = try (0..<c.numHiddenLayers).map { l in
             let p = "encoder.layer.\(l)."
-            let qkvW = Tensor(zeros: [3 * H, H]), qkvB = Tensor(zeros: [3 * H])
+            let qkvW = Tensor(zeros: [3 * H, H])
+            let qkvB = Tensor(zeros: [3 * H])
             for (i, part) in ["query", "key", "value"].enumerated() {
                 let w = try load(p + "attention.self.\(part).weight", [H, H])
                 let b = try load(p + "attention.self.\(part).bias", [H])

@@ -78,9 +78,9 @@ public final class SafeTensorsFile {
                     continue
                 }
                 guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
-                      let shape = (info["shape"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
-                      let offs = (info["data_offsets"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
-                      offs.count == 2, shape.allSatisfy({ $0 >= 0 })
+                    let shape = (info["shape"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
+                    let offs = (info["data_offsets"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
+                    offs.count == 2, shape.allSatisfy({ $0 >= 0 })
                 else { throw SafeTensorsError.corrupt(path: path, reason: "entry '\(name)' lacks dtype, shape or data_offsets") }
                 guard offs[0] >= 0, offs[0] <= offs[1] else {
                     throw SafeTensorsError.corrupt(path: path, reason: "entry '\(name)' has data_offsets \(offs)")
@@ -101,7 +101,8 @@ public final class SafeTensorsFile {
                     elements = p
                 }
                 if let width = Self.byteWidth(dtype), elements * width != offs[1] - offs[0] {
-                    throw SafeTensorsError.corrupt(path: path, reason: "tensor '\(name)' of shape \(shape) \(dtype) needs \(elements * width) bytes, has \(offs[1] - offs[0])")
+                    throw SafeTensorsError.corrupt(
+                        path: path, reason: "tensor '\(name)' of shape \(shape) \(dtype) needs \(elements * width) bytes, has \(offs[1] - offs[0])")
                 }
                 entries[name] = Entry(name: name, dtype: dtype, shape: shape, byteRange: offs[0]..<offs[1])
             }
@@ -137,7 +138,9 @@ public final class SafeTensorsFile {
         case "F32":
             memcpy(t.data, src, t.count * 4)
         case "F16":
-            for i in 0..<t.count { t.data[i] = Float(Float16(bitPattern: UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))) }
+            for i in 0..<t.count {
+                t.data[i] = Float(Float16(bitPattern: UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))))
+            }
         case "BF16":
             for i in 0..<t.count {
                 let bits = UInt32(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16

@@ -13,7 +13,8 @@ public enum SelfAttention {
 
     /// Start of each (sequence, head) block in the probability buffer, in sequence-then-head order.
     static func blockOffsets(_ batch: TokenBatch, heads: Int) -> [Int] {
-        var offsets: [Int] = [], o = 0
+        var offsets: [Int] = []
+        var o = 0
         for s in 0..<batch.count { for _ in 0..<heads { offsets.append(o); o += batch.length(s) * batch.length(s) } }
         return offsets
     }
@@ -29,31 +30,40 @@ public enum SelfAttention {
         dropout: (p: Float, mask: UnsafeMutablePointer<UInt8>, scratch: UnsafeMutablePointer<Float>)? = nil,
         rng: inout SeededRNG
     ) {
-        let H = heads * d, ld = 3 * H
+        let H = heads * d
+        let ld = 3 * H
         let scale = 1 / Float(d).squareRoot()
-        let blocks = blockOffsets(batch, heads: heads), maxL = batch.maxLength
+        let blocks = blockOffsets(batch, heads: heads)
+        let maxL = batch.maxLength
         let seed = dropout == nil ? 0 : rng.next()
         // (sequence, head) blocks are independent: they run on the pool's threads, each thread
         // with its own maxLength² of scratch.
-        Profile.measure(.attention) { Parallel.run(tasks: blocks.count) { item, slot in
-            let s = item / heads, h = item % heads, offset = blocks[item]
-            let o = batch.offsets[s], L = batch.length(s)
-            let q = qkv + o * ld + h * d, k = q + H, v = q + 2 * H
-            let p = att + offset
-            // scores[L, L] = Q[L, d] · K[L, d]ᵀ (scaled inside the softmax)
-            BLAS.gemmSerial(transB: true, m: L, n: L, k: d, a: q, lda: ld, b: k, ldb: ld, c: p, ldc: L)
-            afk_softmax(p, L, L, L, scale)
-            var used = UnsafePointer(p)
-            if let dropout {
-                var blockRNG = SeededRNG(seed: seed &+ UInt64(item) &* 0x9E37_79B9_7F4A_7C15)
-                let scratch = dropout.scratch + slot * maxL * maxL
-                Dropout.sample(mask: dropout.mask + offset, count: L * L, p: dropout.p, rng: &blockRNG)
-                afk_mask_scale(scratch, p, dropout.mask + offset, L * L, 1 / (1 - dropout.p))
-                used = UnsafePointer(scratch)
+        Profile.measure(.attention) {
+            Parallel.run(tasks: blocks.count) { item, slot in
+                let s = item / heads
+                let h = item % heads
+                let offset = blocks[item]
+                let o = batch.offsets[s]
+                let L = batch.length(s)
+                let q = qkv + o * ld + h * d
+                let k = q + H
+                let v = q + 2 * H
+                let p = att + offset
+                // scores[L, L] = Q[L, d] · K[L, d]ᵀ (scaled inside the softmax)
+                BLAS.gemmSerial(transB: true, m: L, n: L, k: d, a: q, lda: ld, b: k, ldb: ld, c: p, ldc: L)
+                afk_softmax(p, L, L, L, scale)
+                var used = UnsafePointer(p)
+                if let dropout {
+                    var blockRNG = SeededRNG(seed: seed &+ UInt64(item) &* 0x9E37_79B9_7F4A_7C15)
+                    let scratch = dropout.scratch + slot * maxL * maxL
+                    Dropout.sample(mask: dropout.mask + offset, count: L * L, p: dropout.p, rng: &blockRNG)
+                    afk_mask_scale(scratch, p, dropout.mask + offset, L * L, 1 / (1 - dropout.p))
+                    used = UnsafePointer(scratch)
+                }
+                // ctx[L, d] (columns h·d ..< (h+1)·d of [L, H]) = P[L, L] · V[L, d]
+                BLAS.gemmSerial(m: L, n: d, k: L, a: used, lda: L, b: v, ldb: ld, c: ctx + o * H + h * d, ldc: H)
             }
-            // ctx[L, d] (columns h·d ..< (h+1)·d of [L, H]) = P[L, L] · V[L, d]
-            BLAS.gemmSerial(m: L, n: d, k: L, a: used, lda: L, b: v, ldb: ld, c: ctx + o * H + h * d, ldc: H)
-        } }
+        }
     }
 
     /// dqkv[tokens, 3H] = ∂L/∂qkv given dctx (overwritten, not accumulated).
@@ -63,33 +73,46 @@ public enum SelfAttention {
         mask: UnsafePointer<UInt8>?, dropoutP: Float = 0, qkv: UnsafePointer<Float>, batch: TokenBatch, heads: Int, headSize d: Int,
         scratch: UnsafeMutablePointer<Float>
     ) {
-        let H = heads * d, ld = 3 * H
+        let H = heads * d
+        let ld = 3 * H
         let scale = 1 / Float(d).squareRoot()
-        let blocks = blockOffsets(batch, heads: heads), maxL = batch.maxLength
+        let blocks = blockOffsets(batch, heads: heads)
+        let maxL = batch.maxLength
         let keep = 1 / (1 - dropoutP)
-        Profile.measure(.attention) { Parallel.run(tasks: blocks.count) { item, slot in
-            let pd = scratch + slot * 3 * maxL * maxL, ds = pd + maxL * maxL, dsm = ds + maxL * maxL  // P′, dP, dS
-            let s = item / heads, h = item % heads, offset = blocks[item]
-            let o = batch.offsets[s], L = batch.length(s)
-            let q = qkv + o * ld + h * d, k = q + H, v = q + 2 * H
-            let dq = dqkv + o * ld + h * d, dk = dq + H, dv = dq + 2 * H
-            let dc = dctx + o * H + h * d
-            let p = att + offset
-            var used = p
-            if let mask {
-                afk_mask_scale(pd, p, mask + offset, L * L, keep)
-                used = UnsafePointer(pd)
+        Profile.measure(.attention) {
+            Parallel.run(tasks: blocks.count) { item, slot in
+                let pd = scratch + slot * 3 * maxL * maxL
+                let ds = pd + maxL * maxL
+                let dsm = ds + maxL * maxL  // P′, dP, dS
+                let s = item / heads
+                let h = item % heads
+                let offset = blocks[item]
+                let o = batch.offsets[s]
+                let L = batch.length(s)
+                let q = qkv + o * ld + h * d
+                let k = q + H
+                let v = q + 2 * H
+                let dq = dqkv + o * ld + h * d
+                let dk = dq + H
+                let dv = dq + 2 * H
+                let dc = dctx + o * H + h * d
+                let p = att + offset
+                var used = p
+                if let mask {
+                    afk_mask_scale(pd, p, mask + offset, L * L, keep)
+                    used = UnsafePointer(pd)
+                }
+                // dV[L, d] = P′ᵀ · dctx
+                BLAS.gemmSerial(transA: true, m: L, n: d, k: L, a: used, lda: L, b: dc, ldb: H, c: dv, ldc: ld)
+                // dP′[L, L] = dctx · Vᵀ, then through the dropout mask
+                BLAS.gemmSerial(transB: true, m: L, n: L, k: d, a: dc, lda: H, b: v, ldb: ld, c: ds, ldc: L)
+                if let mask { afk_mask_scale(ds, ds, mask + offset, L * L, keep) }
+                // dS = scale · P ⊙ (dP − ⟨dP, P⟩): gradient w.r.t. the unscaled QKᵀ
+                Softmax.backwardOverwrite(dinp: dsm, dout: ds, out: p, n: L, c: L, ld: L, scale: scale)
+                // dQ = dS · K;  dK = dSᵀ · Q
+                BLAS.gemmSerial(m: L, n: d, k: L, a: dsm, lda: L, b: k, ldb: ld, c: dq, ldc: ld)
+                BLAS.gemmSerial(transA: true, m: L, n: d, k: L, a: dsm, lda: L, b: q, ldb: ld, c: dk, ldc: ld)
             }
-            // dV[L, d] = P′ᵀ · dctx
-            BLAS.gemmSerial(transA: true, m: L, n: d, k: L, a: used, lda: L, b: dc, ldb: H, c: dv, ldc: ld)
-            // dP′[L, L] = dctx · Vᵀ, then through the dropout mask
-            BLAS.gemmSerial(transB: true, m: L, n: L, k: d, a: dc, lda: H, b: v, ldb: ld, c: ds, ldc: L)
-            if let mask { afk_mask_scale(ds, ds, mask + offset, L * L, keep) }
-            // dS = scale · P ⊙ (dP − ⟨dP, P⟩): gradient w.r.t. the unscaled QKᵀ
-            Softmax.backwardOverwrite(dinp: dsm, dout: ds, out: p, n: L, c: L, ld: L, scale: scale)
-            // dQ = dS · K;  dK = dSᵀ · Q
-            BLAS.gemmSerial(m: L, n: d, k: L, a: dsm, lda: L, b: k, ldb: ld, c: dq, ldc: ld)
-            BLAS.gemmSerial(transA: true, m: L, n: d, k: L, a: dsm, lda: L, b: q, ldb: ld, c: dk, ldc: ld)
-        } }
+        }
     }
 }

@@ -24,7 +24,10 @@ public struct TokenBatch: Sendable {
     public func length(_ s: Int) -> Int { offsets[s + 1] - offsets[s] }
 
     public init(sequences: [[Int32]], typeIds: [[Int32]]? = nil) {
-        var ids: [Int32] = [], types: [Int32] = [], pos: [Int32] = [], offsets = [0]
+        var ids: [Int32] = []
+        var types: [Int32] = []
+        var pos: [Int32] = []
+        var offsets = [0]
         for (s, seq) in sequences.enumerated() {
             ids += seq
             if let typeIds {
@@ -47,7 +50,8 @@ public struct TokenBatch: Sendable {
     /// Accepts the HF form: rows padded to one length with a 0/1 attention mask; keeps the
     /// tokens whose mask is 1 (the mask must be a prefix of ones, as BERT tokenizers produce).
     public init(padded: [[Int32]], mask: [[Int32]], typeIds: [[Int32]]? = nil) {
-        var seqs: [[Int32]] = [], types: [[Int32]] = []
+        var seqs: [[Int32]] = []
+        var types: [[Int32]] = []
         for (s, row) in padded.enumerated() {
             let n = mask[s].prefix { $0 != 0 }.count
             precondition(mask[s].dropFirst(n).allSatisfy { $0 == 0 }, "attention mask of row \(s) is not a prefix of ones")

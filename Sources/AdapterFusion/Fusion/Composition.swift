@@ -55,18 +55,24 @@ public struct FusionOptions: Codable, Sendable, Equatable {
 
 /// `out = f(x)` when `hook` acts at (layer, site), else `out = x`.
 @inline(__always)
-func applyHook(_ hook: LayerHook, _ l: Int, _ s: AdapterSite, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-               n: Int, hidden: Int, training: Bool) {
-    if hook.acts(layer: l, site: s) { hook.forward(layer: l, site: s, x: x, out: out, n: n, training: training) }
-    else { out.update(from: x, count: n * hidden) }
+func applyHook(
+    _ hook: LayerHook, _ l: Int, _ s: AdapterSite, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+    n: Int, hidden: Int, training: Bool
+) {
+    if hook.acts(layer: l, site: s) {
+        hook.forward(layer: l, site: s, x: x, out: out, n: n, training: training)
+    } else {
+        out.update(from: x, count: n * hidden)
+    }
 }
 
 /// Backward of `applyHook`: dx += ∂out/∂x · dout.
 @inline(__always)
-func applyHookBackward(_ hook: LayerHook, _ l: Int, _ s: AdapterSite, _ dout: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
-                       n: Int, hidden: Int) {
-    if hook.acts(layer: l, site: s) { hook.backward(layer: l, site: s, dout: dout, dx: dx, n: n) }
-    else { VectorMath.add(dx, dout, n * hidden) }
+func applyHookBackward(
+    _ hook: LayerHook, _ l: Int, _ s: AdapterSite, _ dout: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+    n: Int, hidden: Int
+) {
+    if hook.acts(layer: l, site: s) { hook.backward(layer: l, site: s, dout: dout, dx: dx, n: n) } else { VectorMath.add(dx, dout, n * hidden) }
 }
 
 /// stack(a, b, …): out = … b(a(x)).
@@ -147,14 +153,16 @@ final class ParallelNode: LayerHook {
     func acts(layer: Int, site: AdapterSite) -> Bool { members.contains { $0.acts(layer: layer, site: site) } }
 
     func forward(layer l: Int, site s: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool) {
-        let per = n / members.count, H = hidden
+        let per = n / members.count
+        let H = hidden
         for (i, m) in members.enumerated() {
             applyHook(m, l, s, x + i * per * H, out + i * per * H, n: per, hidden: H, training: training)
         }
     }
 
     func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int) {
-        let per = n / members.count, H = hidden
+        let per = n / members.count
+        let H = hidden
         for (i, m) in members.enumerated() {
             applyHookBackward(m, l, s, dout + i * per * H, dx + i * per * H, n: per, hidden: H)
         }
@@ -184,8 +192,9 @@ public final class FuseNode: LayerHook {
         for l in 0..<layers {
             for s in AdapterSite.allCases where members.contains(where: { $0.acts(layer: l, site: s) }) {
                 let name = prefix + HookSite(l, s).fusionPrefix
-                fusionLayers[HookSite(l, s)] = FusionLayer(prefix: name, hidden: hidden, members: members.count,
-                                                               dynamic: options.dynamic, rng: &rng)
+                fusionLayers[HookSite(l, s)] = FusionLayer(
+                    prefix: name, hidden: hidden, members: members.count,
+                    dynamic: options.dynamic, rng: &rng)
             }
         }
     }
@@ -193,7 +202,8 @@ public final class FuseNode: LayerHook {
     public func acts(layer: Int, site: AdapterSite) -> Bool { fusionLayers[HookSite(layer, site)] != nil }
 
     public func forward(layer l: Int, site s: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool) {
-        let N = members.count, H = hidden
+        let N = members.count
+        let H = hidden
         Tensor.ensure(&deltas, N * n * H)
         for (i, m) in members.enumerated() {
             let a = deltas.data + i * n * H
@@ -210,7 +220,8 @@ public final class FuseNode: LayerHook {
     }
 
     public func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int) {
-        let N = members.count, H = hidden
+        let N = members.count
+        let H = hidden
         Tensor.ensure(&ddeltas, N * n * H)
         ddeltas.data.update(repeating: 0, count: N * n * H)
         fusionLayers[HookSite(l, s)]!.backward(dout: dout, dx: dx, ddeltas: ddeltas.data, n: n)
@@ -251,7 +262,8 @@ public final class Composition {
                 a.frozen = true
                 return a
             case .stack(let m): return StackNode(m.enumerated().map { build($1, Self.memberPrefix(prefix, $0)) }, hidden: hidden)
-            case .average(let m, let w): return AverageNode(m.enumerated().map { build($1, Self.memberPrefix(prefix, $0)) }, weights: w, hidden: hidden)
+            case .average(let m, let w):
+                return AverageNode(m.enumerated().map { build($1, Self.memberPrefix(prefix, $0)) }, weights: w, hidden: hidden)
             case .parallel(let m): return ParallelNode(m.enumerated().map { build($1, Self.memberPrefix(prefix, $0)) }, hidden: hidden)
             case .fuse(let m):
                 let children = m.enumerated().map { build($1, Self.memberPrefix(prefix, $0)) }

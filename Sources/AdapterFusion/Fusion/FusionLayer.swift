@@ -12,16 +12,16 @@
 public final class FusionLayer {
     public let hidden: Int
     public let members: Int
-    public let query: (weight: Parameter, bias: Parameter)   // [H, H], [H]
-    public let key: Parameter                                 // [H, H]
+    public let query: (weight: Parameter, bias: Parameter)  // [H, H], [H]
+    public let key: Parameter  // [H, H]
     public let value: (weight: Parameter, bias: Parameter)?  // [H, H], [H]; nil for static fusion
     // Kept from the forward pass.
-    private var x = Tensor(zeros: [0])       // [n, H]
+    private var x = Tensor(zeros: [0])  // [n, H]
     private var deltas = Tensor(zeros: [0])  // [N, n, H] member deltas a_i
-    private var q = Tensor(zeros: [0])       // [n, H]
-    private var qk = Tensor(zeros: [0])      // [n, H] q·K
-    private var w = Tensor(zeros: [0])       // [n, N] attention weights
-    private var c = Tensor(zeros: [0])       // [n, H] Σ w_i a_i
+    private var q = Tensor(zeros: [0])  // [n, H]
+    private var qk = Tensor(zeros: [0])  // [n, H] q·K
+    private var w = Tensor(zeros: [0])  // [n, N] attention weights
+    private var c = Tensor(zeros: [0])  // [n, H] Σ w_i a_i
     private var temperature: Float = 1
     // Backward scratch.
     private var dc = Tensor(zeros: [0]), dw = Tensor(zeros: [0]), ds = Tensor(zeros: [0])
@@ -31,8 +31,10 @@ public final class FusionLayer {
     public init(prefix: String, hidden: Int, members: Int, dynamic: Bool, rng: inout SeededRNG) {
         self.hidden = hidden
         self.members = members
-        query = (Parameter(prefix + "query/weight", Tensor(randomNormal: [hidden, hidden], std: 0.02, rng: &rng), decay: true),
-                 Parameter(prefix + "query/bias", Tensor(zeros: [hidden]), decay: false))
+        query = (
+            Parameter(prefix + "query/weight", Tensor(randomNormal: [hidden, hidden], std: 0.02, rng: &rng), decay: true),
+            Parameter(prefix + "query/bias", Tensor(zeros: [hidden]), decay: false)
+        )
         key = Parameter(prefix + "key/weight", Tensor(randomNormal: [hidden, hidden], std: 0.02, rng: &rng), decay: true)
         if dynamic {
             let v = Tensor(zeros: [hidden, hidden])
@@ -51,9 +53,12 @@ public final class FusionLayer {
     public var lastWeights: Tensor { w }
 
     /// out[n, H] = x + V·Σ_i softmax_i(qK·a_i / T)·a_i + b_v, with `deltas` = a_i laid out [N, n, H].
-    public func forward(x xin: UnsafePointer<Float>, deltas din: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
-                        n: Int, temperature T: Float) {
-        let H = hidden, N = members
+    public func forward(
+        x xin: UnsafePointer<Float>, deltas din: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+        n: Int, temperature T: Float
+    ) {
+        let H = hidden
+        let N = members
         temperature = T
         for t in [\FusionLayer.x, \.q, \.qk, \.c] { Tensor.ensure(&self[keyPath: t], n * H) }
         Tensor.ensure(&deltas, N * n * H); Tensor.ensure(&w, n * N)
@@ -71,7 +76,8 @@ public final class FusionLayer {
         for t in 0..<n {
             let ct = c.data + t * H
             for i in 0..<N {
-                let wi = w[t * N + i], a = deltas.data + (i * n + t) * H
+                let wi = w[t * N + i]
+                let a = deltas.data + (i * n + t) * H
                 for j in 0..<H { ct[j] += wi * a[j] }
             }
         }
@@ -87,22 +93,26 @@ public final class FusionLayer {
     /// dx += ∂L/∂x through the query and the residual (not through the deltas: the caller
     /// routes `ddeltas` [N, n, H] (+=) back through the members); parameter gradients accumulate.
     public func backward(dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, ddeltas: UnsafeMutablePointer<Float>, n: Int) {
-        let H = hidden, N = members
+        let H = hidden
+        let N = members
         for t in [\FusionLayer.dc, \.dqk, \.dq] { Tensor.ensure(&self[keyPath: t], n * H) }
         Tensor.ensure(&dw, n * N); Tensor.ensure(&ds, n * N)
         VectorMath.add(dx, dout, n * H)  // residual
         // dc = dout·V (dynamic) or dout (static)
         if let value {
             dc.data.update(repeating: 0, count: n * H)
-            Linear.backward(dx: dc.data, dw: value.weight.grad.data, db: value.bias.grad.data, dy: dout, x: c.data,
-                            w: value.weight.value.data, n: n, inDim: H, outDim: H)
+            Linear.backward(
+                dx: dc.data, dw: value.weight.grad.data, db: value.bias.grad.data, dy: dout, x: c.data,
+                w: value.weight.value.data, n: n, inDim: H, outDim: H)
         } else {
             dc.data.update(from: dout, count: n * H)
         }
         // c = Σ_i w_i a_i:  dw[t, i] = dc[t]·a_i[t];  da_i[t] += w[t, i]·dc[t]
         for t in 0..<n {
             for i in 0..<N {
-                let a = deltas.data + (i * n + t) * H, da = ddeltas + (i * n + t) * H, wi = w[t * N + i]
+                let a = deltas.data + (i * n + t) * H
+                let da = ddeltas + (i * n + t) * H
+                let wi = w[t * N + i]
                 dw[t * N + i] = VectorMath.dot(dc.data + t * H, a, H)
                 for j in 0..<H { da[j] += wi * dc[t * H + j] }
             }
@@ -113,9 +123,12 @@ public final class FusionLayer {
         // score_i = qk·a_i:  dqk[t] = Σ_i ds[t, i] a_i[t];  da_i[t] += ds[t, i] qk[t]
         dqk.zero()
         for t in 0..<n {
-            let g = dqk.data + t * H, qkt = qk.data + t * H
+            let g = dqk.data + t * H
+            let qkt = qk.data + t * H
             for i in 0..<N {
-                let s = ds[t * N + i], a = deltas.data + (i * n + t) * H, da = ddeltas + (i * n + t) * H
+                let s = ds[t * N + i]
+                let a = deltas.data + (i * n + t) * H
+                let da = ddeltas + (i * n + t) * H
                 for j in 0..<H { g[j] += s * a[j]; da[j] += s * qkt[j] }
             }
         }
@@ -123,14 +136,17 @@ public final class FusionLayer {
         BLAS.gemm(transB: true, m: n, n: H, k: H, a: dqk.data, lda: H, b: key.value.data, ldb: H, c: dq.data, ldc: H)
         BLAS.gemm(transA: true, m: H, n: H, k: n, a: q.data, lda: H, b: dqk.data, ldb: H, beta: 1, c: key.grad.data, ldc: H)
         // q = x·Qᵀ + b_q
-        Linear.backward(dx: dx, dw: query.weight.grad.data, db: query.bias.grad.data, dy: dq.data, x: x.data,
-                        w: query.weight.value.data, n: n, inDim: H, outDim: H)
+        Linear.backward(
+            dx: dx, dw: query.weight.grad.data, db: query.bias.grad.data, dy: dq.data, x: x.data,
+            w: query.weight.value.data, n: n, inDim: H, outDim: H)
     }
 
     /// λ·‖I − V‖²_F; adds its gradient 2λ(V − I) to V's. Zero for static fusion.
     public func regularize(lambda: Float) -> Float {
         guard let value, lambda > 0 else { return 0 }
-        let H = hidden, v = value.weight.value.data, g = value.weight.grad.data
+        let H = hidden
+        let v = value.weight.value.data
+        let g = value.weight.grad.data
         var s: Double = 0
         for i in 0..<H {
             for j in 0..<H {

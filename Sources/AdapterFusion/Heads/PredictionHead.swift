@@ -20,7 +20,11 @@ public struct HeadConfig: Codable, Sendable, Equatable {
         self.kind = kind; self.outputs = outputs; self.preDense = preDense; self.dropout = dropout
     }
 
-    enum CodingKeys: String, CodingKey { case kind, outputs, preDense = "pre_dense", dropout }
+    enum CodingKeys: String, CodingKey {
+        case kind, outputs
+        case preDense = "pre_dense"
+        case dropout
+    }
 }
 
 /// Targets of one batch.
@@ -29,7 +33,10 @@ public enum Targets: Sendable {
     case values([Float])
 
     public var count: Int {
-        switch self { case .labels(let l): return l.count; case .values(let v): return v.count }
+        switch self {
+        case .labels(let l): return l.count;
+        case .values(let v): return v.count
+        }
     }
 }
 
@@ -52,10 +59,16 @@ public final class PredictionHead {
         self.hidden = hidden
         var rng = SeededRNG(seed: seed)
         // BERT's initialiser: N(0, 0.02²) weights, zero biases.
-        dense = config.preDense ? (Parameter("dense/weight", Tensor(randomNormal: [hidden, hidden], std: 0.02, rng: &rng), decay: true),
-                                   Parameter("dense/bias", Tensor(zeros: [hidden]), decay: false)) : nil
-        output = (Parameter("output/weight", Tensor(randomNormal: [config.outputs, hidden], std: 0.02, rng: &rng), decay: true),
-                  Parameter("output/bias", Tensor(zeros: [config.outputs]), decay: false))
+        dense =
+            config.preDense
+            ? (
+                Parameter("dense/weight", Tensor(randomNormal: [hidden, hidden], std: 0.02, rng: &rng), decay: true),
+                Parameter("dense/bias", Tensor(zeros: [hidden]), decay: false)
+            ) : nil
+        output = (
+            Parameter("output/weight", Tensor(randomNormal: [config.outputs, hidden], std: 0.02, rng: &rng), decay: true),
+            Parameter("output/bias", Tensor(zeros: [config.outputs]), decay: false)
+        )
     }
 
     public var parameters: [Parameter] {
@@ -66,7 +79,9 @@ public final class PredictionHead {
     /// With `dropout` the pass is a training pass and keeps what `backward` needs.
     @discardableResult
     public func forward(_ hiddenStates: Tensor, batch: TokenBatch, dropout: DropoutState? = nil) -> Tensor {
-        let B = batch.count, H = hidden, C = config.outputs
+        let B = batch.count
+        let H = hidden
+        let C = config.outputs
         batchSize = B
         for t in [\PredictionHead.cls, \.x1, \.z, \.x2] where self[keyPath: t].count < B * H {
             self[keyPath: t] = Tensor(zeros: [B, H])
@@ -108,21 +123,27 @@ public final class PredictionHead {
     /// Backward of `loss` and `forward`: accumulates parameter gradients and returns
     /// ∂L/∂(hidden states) [tokens, H] (non-zero only at [CLS] rows).
     public func backward(_ targets: Targets, batch: TokenBatch) -> Tensor {
-        let B = batchSize, H = hidden, C = config.outputs
-        let dLogits = Tensor(zeros: [B, C]), dX2 = Tensor(zeros: [B, H])
+        let B = batchSize
+        let H = hidden
+        let C = config.outputs
+        let dLogits = Tensor(zeros: [B, C])
+        let dX2 = Tensor(zeros: [B, H])
         switch targets {
         case .labels(let y): CrossEntropy.backward(dlogits: dLogits.data, probs: probs.data, labels: y, classes: C)
         case .values(let t): MeanSquaredError.backward(dpred: dLogits.data, pred: logits.data, targets: t)
         }
-        Linear.backward(dx: dX2.data, dw: output.weight.grad.data, db: output.bias.grad.data, dy: dLogits.data,
-                        x: x2.data, w: output.weight.value.data, n: B, inDim: H, outDim: C)
+        Linear.backward(
+            dx: dX2.data, dw: output.weight.grad.data, db: output.bias.grad.data, dy: dLogits.data,
+            x: x2.data, w: output.weight.value.data, n: B, inDim: H, outDim: C)
         if lastDropout > 0 { Dropout.apply(out: dX2.data, inp: dX2.data, mask: mask2.data, count: B * H, p: lastDropout) }
         var dCLS = dX2
         if let dense {
-            let dZ = Tensor(zeros: [B, H]), dX1 = Tensor(zeros: [B, H])
+            let dZ = Tensor(zeros: [B, H])
+            let dX1 = Tensor(zeros: [B, H])
             Tanh.backward(dinp: dZ.data, dout: dX2.data, out: z.data, count: B * H)
-            Linear.backward(dx: dX1.data, dw: dense.weight.grad.data, db: dense.bias.grad.data, dy: dZ.data,
-                            x: x1.data, w: dense.weight.value.data, n: B, inDim: H, outDim: H)
+            Linear.backward(
+                dx: dX1.data, dw: dense.weight.grad.data, db: dense.bias.grad.data, dy: dZ.data,
+                x: x1.data, w: dense.weight.value.data, n: B, inDim: H, outDim: H)
             if lastDropout > 0 { Dropout.apply(out: dX1.data, inp: dX1.data, mask: mask1.data, count: B * H, p: lastDropout) }
             dCLS = dX1
         }

@@ -40,8 +40,9 @@ public struct AttentionSummary: Sendable {
         }
         nodes = comp.fuseNodes.map { f in
             let bySite = sums[f.prefix, default: [:]]
-            return Node(prefix: f.prefix, members: f.members.map(\.description),
-                        means: bySite.keys.sorted().map { ($0, bySite[$0]!.map { $0 / Double(max(tokens, 1)) }) })
+            return Node(
+                prefix: f.prefix, members: f.members.map(\.description),
+                means: bySite.keys.sorted().map { ($0, bySite[$0]!.map { $0 / Double(max(tokens, 1)) }) })
         }
         self.tokens = tokens
     }

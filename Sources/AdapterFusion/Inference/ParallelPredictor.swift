@@ -23,12 +23,14 @@ public final class ParallelPredictor {
     public init(recipe path: String, store: String? = nil, model: String? = nil) throws {
         let recipe = try Recipe.load(path)
         guard case .parallel = recipe.expr else { throw ModelError("\(path) is not a parallel recipe: load its fusion with Predictor.recipe") }
-        let storePath = store ?? recipe.store, base = model ?? recipe.base
+        let storePath = store ?? recipe.store
+        let base = model ?? recipe.base
         let fingerprint = try ModelDirectory.fingerprint(base)
         (encoder, tokenizer) = try ModelDirectory.load(base)
         let checked = try recipe.check(baseFingerprint: fingerprint, hiddenSize: encoder.config.hiddenSize, records: AdapterStore.list(storePath))
         names = recipe.expr.adapterNames
-        var adapters: [String: Adapter] = [:], heads: [PredictionHead] = []
+        var adapters: [String: Adapter] = [:]
+        var heads: [PredictionHead] = []
         for n in names {
             let (a, h, _) = try AdapterStore.load(storePath, name: n, baseFingerprint: fingerprint)
             adapters[n] = a
@@ -36,14 +38,16 @@ public final class ParallelPredictor {
         }
         records = names.map { checked[$0]! }
         self.heads = heads
-        composition = Composition(recipe.expr, adapters: adapters, options: recipe.options, hidden: encoder.config.hiddenSize,
-                                  layers: encoder.config.numHiddenLayers, seed: 0)
+        composition = Composition(
+            recipe.expr, adapters: adapters, options: recipe.options, hidden: encoder.config.hiddenSize,
+            layers: encoder.config.numHiddenLayers, seed: 0)
     }
 
     /// Per input, every member's prediction (in member order). Inputs run in batches of 32,
     /// each at most `maxLength` tokens.
     public func predict(_ inputs: [(text: String, pair: String?)], maxLength: Int = 128) throws -> [[Output]] {
-        let k = names.count, H = encoder.config.hiddenSize
+        let k = names.count
+        let H = encoder.config.hiddenSize
         var results = [[Output]](repeating: [], count: inputs.count)
         let ws = EncoderWorkspace(config: encoder.config)
         for start in stride(from: 0, to: inputs.count, by: 32) {
@@ -56,7 +60,8 @@ public final class ParallelPredictor {
                 let part = Tensor(zeros: [copy.tokenCount, H])
                 part.data.update(from: hidden.data + batch.offsets[i * chunk.count] * H, count: part.count)
                 let logits = heads[i].forward(part, batch: copy)
-                let c = heads[i].config.outputs, classify = heads[i].config.kind == .classification
+                let c = heads[i].config.outputs
+                let classify = heads[i].config.kind == .classification
                 if classify { Softmax.forward(out: logits.data, inp: logits.data, n: chunk.count, c: c, ld: c) }
                 for r in 0..<chunk.count {
                     let o = Array(UnsafeBufferPointer(start: logits.data + r * c, count: c))

@@ -22,8 +22,10 @@ public final class Predictor {
     public var labels: [String] { record.labels }
     public var taskFile: String { record.taskFile }
 
-    init(name: String, kind: Kind, encoder: BertEncoder, tokenizer: WordPieceTokenizer, hook: LayerHook, head: PredictionHead,
-         record: TrainingRecord, composition: Composition?, store: String) throws {
+    init(
+        name: String, kind: Kind, encoder: BertEncoder, tokenizer: WordPieceTokenizer, hook: LayerHook, head: PredictionHead,
+        record: TrainingRecord, composition: Composition?, store: String
+    ) throws {
         self.name = name; self.kind = kind; self.encoder = encoder; self.tokenizer = tokenizer
         self.hook = hook; self.head = head; self.record = record; self.composition = composition
         do { settings = try JSONDecoder().decode(TrainingConfig.self, from: Data(record.hyperparameters.utf8)) } catch {
@@ -36,8 +38,9 @@ public final class Predictor {
         let fingerprint = try ModelDirectory.fingerprint(model)
         let (encoder, tokenizer) = try ModelDirectory.load(model)
         let (a, head, rec) = try AdapterStore.load(store, name: name, baseFingerprint: fingerprint)
-        return try Predictor(name: name, kind: .adapter, encoder: encoder, tokenizer: tokenizer, hook: a, head: head,
-                             record: rec.training, composition: nil, store: store)
+        return try Predictor(
+            name: name, kind: .adapter, encoder: encoder, tokenizer: tokenizer, hook: a, head: head,
+            record: rec.training, composition: nil, store: store)
     }
 
     /// Fusion `name` of `store`, on the model in `model`, with every member checked.
@@ -45,8 +48,9 @@ public final class Predictor {
         let fingerprint = try ModelDirectory.fingerprint(model)
         let (encoder, tokenizer) = try ModelDirectory.load(model)
         let f = try FusionStore.load(store, name: name, baseFingerprint: fingerprint)
-        return try Predictor(name: name, kind: .fusion, encoder: encoder, tokenizer: tokenizer, hook: f.composition.root,
-                             head: f.head, record: f.record.training, composition: f.composition, store: store)
+        return try Predictor(
+            name: name, kind: .fusion, encoder: encoder, tokenizer: tokenizer, hook: f.composition.root,
+            head: f.head, record: f.record.training, composition: f.composition, store: store)
     }
 
     /// The fusion a recipe trained, in the recipe's store (or `store`) on the recipe's base model
@@ -83,7 +87,8 @@ public final class Predictor {
     /// Mean fusion attention per fuse node, site and member over all tokens of `examples`.
     public func attentionSummary(_ examples: [Example]) throws -> AttentionSummary {
         guard let composition else { throw ModelError("'\(name)' is an adapter; only a fusion has attention to summarise") }
-        return try AttentionSummary(composition: composition, encoder: encoder,
-                                    encodings: EncodedSplit(examples, tokenizer: tokenizer, maxLength: settings.maxLength).encodings)
+        return try AttentionSummary(
+            composition: composition, encoder: encoder,
+            encodings: EncodedSplit(examples, tokenizer: tokenizer, maxLength: settings.maxLength).encodings)
     }
 }

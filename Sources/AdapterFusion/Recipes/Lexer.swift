@@ -46,8 +46,10 @@ public struct Lexer {
         let named = c.unicodeScalars.map { u in
             String(format: "U+%04X", u.value) + (u.properties.name.map { " " + $0 } ?? "")
         }.joined(separator: ", ")
-        let visible = c.unicodeScalars.allSatisfy { !$0.properties.isWhitespace && $0.properties.generalCategory != .control
-            && $0.properties.generalCategory != .format && $0.properties.generalCategory != .spaceSeparator }
+        let visible = c.unicodeScalars.allSatisfy {
+            !$0.properties.isWhitespace && $0.properties.generalCategory != .control
+                && $0.properties.generalCategory != .format && $0.properties.generalCategory != .spaceSeparator
+        }
         return visible ? "'\(c)' (\(named))" : named
     }
 
@@ -62,7 +64,8 @@ public struct Lexer {
             let chars = Array(raw)
             var i = 0
             while i < chars.count {
-                let c = chars[i], col = i + 1
+                let c = chars[i]
+                let col = i + 1
                 if c == " " || c == "\t" { i += 1; continue }
                 if c == "#" { break }
                 switch c {
@@ -71,23 +74,28 @@ public struct Lexer {
                 case ",": out.append(Token(kind: .comma, line: line, column: col)); i += 1
                 case "*": out.append(Token(kind: .star, line: line, column: col)); i += 1
                 case "\"":
-                    var s = "", j = i + 1, closed = false
+                    var s = ""
+                    var j = i + 1
+                    var closed = false
                     while j < chars.count {
                         if chars[j] == "\\", j + 1 < chars.count { s.append(chars[j + 1]); j += 2; continue }
                         if chars[j] == "\"" { closed = true; break }
                         s.append(chars[j]); j += 1
                     }
                     guard closed else {
-                        throw SourceError(file: file, text: text, line: line, column: col, "unterminated string",
-                                          hint: "close it with \" on the same line")
+                        throw SourceError(
+                            file: file, text: text, line: line, column: col, "unterminated string",
+                            hint: "close it with \" on the same line")
                     }
                     out.append(Token(kind: .string(s), line: line, column: col))
                     i = j + 1
                 default:
                     guard Self.isWordChar(c) else {
-                        throw SourceError(file: file, text: text, line: line, column: col, "unexpected character \(Self.describe(c))",
-                                          hint: c == "=" ? "settings are written 'key value', without '='"
-                                              : c == "[" || c == "{" ? "compositions use parentheses: fuse(a, b)" : nil)
+                        throw SourceError(
+                            file: file, text: text, line: line, column: col, "unexpected character \(Self.describe(c))",
+                            hint: c == "="
+                                ? "settings are written 'key value', without '='"
+                                : c == "[" || c == "{" ? "compositions use parentheses: fuse(a, b)" : nil)
                     }
                     var j = i
                     while j < chars.count && Self.isWordChar(chars[j]) { j += 1 }

@@ -11,8 +11,18 @@ public indirect enum ExprNode: Sendable {
     /// `function(args)`; each argument may carry a weight (`0.3 * trec`).
     case call(function: Located<String>, args: [(weight: Located<Float>?, expr: ExprNode)])
 
-    public var line: Int { switch self { case .name(let n): return n.line; case .call(let f, _): return f.line } }
-    public var column: Int { switch self { case .name(let n): return n.column; case .call(let f, _): return f.column } }
+    public var line: Int {
+        switch self {
+        case .name(let n): return n.line;
+        case .call(let f, _): return f.line
+        }
+    }
+    public var column: Int {
+        switch self {
+        case .name(let n): return n.column;
+        case .call(let f, _): return f.column
+        }
+    }
 }
 
 /// One `key value` item of an `options` or `train` line.
@@ -101,8 +111,9 @@ public struct Parser {
         _ = next()
         let name = try word("the recipe's name after 'fusion'")
         guard name.value.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) else {
-            throw SourceError(file: file, text: text, line: name.line, column: name.column,
-                              "name '\(Token.cut(name.value))' must be letters, digits, '_' or '-'")
+            throw SourceError(
+                file: file, text: text, line: name.line, column: name.column,
+                "name '\(Token.cut(name.value))' must be letters, digits, '_' or '-'")
         }
         try endOfLine(after: "the recipe's name")
         var ast = RecipeAST(file: file, text: text, name: name)
@@ -111,11 +122,15 @@ public struct Parser {
             skipBlankLines()
             let t = current
             if case .end = t.kind { break }
-            guard case .word(let key) = t.kind else { throw error(t, "expected a setting, found \(t.display)", hint: "settings: " + Self.settings.joined(separator: ", ")) }
+            guard case .word(let key) = t.kind else {
+                throw error(t, "expected a setting, found \(t.display)", hint: "settings: " + Self.settings.joined(separator: ", "))
+            }
             guard Self.settings.contains(key) else {
                 if key == "fusion" { throw error(t, "a second 'fusion' header", hint: "one recipe per file") }
-                throw error(t, "unknown setting '\(key)'", hint: closestMatch(key, in: Self.settings).map { "did you mean '\($0)'?" }
-                            ?? "settings: " + Self.settings.joined(separator: ", "))
+                throw error(
+                    t, "unknown setting '\(key)'",
+                    hint: closestMatch(key, in: Self.settings).map { "did you mean '\($0)'?" }
+                        ?? "settings: " + Self.settings.joined(separator: ", "))
             }
             if let first = seen[key] { throw error(t, "'\(key)' is set twice", hint: "first set on line \(first.line)") }
             seen[key] = t
@@ -138,10 +153,14 @@ public struct Parser {
     mutating func optionList(_ setting: String) throws -> [OptionItem] {
         var items: [OptionItem] = []
         while true {
-            let key = try word("an option name", hint: setting == "train" ? "e.g. 'train epochs 5, lr 5e-5'" : "e.g. 'options dynamic, temperature 1'")
+            let key = try word(
+                "an option name", hint: setting == "train" ? "e.g. 'train epochs 5, lr 5e-5'" : "e.g. 'options dynamic, temperature 1'")
             var value: Located<String>?
-            if case .word(let v) = current.kind { value = Located(value: v, line: current.line, column: current.column); _ = next() }
-            else if case .string(let v) = current.kind { value = Located(value: v, line: current.line, column: current.column); _ = next() }
+            if case .word(let v) = current.kind {
+                value = Located(value: v, line: current.line, column: current.column); _ = next()
+            } else if case .string(let v) = current.kind {
+                value = Located(value: v, line: current.line, column: current.column); _ = next()
+            }
             items.append(OptionItem(key: key, value: value))
             let t = next()
             switch t.kind {
@@ -175,13 +194,17 @@ public struct Parser {
             return .name(located)
         }
         guard Self.functions.contains(w) else {
-            throw error(t, "unknown composition '\(w)'", hint: closestMatch(w, in: Self.functions).map { "did you mean '\($0)'?" }
-                        ?? "compositions: " + Self.functions.joined(separator: ", "))
+            throw error(
+                t, "unknown composition '\(w)'",
+                hint: closestMatch(w, in: Self.functions).map { "did you mean '\($0)'?" }
+                    ?? "compositions: " + Self.functions.joined(separator: ", "))
         }
         let open = next()
         depth += 1
         guard depth <= Self.maxDepth else {
-            throw error(t, "compositions nest more than \(Self.maxDepth) levels deep", hint: "flatten the recipe; fusions of fusions rarely need more than 3 levels")
+            throw error(
+                t, "compositions nest more than \(Self.maxDepth) levels deep",
+                hint: "flatten the recipe; fusions of fusions rarely need more than 3 levels")
         }
         var args: [(Located<Float>?, ExprNode)] = []
         if case .rparen = peek().kind { throw error(peek(), "'\(w)()' has no members", hint: "\(w)(a, b)") }
@@ -191,10 +214,13 @@ public struct Parser {
             // A weight is whatever stands before '*', or a word that starts like a number.
             let save = pos
             _ = next()
-            let starFollows: Bool = { if case .star = peek().kind { return true }; return false }()
+            let starFollows: Bool = {
+                if case .star = peek().kind { return true }; return false
+            }()
             pos = save
             if case .word(let num) = first.kind,
-               starFollows || num.first.map({ $0.isNumber || $0 == "." || $0 == "-" || $0 == "+" }) == true {
+                starFollows || num.first.map({ $0.isNumber || $0 == "." || $0 == "-" || $0 == "+" }) == true
+            {
                 guard let value = Float(num), value.isFinite else {
                     throw error(first, "weight \(first.display) is not a finite number", hint: "weights are written '0.3 * name'")
                 }
@@ -203,7 +229,9 @@ public struct Parser {
                 }
                 _ = next()
                 let star = next()
-                guard case .star = star.kind else { throw error(star, "expected '*' after the weight \(Token.cut(num))", hint: "weights are written '0.3 * name'") }
+                guard case .star = star.kind else {
+                    throw error(star, "expected '*' after the weight \(Token.cut(num))", hint: "weights are written '0.3 * name'")
+                }
                 weight = Located(value: value, line: first.line, column: first.column)
             } else if case .star = first.kind {
                 throw error(first, "expected a weight before '*'", hint: "weights are written '0.3 * name'")

@@ -34,43 +34,58 @@ public struct Recipe: Sendable {
         }
         var seen: [String: Located<String>] = [:]
         let expr = try convert(compose, topLevel: true, seen: &seen, err)
-        let isParallel: Bool = { if case .parallel = expr { return true }; return false }()
+        let isParallel: Bool = {
+            if case .parallel = expr { return true }; return false
+        }()
         for (key, value) in [("base", ast.base), ("store", ast.store)] where value == nil {
-            throw err(ast.name.line, ast.name.column, "recipe '\(ast.name.value)' has no '\(key)' line",
-                      hint: key == "base" ? "e.g. base models/all-MiniLM-L6-v2" : "e.g. store runs/store.h5")
+            throw err(
+                ast.name.line, ast.name.column, "recipe '\(ast.name.value)' has no '\(key)' line",
+                hint: key == "base" ? "e.g. base models/all-MiniLM-L6-v2" : "e.g. store runs/store.h5")
         }
         if ast.task == nil && !isParallel {
             throw err(ast.name.line, ast.name.column, "recipe '\(ast.name.value)' has no 'task' line", hint: "e.g. task tasks/sms_spam.toml")
         }
-        if isParallel, let t = ast.task { throw err(t.line, t.column, "a parallel recipe runs its members' own heads and has no task", hint: "remove the 'task' line") }
-        return Recipe(ast: ast, base: ast.base!.value, store: ast.store!.value, taskPath: ast.task?.value, expr: expr,
-                      options: try fusionOptions(ast.options, err), training: try trainingConfig(ast.train, err))
+        if isParallel, let t = ast.task {
+            throw err(t.line, t.column, "a parallel recipe runs its members' own heads and has no task", hint: "remove the 'task' line")
+        }
+        return Recipe(
+            ast: ast, base: ast.base!.value, store: ast.store!.value, taskPath: ast.task?.value, expr: expr,
+            options: try fusionOptions(ast.options, err), training: try trainingConfig(ast.train, err))
     }
 
-    static func convert(_ node: ExprNode, topLevel: Bool, seen: inout [String: Located<String>],
-                        _ err: (Int, Int, String, String?) -> SourceError) throws -> CompositionExpr {
+    static func convert(
+        _ node: ExprNode, topLevel: Bool, seen: inout [String: Located<String>],
+        _ err: (Int, Int, String, String?) -> SourceError
+    ) throws -> CompositionExpr {
         switch node {
         case .name(let n):
             if let first = seen[n.value] {
-                throw err(n.line, n.column, "adapter '\(Token.cut(n.value))' appears twice in the composition",
-                          "each adapter may appear once (first at line \(first.line), column \(first.column))")
+                throw err(
+                    n.line, n.column, "adapter '\(Token.cut(n.value))' appears twice in the composition",
+                    "each adapter may appear once (first at line \(first.line), column \(first.column))")
             }
             seen[n.value] = n
             return .adapter(n.value)
         case let .call(f, args):
             if args.count < 2 {
-                throw err(f.line, f.column, "\(f.value)(…) needs at least two members, has \(args.count)",
-                          args.count == 1 ? "use the member alone, without \(f.value)(…)" : nil)
+                throw err(
+                    f.line, f.column, "\(f.value)(…) needs at least two members, has \(args.count)",
+                    args.count == 1 ? "use the member alone, without \(f.value)(…)" : nil)
             }
             if f.value == "parallel" && !topLevel {
-                throw err(f.line, f.column, "parallel(…) can only be the whole composition",
-                          "it splits the batch into one copy per member, each ending in its own head")
+                throw err(
+                    f.line, f.column, "parallel(…) can only be the whole composition",
+                    "it splits the batch into one copy per member, each ending in its own head")
             }
             if f.value != "average", let w = args.first(where: { $0.weight != nil })?.weight {
                 throw err(w.line, w.column, "weights are only for average(…)", "remove '\(w.value) *'")
             }
             let members = try args.map { try convert($0.expr, topLevel: false, seen: &seen, err) }
-            if f.value == "parallel", let bad = args.first(where: { if case .call = $0.expr { return true }; return false }) {
+            if f.value == "parallel",
+                let bad = args.first(where: {
+                    if case .call = $0.expr { return true }; return false
+                })
+            {
                 throw err(bad.expr.line, bad.expr.column, "the members of parallel(…) must be adapter names", "each runs with its own stored head")
             }
             switch f.value {
@@ -100,21 +115,31 @@ public struct Recipe: Sendable {
         for item in items {
             let k = item.key
             guard optionKeys.contains(k.value) else {
-                throw err(k.line, k.column, "unknown fusion option '\(Token.cut(k.value))'", closestMatch(k.value, in: optionKeys).map { "did you mean '\($0)'?" }
-                          ?? "options: " + optionKeys.joined(separator: ", "))
+                throw err(
+                    k.line, k.column, "unknown fusion option '\(Token.cut(k.value))'",
+                    closestMatch(k.value, in: optionKeys).map { "did you mean '\($0)'?" }
+                        ?? "options: " + optionKeys.joined(separator: ", "))
             }
             if seen[k.value] != nil { throw err(k.line, k.column, "option '\(Token.cut(k.value))' is given twice", nil) }
             seen[k.value] = item
             switch k.value {
             case "dynamic", "static":
                 if let v = item.value { throw err(v.line, v.column, "'\(Token.cut(k.value))' takes no value", nil) }
-                if let m = mode { throw err(k.line, k.column, "'\(Token.cut(k.value))' contradicts '\(m.key.value)' (line \(m.key.line))", "a fusion is dynamic (with value matrix) or static") }
+                if let m = mode {
+                    throw err(
+                        k.line, k.column, "'\(Token.cut(k.value))' contradicts '\(m.key.value)' (line \(m.key.line))",
+                        "a fusion is dynamic (with value matrix) or static")
+                }
                 mode = item
                 o.dynamic = k.value == "dynamic"
             case "temperature":
                 guard let v = item.value else { throw err(k.line, k.column, "'temperature' needs a value: a number > 0, or 'anneal'", nil) }
-                if v.value == "anneal" { o.anneal = true } else {
-                    guard let t = Float(v.value), t > 0, t.isFinite else { throw err(v.line, v.column, "temperature must be a number > 0 or 'anneal', not '\(Token.cut(v.value))'", nil) }
+                if v.value == "anneal" {
+                    o.anneal = true
+                } else {
+                    guard let t = Float(v.value), t > 0, t.isFinite else {
+                        throw err(v.line, v.column, "temperature must be a number > 0 or 'anneal', not '\(Token.cut(v.value))'", nil)
+                    }
                     o.temperature = t
                 }
             default:
@@ -136,19 +161,26 @@ public struct Recipe: Sendable {
         for item in items {
             let k = item.key
             guard trainKeys.contains(k.value) else {
-                throw err(k.line, k.column, "unknown training setting '\(Token.cut(k.value))'", closestMatch(k.value, in: trainKeys).map { "did you mean '\($0)'?" }
-                          ?? "settings: " + trainKeys.joined(separator: ", "))
+                throw err(
+                    k.line, k.column, "unknown training setting '\(Token.cut(k.value))'",
+                    closestMatch(k.value, in: trainKeys).map { "did you mean '\($0)'?" }
+                        ?? "settings: " + trainKeys.joined(separator: ", "))
             }
             guard seen.insert(k.value).inserted else { throw err(k.line, k.column, "training setting '\(Token.cut(k.value))' is given twice", nil) }
             guard let v = item.value else { throw err(k.line, k.column, "'\(Token.cut(k.value))' needs a value", nil) }
             func int(_ range: ClosedRange<Int>) throws -> Int {
                 guard let i = Int(v.value), range.contains(i) else {
-                    throw err(v.line, v.column, "\(k.value) must be an integer in \(range.lowerBound)...\(range.upperBound == Int.max ? "" : String(range.upperBound)), not '\(Token.cut(v.value))'", nil)
+                    throw err(
+                        v.line, v.column,
+                        "\(k.value) must be an integer in \(range.lowerBound)...\(range.upperBound == Int.max ? "" : String(range.upperBound)), not '\(Token.cut(v.value))'",
+                        nil)
                 }
                 return i
             }
             func float(_ ok: (Float) -> Bool, _ what: String) throws -> Float {
-                guard let f = Float(v.value), f.isFinite, ok(f) else { throw err(v.line, v.column, "\(k.value) must be \(what), not '\(Token.cut(v.value))'", nil) }
+                guard let f = Float(v.value), f.isFinite, ok(f) else {
+                    throw err(v.line, v.column, "\(k.value) must be \(what), not '\(Token.cut(v.value))'", nil)
+                }
                 return f
             }
             switch k.value {
@@ -190,13 +222,18 @@ public struct Recipe: Sendable {
         var out: [String: AdapterRecord] = [:]
         for n in adapterPositions {
             guard let r = byName[n.value] else {
-                throw error(n.line, n.column, "unknown adapter '\(Token.cut(n.value))'", hint: closestMatch(n.value, in: Array(byName.keys)).map { "did you mean '\($0)'?" }
-                            ?? (byName.isEmpty ? "the store \(store) has no adapters yet: train some with afusion train-adapter"
-                                                : "the store has: " + byName.keys.sorted().joined(separator: ", ")))
+                throw error(
+                    n.line, n.column, "unknown adapter '\(Token.cut(n.value))'",
+                    hint: closestMatch(n.value, in: Array(byName.keys)).map { "did you mean '\($0)'?" }
+                        ?? (byName.isEmpty
+                            ? "the store \(store) has no adapters yet: train some with afusion train-adapter"
+                            : "the store has: " + byName.keys.sorted().joined(separator: ", ")))
             }
             guard r.baseFingerprint == baseFingerprint else {
-                throw error(n.line, n.column, "adapter '\(Token.cut(n.value))' was trained on another base model (\(r.baseModel), sha256 \(r.baseFingerprint.prefix(12))…)",
-                            hint: "the recipe's base \(base) has sha256 \(baseFingerprint.prefix(12))…; retrain the adapter on it")
+                throw error(
+                    n.line, n.column,
+                    "adapter '\(Token.cut(n.value))' was trained on another base model (\(r.baseModel), sha256 \(r.baseFingerprint.prefix(12))…)",
+                    hint: "the recipe's base \(base) has sha256 \(baseFingerprint.prefix(12))…; retrain the adapter on it")
             }
             guard r.hiddenSize == hiddenSize else {
                 throw error(n.line, n.column, "adapter '\(Token.cut(n.value))' has hidden size \(r.hiddenSize); the base model's is \(hiddenSize)")

@@ -13,16 +13,19 @@ public struct AdapterRecord: Sendable, Equatable {
     public var adapterConfig: AdapterConfig
     public var training: TrainingRecord
 
-    public init(name: String, task: String, taskFile: String, labels: [String], metric: String,
-                adapterConfig: AdapterConfig, headConfig: HeadConfig, baseModel: String, baseFingerprint: String,
-                hiddenSize: Int, numLayers: Int, devMetrics: [Double], bestEpoch: Int, hyperparameters: String,
-                seed: Int, created: String) {
+    public init(
+        name: String, task: String, taskFile: String, labels: [String], metric: String,
+        adapterConfig: AdapterConfig, headConfig: HeadConfig, baseModel: String, baseFingerprint: String,
+        hiddenSize: Int, numLayers: Int, devMetrics: [Double], bestEpoch: Int, hyperparameters: String,
+        seed: Int, created: String
+    ) {
         self.name = name
         self.adapterConfig = adapterConfig
-        training = TrainingRecord(task: task, taskFile: taskFile, labels: labels, metric: metric, headConfig: headConfig,
-                                  baseModel: baseModel, baseFingerprint: baseFingerprint, hiddenSize: hiddenSize,
-                                  numLayers: numLayers, devMetrics: devMetrics, bestEpoch: bestEpoch,
-                                  hyperparameters: hyperparameters, seed: seed, created: created)
+        training = TrainingRecord(
+            task: task, taskFile: taskFile, labels: labels, metric: metric, headConfig: headConfig,
+            baseModel: baseModel, baseFingerprint: baseFingerprint, hiddenSize: hiddenSize,
+            numLayers: numLayers, devMetrics: devMetrics, bestEpoch: bestEpoch,
+            hyperparameters: hyperparameters, seed: seed, created: created)
     }
 
     init(name: String, adapterConfig: AdapterConfig, training: TrainingRecord) {
@@ -66,8 +69,10 @@ public enum AdapterStore {
     /// Writes a new store file with every group of the old one except `replacing`, plus what
     /// `write` adds, then atomically renames it over `path`, holding the store's writer lock
     /// throughout (see `StoreFile`). On any error the old file stays as it was.
-    public static func rewrite(_ path: String, replacing: [(section: String, name: String)],
-                               _ write: (HDF5Group) throws -> Void) throws {
+    public static func rewrite(
+        _ path: String, replacing: [(section: String, name: String)],
+        _ write: (HDF5Group) throws -> Void
+    ) throws {
         try StoreFile.replace(path) { target in
             let file = try HDF5File(inMemory: target + ".new-\(UUID().uuidString)")
             do {
@@ -109,7 +114,8 @@ public enum AdapterStore {
     }
 
     static func readRecord(_ g: HDF5Group, name: String) throws -> AdapterRecord {
-        let rec = AdapterRecord(name: name, adapterConfig: try decodeAttribute(AdapterConfig.self, "config", of: g), training: try TrainingRecord.read(g))
+        let rec = AdapterRecord(
+            name: name, adapterConfig: try decodeAttribute(AdapterConfig.self, "config", of: g), training: try TrainingRecord.read(g))
         let c = rec.adapterConfig
         func bad(_ what: String) -> HDF5Error { HDF5Error("\(g.file.path): '\(g.path)' has \(what); the entry is damaged") }
         guard (1...rec.hiddenSize).contains(c.reductionFactor) else {

@@ -14,20 +14,25 @@ public struct FusionRecord: Sendable, Equatable {
     public var options: FusionOptions
     public var training: TrainingRecord
 
-    public init(name: String, recipe: String, recipeFile: String, task: String, taskFile: String, labels: [String], metric: String,
-                composition: String, memberFingerprints: [String: String], options: FusionOptions, headConfig: HeadConfig,
-                baseModel: String, baseFingerprint: String, hiddenSize: Int, numLayers: Int, devMetrics: [Double],
-                bestEpoch: Int, hyperparameters: String, seed: Int, created: String) {
+    public init(
+        name: String, recipe: String, recipeFile: String, task: String, taskFile: String, labels: [String], metric: String,
+        composition: String, memberFingerprints: [String: String], options: FusionOptions, headConfig: HeadConfig,
+        baseModel: String, baseFingerprint: String, hiddenSize: Int, numLayers: Int, devMetrics: [Double],
+        bestEpoch: Int, hyperparameters: String, seed: Int, created: String
+    ) {
         self.name = name; self.recipe = recipe; self.recipeFile = recipeFile; self.composition = composition
         self.memberFingerprints = memberFingerprints; self.options = options
-        training = TrainingRecord(task: task, taskFile: taskFile, labels: labels, metric: metric, headConfig: headConfig,
-                                  baseModel: baseModel, baseFingerprint: baseFingerprint, hiddenSize: hiddenSize,
-                                  numLayers: numLayers, devMetrics: devMetrics, bestEpoch: bestEpoch,
-                                  hyperparameters: hyperparameters, seed: seed, created: created)
+        training = TrainingRecord(
+            task: task, taskFile: taskFile, labels: labels, metric: metric, headConfig: headConfig,
+            baseModel: baseModel, baseFingerprint: baseFingerprint, hiddenSize: hiddenSize,
+            numLayers: numLayers, devMetrics: devMetrics, bestEpoch: bestEpoch,
+            hyperparameters: hyperparameters, seed: seed, created: created)
     }
 
-    init(name: String, recipe: String, recipeFile: String, composition: String, memberFingerprints: [String: String],
-         options: FusionOptions, training: TrainingRecord) {
+    init(
+        name: String, recipe: String, recipeFile: String, composition: String, memberFingerprints: [String: String],
+        options: FusionOptions, training: TrainingRecord
+    ) {
         self.name = name; self.recipe = recipe; self.recipeFile = recipeFile; self.composition = composition
         self.memberFingerprints = memberFingerprints; self.options = options; self.training = training
     }
@@ -64,10 +69,11 @@ public enum FusionStore {
     }
 
     static func readRecord(_ g: HDF5Group, name: String) throws -> FusionRecord {
-        FusionRecord(name: name, recipe: try g.stringAttribute("recipe"), recipeFile: try g.stringAttribute("recipe_file"),
-                     composition: try g.stringAttribute("composition"),
-                     memberFingerprints: try decodeAttribute([String: String].self, "member_fingerprints", of: g),
-                     options: try decodeAttribute(FusionOptions.self, "options", of: g), training: try TrainingRecord.read(g))
+        FusionRecord(
+            name: name, recipe: try g.stringAttribute("recipe"), recipeFile: try g.stringAttribute("recipe_file"),
+            composition: try g.stringAttribute("composition"),
+            memberFingerprints: try decodeAttribute([String: String].self, "member_fingerprints", of: g),
+            options: try decodeAttribute(FusionOptions.self, "options", of: g), training: try TrainingRecord.read(g))
     }
 
     /// Records of every fusion in the store.
@@ -107,8 +113,10 @@ public enum FusionStore {
                 throw HDF5Error("\(path): fusion '\(name)' needs adapter '\(member)', which the store no longer has; retrain the fusion")
             }
             guard r.weightsFingerprint == rec.memberFingerprints[member] else {
-                throw HDF5Error("\(path): adapter '\(member)' was retrained or changed after fusion '\(name)' was trained on it "
-                                + "(weights fingerprint \(r.weightsFingerprint.prefix(12))…, fusion expects \(rec.memberFingerprints[member]?.prefix(12) ?? "none")…); retrain the fusion")
+                throw HDF5Error(
+                    "\(path): adapter '\(member)' was retrained or changed after fusion '\(name)' was trained on it "
+                        + "(weights fingerprint \(r.weightsFingerprint.prefix(12))…, fusion expects \(rec.memberFingerprints[member]?.prefix(12) ?? "none")…); retrain the fusion"
+                )
             }
             adapters[member] = try AdapterStore.load(path, name: member, baseFingerprint: baseFingerprint).0
         }

@@ -43,7 +43,9 @@ public enum StoreFile {
         if stat(target, &st) == 0 {
             guard (st.st_mode & S_IFMT) == S_IFREG else { throw HDF5Error("\(path): not a regular file (a folder?); choose a store file path") }
             guard st.st_mode & 0o222 != 0 else {
-                throw HDF5Error("\(path): the store is read-only (mode \(String(st.st_mode & 0o777, radix: 8))); make it writable (chmod u+w) or choose another store")
+                throw HDF5Error(
+                    "\(path): the store is read-only (mode \(String(st.st_mode & 0o777, radix: 8))); make it writable (chmod u+w) or choose another store"
+                )
             }
             guard access(target, R_OK) == 0 else { throw HDF5Error("\(path): cannot read the store: \(reason())") }
             _ = try HDF5File(opening: target)  // a corrupt or foreign file fails here, before training
@@ -92,7 +94,8 @@ public enum StoreFile {
     /// Temp files of writers that died (`<store>.tmp-<pid>`): with the lock held, no live
     /// writer can own one.
     static func removeStaleTemps(of target: String) {
-        let dir = directory(of: target), base = (target as NSString).lastPathComponent + ".tmp-"
+        let dir = directory(of: target)
+        let base = (target as NSString).lastPathComponent + ".tmp-"
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
         for name in names where name.hasPrefix(base) {
             unlink((dir as NSString).appendingPathComponent(name))

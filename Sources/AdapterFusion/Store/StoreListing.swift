@@ -31,8 +31,9 @@ public struct StoreListing {
         adapters = records.map { AdapterEntry(record: $0, parameters: parameters("adapters", $0.name)) }
         let current = Dictionary(records.map { ($0.name, $0.weightsFingerprint) }, uniquingKeysWith: { a, _ in a })
         fusions = fusionRecords.map { f in
-            FusionEntry(record: f, parameters: parameters("fusions", f.name),
-                        changedMembers: f.memberFingerprints.filter { current[$0.key] != $0.value }.keys.sorted())
+            FusionEntry(
+                record: f, parameters: parameters("fusions", f.name),
+                changedMembers: f.memberFingerprints.filter { current[$0.key] != $0.value }.keys.sorted())
         }
     }
 }

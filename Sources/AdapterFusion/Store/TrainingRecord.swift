@@ -80,8 +80,9 @@ public struct TrainingRecord: Sendable, Equatable {
     /// Refuses a model trained on another base model than the one given (nil: no check).
     func checkBase(_ given: String?, kind: String, name: String, path: String) throws {
         guard let given, given != baseFingerprint else { return }
-        throw HDF5Error("\(path): \(kind) '\(name)' was trained on base model \(baseModel) (sha256 \(baseFingerprint.prefix(12))…), "
-                        + "not on the model given (sha256 \(given.prefix(12))…); refusing to load it")
+        throw HDF5Error(
+            "\(path): \(kind) '\(name)' was trained on base model \(baseModel) (sha256 \(baseFingerprint.prefix(12))…), "
+                + "not on the model given (sha256 \(given.prefix(12))…); refusing to load it")
     }
 
     /// Refuses weights that no longer match the fingerprint recorded when they were saved.
@@ -95,8 +96,10 @@ public struct TrainingRecord: Sendable, Equatable {
     static func group(_ root: HDF5Group, section: String, kind: String, name: String, path: String) throws -> HDF5Group {
         guard root.contains("\(section)/\(name)") else {
             let names = root.contains(section) ? try root.group(section).children() : []
-            throw HDF5Error("\(path): no \(kind) '\(name)'" + (closestMatch(name, in: names).map { " (did you mean '\($0)'?)" }
-                ?? (names.isEmpty ? " (the store has no \(section))" : "; it has: " + names.joined(separator: ", "))))
+            throw HDF5Error(
+                "\(path): no \(kind) '\(name)'"
+                    + (closestMatch(name, in: names).map { " (did you mean '\($0)'?)" }
+                        ?? (names.isEmpty ? " (the store has no \(section))" : "; it has: " + names.joined(separator: ", "))))
         }
         return try root.group("\(section)/\(name)")
     }

@@ -40,7 +40,8 @@ public enum DataReader {
     /// Lines with their 1-based numbers (a trailing "\r" is dropped).
     static func lines(_ bytes: [UInt8]) -> [(Int, ArraySlice<UInt8>)] {
         var out: [(Int, ArraySlice<UInt8>)] = []
-        var start = 0, n = 1
+        var start = 0
+        var n = 1
         for i in 0...bytes.count where i == bytes.count || bytes[i] == UInt8(ascii: "\n") {
             var end = i
             if end > start && bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
@@ -59,8 +60,13 @@ public enum DataReader {
     static func delimited(_ bytes: [UInt8], path: String, separator: UInt8, quoting: Bool) throws -> [RawRow] {
         var records: [(line: Int, fields: [ArraySlice<UInt8>], error: String?)] = []
         var fields: [ArraySlice<UInt8>] = []
-        var field: [UInt8] = [], inQuotes = false, line = 1, recordLine = 1, i = 0
-        var quoteStart = 0, quoteLine = 1
+        var field: [UInt8] = []
+        var inQuotes = false
+        var line = 1
+        var recordLine = 1
+        var i = 0
+        var quoteStart = 0
+        var quoteLine = 1
         var storage: [[UInt8]] = []  // owns unescaped quoted fields
         func endField() { storage.append(field); fields.append(storage[storage.count - 1][...]); field = [] }
         /// Marks the record bad and restarts on the line after the opening quote's.
@@ -76,10 +82,14 @@ public enum DataReader {
             let b = bytes[i]
             if inQuotes {
                 if b == UInt8(ascii: "\"") {
-                    if i + 1 < bytes.count && bytes[i + 1] == UInt8(ascii: "\"") { field.append(b); i += 1 } else {
+                    if i + 1 < bytes.count && bytes[i + 1] == UInt8(ascii: "\"") {
+                        field.append(b); i += 1
+                    } else {
                         let after = i + 1 < bytes.count ? bytes[i + 1] : UInt8(ascii: "\n")
                         guard after == separator || after == UInt8(ascii: "\n") || after == UInt8(ascii: "\r") else {
-                            resync("the quoted field opened on line \(quoteLine) closes with a quote followed by other text (a quote inside a field must be doubled: \"\")")
+                            resync(
+                                "the quoted field opened on line \(quoteLine) closes with a quote followed by other text (a quote inside a field must be doubled: \"\")"
+                            )
                             continue
                         }
                         inQuotes = false
@@ -152,10 +162,13 @@ public enum DataReader {
         for (n, line) in lines(bytes) where n >= firstLine && !line.isEmpty {
             guard let s = decode(line) else { rows.append(.bad(SourceError(file: path, line: n, "invalid UTF-8"), index: rows.count)); continue }
             guard let space = s.firstIndex(where: { $0 == " " || $0 == "\t" }) else {
-                rows.append(.bad(SourceError(file: path, line: n, column: s.count + 1, "a label but no text", sourceLine: s), index: rows.count)); continue
+                rows.append(.bad(SourceError(file: path, line: n, column: s.count + 1, "a label but no text", sourceLine: s), index: rows.count));
+                continue
             }
-            rows.append(RawRow(file: path, line: n, index: rows.count,
-                               fields: ["label": String(s[..<space]), "text": String(s[space...].dropFirst())], error: nil))
+            rows.append(
+                RawRow(
+                    file: path, line: n, index: rows.count,
+                    fields: ["label": String(s[..<space]), "text": String(s[space...].dropFirst())], error: nil))
         }
         return rows
     }
@@ -163,7 +176,8 @@ public enum DataReader {
     /// BIG-bench task.json: fields "input" and "label" (the highest-scoring target, or `target`).
     static func bigbench(_ data: Data, path: String) throws -> [RawRow] {
         guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let examples = obj["examples"] as? [[String: Any]] else {
+            let examples = obj["examples"] as? [[String: Any]]
+        else {
             throw SourceError(file: path, "not a BIG-bench task.json (no 'examples' list)")
         }
         var rows: [RawRow] = []

@@ -34,9 +34,12 @@ public struct Dataset: Sendable {
         var skipped: [String: Int] = [:]
         func bad(_ e: SourceError) throws {
             let skip = "pass --skip-bad-rows to skip and count such rows"
-            if !skipBadRows { throw SourceError(file: e.file, line: e.line, column: e.column, e.message,
-                                                hint: e.hint.map { "\($0); or \(skip)" } ?? "fix the row, or \(skip)",
-                                                sourceLine: e.sourceLine) }
+            if !skipBadRows {
+                throw SourceError(
+                    file: e.file, line: e.line, column: e.column, e.message,
+                    hint: e.hint.map { "\($0); or \(skip)" } ?? "fix the row, or \(skip)",
+                    sourceLine: e.sourceLine)
+            }
             // Count by kind: the example number and quoted values ('spam', 'text') are elided so
             // like rows share a reason.
             var message = Substring(e.message)
@@ -65,8 +68,9 @@ public struct Dataset: Sendable {
             ds.skipped = skipped
             return ds
         case let .files(train, dev, test):
-            let ds = Dataset(spec: spec, train: try examples(from: train), dev: try examples(from: dev),
-                             test: try examples(from: test), skipped: skipped)
+            let ds = Dataset(
+                spec: spec, train: try examples(from: train), dev: try examples(from: dev),
+                test: try examples(from: test), skipped: skipped)
             return ds
         }
     }
@@ -88,7 +92,8 @@ public struct Dataset: Sendable {
             return nil
         }
         // Text (and pair).
-        var text: String, pair: String?
+        var text: String
+        var pair: String?
         if spec.format == .bigbench {
             guard let input = row.fields["input"] else { return try fail("missing field 'input'") }
             if let sep = spec.pairSeparator {
@@ -122,8 +127,10 @@ public struct Dataset: Sendable {
             return Example(text: text, pair: pair, label: score > t ? 1 : 0, value: 0, origin: origin)
         }
         guard let k = spec.labelValues.firstIndex(of: raw) else {
-            return try fail("unknown label '\(raw)'", hint: closestMatch(raw, in: spec.labelValues).map { "did you mean '\($0)'?" }
-                            ?? "the task's labels are " + spec.labelValues.joined(separator: ", "))
+            return try fail(
+                "unknown label '\(raw)'",
+                hint: closestMatch(raw, in: spec.labelValues).map { "did you mean '\($0)'?" }
+                    ?? "the task's labels are " + spec.labelValues.joined(separator: ", "))
         }
         return Example(text: text, pair: pair, label: k, value: 0, origin: origin)
     }

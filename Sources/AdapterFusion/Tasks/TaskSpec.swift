@@ -17,7 +17,9 @@ public struct TaskSpec: Sendable {
     }
 
     public enum Metric: String, Sendable, CaseIterable {
-        case accuracy, macroF1 = "macro_f1", mcc, pearson, spearman
+        case accuracy
+        case macroF1 = "macro_f1"
+        case mcc, pearson, spearman
         public var isRegression: Bool { self == .pearson || self == .spearman }
     }
 
@@ -83,23 +85,26 @@ public struct TaskSpec: Sendable {
             throw reader.error(at: "name", section: nil, "task name '\(name)' must be letters, digits, '_' or '-'")
         }
         let dataT = try reader.table(root, "data")
-        try reader.allowOnly(dataT, ["files", "format", "text", "pair", "pair_separator", "label", "first_line", "label_delimiter", "bad_rows"], section: "data")
+        try reader.allowOnly(
+            dataT, ["files", "format", "text", "pair", "pair_separator", "label", "first_line", "label_delimiter", "bad_rows"], section: "data")
         let badRows = try reader.optionalString(dataT, "bad_rows", section: "data") ?? "error"
         guard badRows == "error" || badRows == "skip" else {
             throw reader.error(at: "bad_rows", section: "data", "bad_rows must be \"error\" or \"skip\", not '\(badRows)'")
         }
         let formatName = try reader.string(dataT, "format", section: "data")
         guard let format = Format(rawValue: formatName) else {
-            throw reader.error(at: "format", section: "data", "unknown format '\(formatName)'",
-                               hint: "one of " + Format.allCases.map(\.rawValue).joined(separator: ", "))
+            throw reader.error(
+                at: "format", section: "data", "unknown format '\(formatName)'",
+                hint: "one of " + Format.allCases.map(\.rawValue).joined(separator: ", "))
         }
         let labelsT = try reader.table(root, "labels")
         try reader.allowOnly(labelsT, ["names", "values", "threshold", "neutral_band", "regression"], section: "labels")
         let regression = try reader.optionalBool(labelsT, "regression", section: "labels") ?? false
         let names = try reader.optionalStrings(labelsT, "names", section: "labels") ?? []
         if regression != names.isEmpty {
-            throw reader.error(at: regression ? "names" : "labels", section: regression ? "labels" : nil,
-                               regression ? "a regression task has no label names" : "[labels] needs names = [...] (or regression = true)")
+            throw reader.error(
+                at: regression ? "names" : "labels", section: regression ? "labels" : nil,
+                regression ? "a regression task has no label names" : "[labels] needs names = [...] (or regression = true)")
         }
         if Set(names).count != names.count { throw reader.error(at: "names", section: "labels", "label names repeat") }
         let values = try reader.optionalStrings(labelsT, "values", section: "labels") ?? names
@@ -119,11 +124,13 @@ public struct TaskSpec: Sendable {
         }
         let metricName = try reader.optionalString(root, "metric", section: nil) ?? (regression ? "pearson" : "accuracy")
         guard let metric = Metric(rawValue: metricName) else {
-            throw reader.error(at: "metric", section: nil, "unknown metric '\(metricName)'",
-                               hint: "one of " + Metric.allCases.map(\.rawValue).joined(separator: ", "))
+            throw reader.error(
+                at: "metric", section: nil, "unknown metric '\(metricName)'",
+                hint: "one of " + Metric.allCases.map(\.rawValue).joined(separator: ", "))
         }
         if metric.isRegression != regression {
-            throw reader.error(at: "metric", section: nil, "metric '\(metricName)' does not fit a \(regression ? "regression" : "classification") task")
+            throw reader.error(
+                at: "metric", section: nil, "metric '\(metricName)' does not fit a \(regression ? "regression" : "classification") task")
         }
         var split = Split.hash(dev: 0.1, test: 0.1)
         if let splitT = root["split"]?.table {
@@ -137,9 +144,10 @@ public struct TaskSpec: Sendable {
                 }
                 split = .hash(dev: dev, test: test)
             case "files":
-                split = .files(train: try reader.strings(splitT, "train_files", section: "split").map(resolve),
-                               dev: try reader.strings(splitT, "dev_files", section: "split").map(resolve),
-                               test: (try reader.optionalStrings(splitT, "test_files", section: "split") ?? []).map(resolve))
+                split = .files(
+                    train: try reader.strings(splitT, "train_files", section: "split").map(resolve),
+                    dev: try reader.strings(splitT, "dev_files", section: "split").map(resolve),
+                    test: (try reader.optionalStrings(splitT, "test_files", section: "split") ?? []).map(resolve))
             case let other:
                 throw reader.error(at: "rule", section: "split", "unknown split rule '\(other)'", hint: "hash or files")
             }
@@ -180,7 +188,11 @@ struct TableReader {
             }
             if section != nil && current == nil && line == "[\(key)]" { return (i + 1, 1) }
         }
-        if let section, let idx = text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex(where: { $0.trimmingCharacters(in: .whitespaces) == "[\(section)]" }) {
+        if let section,
+            let idx = text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex(where: {
+                $0.trimmingCharacters(in: .whitespaces) == "[\(section)]"
+            })
+        {
             return (idx + 1, 1)
         }
         return (0, 0)
@@ -195,8 +207,9 @@ struct TableReader {
 
     func allowOnly(_ t: TOMLTable, _ keys: [String], section: String?) throws {
         for k in t.keys where !keys.contains(k) {
-            throw error(at: k, section: section, "unknown key '\(Token.cut(name(k, section)))'",
-                        hint: closestMatch(k, in: keys).map { "did you mean '\($0)'?" } ?? "allowed: " + keys.joined(separator: ", "))
+            throw error(
+                at: k, section: section, "unknown key '\(Token.cut(name(k, section)))'",
+                hint: closestMatch(k, in: keys).map { "did you mean '\($0)'?" } ?? "allowed: " + keys.joined(separator: ", "))
         }
     }
 

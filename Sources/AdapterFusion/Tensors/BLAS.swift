@@ -45,7 +45,8 @@ public enum BLAS {
                 // Column blocks of 64 take its small-matrix path, which reads B in place, and
                 // they spread over the threads (latency at batch 1).
                 Parallel.run(tasks: (n + columnBlock - 1) / columnBlock) { block, _ in
-                    let j0 = block * columnBlock, cols = min(columnBlock, n - j0)
+                    let j0 = block * columnBlock
+                    let cols = min(columnBlock, n - j0)
                     let bBlock = transB ? b + j0 * ldb : b + j0
                     call(transA, transB, m, cols, k, alpha, a, lda, bBlock, ldb, beta, c + j0, ldc)
                 }
@@ -58,7 +59,8 @@ public enum BLAS {
             }
             let rowsPer = (m / blocks + 15) / 16 * 16
             Parallel.run(tasks: (m + rowsPer - 1) / rowsPer) { block, _ in
-                let r0 = block * rowsPer, rows = min(rowsPer, m - r0)
+                let r0 = block * rowsPer
+                let rows = min(rowsPer, m - r0)
                 // Rows r0..<r0+rows of op(A): row r0 of A, or column r0 of the stored Aᵀ.
                 let aBlock = transA ? a + r0 : a + r0 * lda
                 call(transA, transB, rows, n, k, alpha, aBlock, lda, b, ldb, beta, c + r0 * ldc, ldc)
@@ -74,8 +76,9 @@ public enum BLAS {
         _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
     ) {
         // CBLAS constants: row-major 101, no transpose 111, transpose 112.
-        library.sgemm(101, transA ? 112 : 111, transB ? 112 : 111, Int32(m), Int32(n), Int32(k),
-                      alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        library.sgemm(
+            101, transA ? 112 : 111, transB ? 112 : 111, Int32(m), Int32(n), Int32(k),
+            alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
     /// Products inside a task of `Parallel.run` (attention blocks): never split again.

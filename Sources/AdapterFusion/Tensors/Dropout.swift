@@ -38,7 +38,8 @@ public enum Dropout {
     public static func apply(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, mask: UnsafePointer<UInt8>, count: Int, p: Float) {
         let keep = 1 / (1 - p)
         VectorMath.rows(count / 16 + 1, cost: 16) { lo, hi in
-            let a = min(lo * 16, count), b = min(hi * 16, count)
+            let a = min(lo * 16, count)
+            let b = min(hi * 16, count)
             if a < b { afk_mask_scale(out + a, inp + a, mask + a, b - a, keep) }
         }
     }

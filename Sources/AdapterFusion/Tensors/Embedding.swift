@@ -6,7 +6,8 @@ public enum Embedding {
         n: Int, dim: Int, accumulate: Bool = false
     ) {
         for i in 0..<n {
-            let src = table + Int(ids[i]) * dim, dst = out + i * dim
+            let src = table + Int(ids[i]) * dim
+            let dst = out + i * dim
             if accumulate {
                 for j in 0..<dim { dst[j] += src[j] }
             } else {
@@ -21,7 +22,8 @@ public enum Embedding {
         n: Int, dim: Int
     ) {
         for i in 0..<n {
-            let dst = dtable + Int(ids[i]) * dim, src = dout + i * dim
+            let dst = dtable + Int(ids[i]) * dim
+            let src = dout + i * dim
             for j in 0..<dim { dst[j] += src[j] }
         }
     }

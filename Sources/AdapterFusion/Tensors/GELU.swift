@@ -4,15 +4,20 @@ import CKernels
 public enum GELU {
     /// out[i] = gelu(inp[i]) for `count` elements.
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
-        Profile.measure(.gelu) { VectorMath.rows(count / 16 + 1, cost: 16) { lo, hi in
-            let a = min(lo * 16, count), b = min(hi * 16, count)
-            if a < b { afk_bias_gelu(out + a, UnsafeMutablePointer(mutating: inp + a), nil, 1, b - a) }
-        } }
+        Profile.measure(.gelu) {
+            VectorMath.rows(count / 16 + 1, cost: 16) { lo, hi in
+                let a = min(lo * 16, count)
+                let b = min(hi * 16, count)
+                if a < b { afk_bias_gelu(out + a, UnsafeMutablePointer(mutating: inp + a), nil, 1, b - a) }
+            }
+        }
     }
 
     /// pre[r, j] += bias[j]; out = gelu(pre), over n rows of c (bias fused into the activation).
-    public static func forward(out: UnsafeMutablePointer<Float>, pre: UnsafeMutablePointer<Float>,
-                               bias: UnsafePointer<Float>, n: Int, c: Int) {
+    public static func forward(
+        out: UnsafeMutablePointer<Float>, pre: UnsafeMutablePointer<Float>,
+        bias: UnsafePointer<Float>, n: Int, c: Int
+    ) {
         Profile.measure(.gelu) { VectorMath.rows(n, cost: c) { lo, hi in afk_bias_gelu(out + lo * c, pre + lo * c, bias, hi - lo, c) } }
     }
 
@@ -21,9 +26,12 @@ public enum GELU {
         dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
         count: Int
     ) {
-        Profile.measure(.gelu) { VectorMath.rows(count / 16 + 1, cost: 16) { lo, hi in
-            let a = min(lo * 16, count), b = min(hi * 16, count)
-            if a < b { afk_gelu_backward(dinp + a, dout + a, inp + a, b - a) }
-        } }
+        Profile.measure(.gelu) {
+            VectorMath.rows(count / 16 + 1, cost: 16) { lo, hi in
+                let a = min(lo * 16, count)
+                let b = min(hi * 16, count)
+                if a < b { afk_gelu_backward(dinp + a, dout + a, inp + a, b - a) }
+            }
+        }
     }
 }

@@ -31,7 +31,10 @@ public enum LayerNorm {
         // Weight gradients sum over rows: one thread, in row order.
         if dweight != nil || dbias != nil {
             for r in 0..<n {
-                let x = inp + r * c, dy = dout + r * c, m = mean[r], s = rstd[r]
+                let x = inp + r * c
+                let dy = dout + r * c
+                let m = mean[r]
+                let s = rstd[r]
                 for i in 0..<c {
                     dweight?[i] += (x[i] - m) * s * dy[i]
                     dbias?[i] += dy[i]

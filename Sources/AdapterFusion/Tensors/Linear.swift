@@ -10,8 +10,9 @@ public enum Linear {
             for r in 0..<n { (y + r * outDim).update(from: b, count: outDim) }
             beta = 1
         }
-        BLAS.gemm(transB: true, m: n, n: outDim, k: inDim, a: x, lda: inDim, b: w, ldb: inDim,
-                  beta: beta, c: y, ldc: outDim)
+        BLAS.gemm(
+            transB: true, m: n, n: outDim, k: inDim, a: x, lda: inDim, b: w, ldb: inDim,
+            beta: beta, c: y, ldc: outDim)
     }
 
     /// Accumulates gradients (`+=`): dx[n, in] += dy·w, dw[out, in] += dyᵀ·x, db[out] += Σₙ dy.
@@ -23,13 +24,15 @@ public enum Linear {
         w: UnsafePointer<Float>, n: Int, inDim: Int, outDim: Int
     ) {
         if let dx {
-            BLAS.gemm(m: n, n: inDim, k: outDim, a: dy, lda: outDim, b: w, ldb: inDim,
-                      beta: 1, c: dx, ldc: inDim)
+            BLAS.gemm(
+                m: n, n: inDim, k: outDim, a: dy, lda: outDim, b: w, ldb: inDim,
+                beta: 1, c: dx, ldc: inDim)
         }
         if let dw {
             guard let x else { preconditionFailure("Linear.backward needs x to compute dw") }
-            BLAS.gemm(transA: true, m: outDim, n: inDim, k: n, a: dy, lda: outDim, b: x, ldb: inDim,
-                      beta: 1, c: dw, ldc: inDim)
+            BLAS.gemm(
+                transA: true, m: outDim, n: inDim, k: n, a: dy, lda: outDim, b: x, ldb: inDim,
+                beta: 1, c: dw, ldc: inDim)
         }
         if let db {
             for r in 0..<n {

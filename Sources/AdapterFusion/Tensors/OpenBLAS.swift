@@ -11,10 +11,11 @@ import Foundation
 /// This works the same for the CLI, a program using the library and `swift test`.
 public struct OpenBLAS: Sendable {
     /// `cblas_sgemm(order, transA, transB, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)`.
-    typealias Sgemm = @convention(c) (
-        Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32,
-        UnsafePointer<Float>?, Int32, Float, UnsafeMutablePointer<Float>?, Int32
-    ) -> Void
+    typealias Sgemm =
+        @convention(c) (
+            Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32,
+            UnsafePointer<Float>?, Int32, Float, UnsafeMutablePointer<Float>?, Int32
+        ) -> Void
 
     let sgemm: Sgemm
     let setNumThreads: @convention(c) (Int32) -> Void
@@ -65,7 +66,8 @@ public struct OpenBLAS: Sendable {
                 getConfig: try symbol("openblas_get_config", (@convention(c) () -> UnsafePointer<CChar>?).self),
                 path: path, choice: choice)
         }
-        throw ModelError("""
+        throw ModelError(
+            """
             OpenBLAS was not found (tried \(candidates.joined(separator: ", "))): \(errors.joined(separator: "; ")).
             Install it with `apt-get install libopenblas0` (or `make setup`), or set AFUSION_OPENBLAS to the library's path.
             """)
@@ -76,8 +78,8 @@ public struct OpenBLAS: Sendable {
 public struct KernelChoice: Sendable {
     public enum Source: String, Sendable {
         case environment  // OPENBLAS_CORETYPE was set by the user or host: left as is
-        case chosen       // set from CPUID/XGETBV before loading OpenBLAS
-        case openblas     // nothing better than OpenBLAS's own detection
+        case chosen  // set from CPUID/XGETBV before loading OpenBLAS
+        case openblas  // nothing better than OpenBLAS's own detection
     }
     /// The value of `OPENBLAS_CORETYPE` in force when OpenBLAS loads (nil: OpenBLAS detects).
     public let coretype: String?
@@ -100,12 +102,18 @@ public struct KernelChoice: Sendable {
     public static func choose(_ cpu: CPUInfo) -> KernelChoice {
         if cpu.hasAVX512 {
             if cpu.flags.contains("avx512_bf16") {
-                return KernelChoice(coretype: "Cooperlake", source: .chosen, reason: "AVX-512 F/BW/DQ/VL and AVX512_BF16, ZMM state enabled by the OS (XCR0 bits 5-7)")
+                return KernelChoice(
+                    coretype: "Cooperlake", source: .chosen, reason: "AVX-512 F/BW/DQ/VL and AVX512_BF16, ZMM state enabled by the OS (XCR0 bits 5-7)"
+                )
             }
             return KernelChoice(coretype: "SkylakeX", source: .chosen, reason: "AVX-512 F/BW/DQ/VL, ZMM state enabled by the OS (XCR0 bits 5-7)")
         }
         if cpu.hasAVX2FMA {
-            return KernelChoice(coretype: "Haswell", source: .chosen, reason: "AVX2 + FMA, YMM state enabled by the OS (XCR0 bits 1-2)\(cpu.flags.contains("avx512f") ? "; AVX-512 present but not enabled by the OS" : "")")
+            return KernelChoice(
+                coretype: "Haswell", source: .chosen,
+                reason:
+                    "AVX2 + FMA, YMM state enabled by the OS (XCR0 bits 1-2)\(cpu.flags.contains("avx512f") ? "; AVX-512 present but not enabled by the OS" : "")"
+            )
         }
         return KernelChoice(coretype: nil, source: .openblas, reason: "no AVX2 + FMA usable: OpenBLAS's own detection")
     }
@@ -142,13 +150,18 @@ public struct CPUInfo: Sendable {
             ("avx512_bf16", i.avx512_bf16), ("avx512_fp16", i.avx512_fp16), ("amx_bf16", i.amx_bf16),
             ("amx_tile", i.amx_tile), ("os_avx", i.os_avx), ("os_avx512", i.os_avx512), ("os_amx", i.os_amx),
         ]
-        return CPUInfo(vendor: str(i.vendor), brand: str(i.brand).trimmingCharacters(in: .whitespaces),
-                       family: Int(i.family), model: Int(i.model),
-                       flags: Set(named.filter { $0.1 != 0 }.map(\.0)))
+        return CPUInfo(
+            vendor: str(i.vendor), brand: str(i.brand).trimmingCharacters(in: .whitespaces),
+            family: Int(i.family), model: Int(i.model),
+            flags: Set(named.filter { $0.1 != 0 }.map(\.0)))
     }()
 
     /// The level the elementwise kernels run at: "AVX-512", "AVX2+FMA" or "SSE2".
     public static var kernelLevel: String {
-        switch afk_kernel_level() { case 3: "AVX-512 (16 lanes)"; case 2: "AVX2+FMA (8 lanes)"; default: "SSE2 (4 lanes)" }
+        switch afk_kernel_level() {
+        case 3: "AVX-512 (16 lanes)";
+        case 2: "AVX2+FMA (8 lanes)";
+        default: "SSE2 (4 lanes)"
+        }
     }
 }

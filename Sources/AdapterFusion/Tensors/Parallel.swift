@@ -38,7 +38,8 @@ public enum Parallel {
         let blocks = max(1, min(16, count / max(grain, 1)))
         let per = (count + blocks - 1) / blocks
         run(tasks: blocks) { b, _ in
-            let lo = b * per, hi = min(count, lo + per)
+            let lo = b * per
+            let hi = min(count, lo + per)
             if lo < hi { body(lo..<hi) }
         }
     }
@@ -62,7 +63,7 @@ public enum Parallel {
 /// claimed by one compare-and-swap that also proves the job is still the current one; the job
 /// closure is cleared only after all its tasks are done, so a claimed task always finds it.
 final class WorkerPool: @unchecked Sendable {
-    let active = Atomic<Int>(0)          // workers taking part (threads − 1)
+    let active = Atomic<Int>(0)  // workers taking part (threads − 1)
     private let busy = Atomic<Bool>(false)
     private let state = Atomic<UInt64>(0)  // generation << 40 | count << 20 | next
     private let done = Atomic<Int>(0)
@@ -84,11 +85,13 @@ final class WorkerPool: @unchecked Sendable {
             let slot = started + 1
             let box = Unmanaged.passRetained(WorkerStart(pool: self, slot: slot)).toOpaque()
             var tid = pthread_t()
-            let rc = pthread_create(&tid, nil, { raw in
-                let start = Unmanaged<WorkerStart>.fromOpaque(raw!).takeRetainedValue()
-                start.pool.workerLoop(slot: start.slot)
-                return nil
-            }, box)
+            let rc = pthread_create(
+                &tid, nil,
+                { raw in
+                    let start = Unmanaged<WorkerStart>.fromOpaque(raw!).takeRetainedValue()
+                    start.pool.workerLoop(slot: start.slot)
+                    return nil
+                }, box)
             precondition(rc == 0, "cannot start a worker thread (error \(rc))")
             pthread_detach(tid)
             started += 1
@@ -98,7 +101,8 @@ final class WorkerPool: @unchecked Sendable {
 
     func run(tasks: Int, _ body: @escaping (Int, Int) -> Void) {
         guard tasks <= Self.maxTasks,
-              busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
+        else {
             for t in 0..<tasks { body(t, 0) }
             return
         }
@@ -119,7 +123,8 @@ final class WorkerPool: @unchecked Sendable {
             var s = state.load(ordering: .acquiring)
             var claimed = false
             while !claimed {
-                let count = (s >> 20) & 0xFFFFF, nextTask = s & 0xFFFFF
+                let count = (s >> 20) & 0xFFFFF
+                let nextTask = s & 0xFFFFF
                 if nextTask >= count { return }
                 (claimed, s) = state.compareExchange(expected: s, desired: s + 1, ordering: .acquiringAndReleasing)
             }

@@ -22,7 +22,8 @@ public enum Perf {
     /// per layer and sequence of length L: QKV 6LH², output projection 2LH², FFN 4LHF,
     /// attention scores and context 4L²H. Elementwise work is not counted.
     public static func encoderFLOPs(_ c: BertConfig, batch: TokenBatch) -> Double {
-        let H = Double(c.hiddenSize), F = Double(c.intermediateSize)
+        let H = Double(c.hiddenSize)
+        let F = Double(c.intermediateSize)
         var perLayer = 0.0
         for s in 0..<batch.count {
             let L = Double(batch.length(s))
@@ -34,7 +35,9 @@ public enum Perf {
     /// Measured GFLOP/s of C[m,n] = A[m,k]·B[n,k]ᵀ (best of 6): as one single-threaded
     /// `cblas_sgemm` call, and as `BLAS.gemm` splits it over the current threads.
     public static func sgemmGFLOPs(m: Int, n: Int, k: Int) -> (single: Double, split: Double) {
-        let a = Tensor(zeros: [m, k]), b = Tensor(zeros: [n, k]), c = Tensor(zeros: [m, n])
+        let a = Tensor(zeros: [m, k])
+        let b = Tensor(zeros: [n, k])
+        let c = Tensor(zeros: [m, n])
         var rng = SeededRNG(seed: 1)
         for i in 0..<a.count { a[i] = rng.nextUniform() }
         for i in 0..<b.count { b[i] = rng.nextUniform() }

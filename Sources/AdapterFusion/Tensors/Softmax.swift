@@ -23,7 +23,9 @@ public enum Softmax {
     ) {
         Profile.measure(.softmax) {
             for r in 0..<n {
-                let y = out + r * ld, dy = dout + r * ld, dx = dinp + r * ld
+                let y = out + r * ld
+                let dy = dout + r * ld
+                let dx = dinp + r * ld
                 let dot = VectorMath.dot(dy, y, c)
                 for i in 0..<c { dx[i] += scale * y[i] * (dy[i] - dot) }
             }

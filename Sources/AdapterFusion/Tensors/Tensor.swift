@@ -96,7 +96,8 @@ public struct SeededRNG: RandomNumberGenerator, Sendable {
 
     /// Standard normal draw (Box–Muller).
     public mutating func nextNormal() -> Float {
-        let u1 = max(nextUniform(), 1e-7), u2 = nextUniform()
+        let u1 = max(nextUniform(), 1e-7)
+        let u2 = nextUniform()
         return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
     }
 }

@@ -21,21 +21,24 @@ public enum VectorMath {
 
     /// eˣ of one value (same kernel).
     public static func exp(_ x: Float) -> Float {
-        var x = x, y: Float = 0
+        var x = x
+        var y: Float = 0
         afk_exp(&y, &x, 1)
         return y
     }
 
     /// erf(x) of one value (Abramowitz & Stegun 7.1.26, absolute error < 2e-7).
     public static func erf(_ x: Float) -> Float {
-        var x = x, y: Float = 0
+        var x = x
+        var y: Float = 0
         afk_erf(&y, &x, 1)
         return y
     }
 
     /// Σ x[i].
     @inline(__always) public static func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc = V(repeating: 0), i = 0
+        var acc = V(repeating: 0)
+        var i = 0
         while i + 8 <= n { acc += load(x + i); i += 8 }
         var s = acc.sum()
         while i < n { s += x[i]; i += 1 }
@@ -44,7 +47,8 @@ public enum VectorMath {
 
     /// Σ x[i]·y[i].
     @inline(__always) public static func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc = V(repeating: 0), i = 0
+        var acc = V(repeating: 0)
+        var i = 0
         while i + 8 <= n { acc += load(x + i) * load(y + i); i += 8 }
         var s = acc.sum()
         while i < n { s += x[i] * y[i]; i += 1 }
@@ -55,7 +59,8 @@ public enum VectorMath {
     public static func add(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
         if n < 2 * grain { afk_add(y, x, n); return }
         Parallel.forRanges(n / 16, grain: grain / 16) { r in
-            let lo = r.lowerBound * 16, hi = r.upperBound == n / 16 ? n : r.upperBound * 16
+            let lo = r.lowerBound * 16
+            let hi = r.upperBound == n / 16 ? n : r.upperBound * 16
             afk_add(y + lo, x + lo, hi - lo)
         }
     }

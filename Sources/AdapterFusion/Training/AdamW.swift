@@ -52,7 +52,8 @@ public final class AdamW {
 
     private func apply(lr: Float) {
         step += 1
-        let c1 = 1 - Float(pow(Double(beta1), Double(step))), c2 = 1 - Float(pow(Double(beta2), Double(step)))
+        let c1 = 1 - Float(pow(Double(beta1), Double(step)))
+        let c2 = 1 - Float(pow(Double(beta2), Double(step)))
         for (k, p) in parameters.enumerated() {
             // m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;  w ← w − lr·(m/c₁)/(√(v/c₂) + ε) − lr·λ·w
             let decay = p.decay ? lr * weightDecay : 0

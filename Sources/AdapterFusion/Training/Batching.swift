@@ -28,7 +28,8 @@ public enum Batching {
     /// Packed batches (`TokenBatch`) compute none of it; this tells what bucketing saves a padded
     /// implementation, and how uneven the lengths in a batch are.
     public static func paddingRatio(_ batches: [[Int]], lengths: [Int]) -> Double {
-        var real = 0, padded = 0
+        var real = 0
+        var padded = 0
         for b in batches {
             let ls = b.map { lengths[$0] }
             real += ls.reduce(0, +)

@@ -41,8 +41,9 @@ public struct Evaluator {
     public func evaluate(_ split: EncodedSplit, spec: TaskSpec, batchSize: Int = 64) throws -> Output {
         let outputs = try predict(split.encodings, regression: spec.isRegression, batchSize: batchSize)
         let labels = outputs.map { o in o.indices.max { o[$0] < o[$1] } ?? 0 }
-        let metric = Metrics.score(spec.metric, predictedLabels: labels, predictedValues: outputs.map { $0.first ?? 0 },
-                                   examples: split.examples, classes: max(spec.labels.count, 1))
+        let metric = Metrics.score(
+            spec.metric, predictedLabels: labels, predictedValues: outputs.map { $0.first ?? 0 },
+            examples: split.examples, classes: max(spec.labels.count, 1))
         return Output(metric: metric, outputs: outputs, predictedLabels: labels)
     }
 

@@ -27,7 +27,7 @@ public enum Metrics {
         for (p, g) in zip(pred, gold) { confusion[g][p] += 1 }
         let s = Double(gold.count)
         let c = (0..<classes).reduce(0.0) { $0 + confusion[$1][$1] }
-        let t = (0..<classes).map { k in confusion[k].reduce(0, +) }          // gold counts
+        let t = (0..<classes).map { k in confusion[k].reduce(0, +) }  // gold counts
         let p = (0..<classes).map { k in (0..<classes).reduce(0.0) { $0 + confusion[$1][k] } }  // predicted counts
         let num = c * s - zip(t, p).reduce(0.0) { $0 + $1.0 * $1.1 }
         let den = ((s * s - p.reduce(0) { $0 + $1 * $1 }) * (s * s - t.reduce(0) { $0 + $1 * $1 })).squareRoot()
@@ -37,8 +37,11 @@ public enum Metrics {
     public static func pearson(_ x: [Double], _ y: [Double]) -> Double {
         let n = Double(x.count)
         guard n > 1 else { return 0 }
-        let mx = x.reduce(0, +) / n, my = y.reduce(0, +) / n
-        var sxy = 0.0, sxx = 0.0, syy = 0.0
+        let mx = x.reduce(0, +) / n
+        let my = y.reduce(0, +) / n
+        var sxy = 0.0
+        var sxx = 0.0
+        var syy = 0.0
         for (a, b) in zip(x, y) { sxy += (a - mx) * (b - my); sxx += (a - mx) * (a - mx); syy += (b - my) * (b - my) }
         return sxx == 0 || syy == 0 ? 0 : sxy / (sxx * syy).squareRoot()
     }
@@ -60,8 +63,10 @@ public enum Metrics {
     }
 
     /// The task's metric from predictions: class indices (classification) or values (regression).
-    public static func score(_ metric: TaskSpec.Metric, predictedLabels: [Int], predictedValues: [Float],
-                             examples: [Example], classes: Int) -> Double {
+    public static func score(
+        _ metric: TaskSpec.Metric, predictedLabels: [Int], predictedValues: [Float],
+        examples: [Example], classes: Int
+    ) -> Double {
         switch metric {
         case .accuracy: return accuracy(predictedLabels, examples.map(\.label))
         case .macroF1: return macroF1(predictedLabels, examples.map(\.label), classes: classes)

@@ -40,8 +40,10 @@ public final class TrainingStep {
     public let dropout: DropoutState
     public let maxGradNorm: Float
 
-    public init(encoder: BertEncoder, model: Trainable, head: PredictionHead, weightDecay: Float = 0.01,
-                hiddenDropout: Float, attentionDropout: Float, seed: UInt64, maxGradNorm: Float = 1) {
+    public init(
+        encoder: BertEncoder, model: Trainable, head: PredictionHead, weightDecay: Float = 0.01,
+        hiddenDropout: Float, attentionDropout: Float, seed: UInt64, maxGradNorm: Float = 1
+    ) {
         self.encoder = encoder
         self.model = model
         self.head = head

@@ -33,20 +33,26 @@ public final class Trainer {
     /// Trainable parameters (the model's and the head's).
     public var parameters: [Parameter] { model.parameters + head.parameters }
 
-    public func train(train: EncodedSplit, dev: EncodedSplit, spec: TaskSpec, config: TrainingConfig,
-                      progress: (TrainingEvent) -> Void = { _ in }) throws -> TrainingResult {
+    public func train(
+        train: EncodedSplit, dev: EncodedSplit, spec: TaskSpec, config: TrainingConfig,
+        progress: (TrainingEvent) -> Void = { _ in }
+    ) throws -> TrainingResult {
         var rng = SeededRNG(seed: config.seed)
         let lengths = train.lengths
         let probe = Batching.bucketed(lengths: lengths, batchSize: config.batchSize, rng: &rng)
         let stepsPerEpoch = probe.count
-        let schedule = LinearSchedule(peak: config.learningRate, warmupSteps: Int(config.warmupFraction * Float(stepsPerEpoch * config.epochs)),
-                                      totalSteps: stepsPerEpoch * config.epochs)
+        let schedule = LinearSchedule(
+            peak: config.learningRate, warmupSteps: Int(config.warmupFraction * Float(stepsPerEpoch * config.epochs)),
+            totalSteps: stepsPerEpoch * config.epochs)
         let parameters = self.parameters
-        let stepper = TrainingStep(encoder: encoder, model: model, head: head, weightDecay: config.weightDecay,
-                                   hiddenDropout: config.hiddenDropout, attentionDropout: config.attentionDropout,
-                                   seed: config.seed &+ 1, maxGradNorm: config.maxGradNorm)
-        progress(.started(trainExamples: train.examples.count, devExamples: dev.examples.count, stepsPerEpoch: stepsPerEpoch,
-                          paddingRatio: Batching.paddingRatio(probe, lengths: lengths)))
+        let stepper = TrainingStep(
+            encoder: encoder, model: model, head: head, weightDecay: config.weightDecay,
+            hiddenDropout: config.hiddenDropout, attentionDropout: config.attentionDropout,
+            seed: config.seed &+ 1, maxGradNorm: config.maxGradNorm)
+        progress(
+            .started(
+                trainExamples: train.examples.count, devExamples: dev.examples.count, stepsPerEpoch: stepsPerEpoch,
+                paddingRatio: Batching.paddingRatio(probe, lengths: lengths)))
         var devMetrics: [Double] = []
         var best = (epoch: 0, metric: -Double.infinity)
         var snapshot = parameters.map { Tensor(zeros: $0.value.shape) }
@@ -60,7 +66,8 @@ public final class Trainer {
             var lossSum: Double = 0
             for (k, idx) in batches.enumerated() {
                 model.setProgress(Float(step) / Float(stepsPerEpoch * config.epochs))
-                let batch = train.batch(idx), targets = train.targets(idx, regression: spec.isRegression)
+                let batch = train.batch(idx)
+                let targets = train.targets(idx, regression: spec.isRegression)
                 let loss: Float
                 do { loss = try stepper.run(batch, targets, lr: schedule.rate(at: step)) } catch let e as TrainingError {
                     throw TrainingError("\(e.description) at epoch \(epoch), step \(k + 1); try a lower learning rate")
@@ -69,8 +76,10 @@ public final class Trainer {
                 lossSum += Double(loss)
                 tokensDone += Double(batch.tokenCount)
                 let elapsed = Clock.now() - t0
-                progress(.step(epoch: epoch, step: k + 1, of: batches.count, loss: Float(lossSum / Double(k + 1)),
-                               tokensPerSecond: tokensDone / elapsed, secondsLeft: elapsed / tokensDone * (totalTokens - tokensDone)))
+                progress(
+                    .step(
+                        epoch: epoch, step: k + 1, of: batches.count, loss: Float(lossSum / Double(k + 1)),
+                        tokensPerSecond: tokensDone / elapsed, secondsLeft: elapsed / tokensDone * (totalTokens - tokensDone)))
             }
             model.prepareForEvaluation()
             let metric = try Evaluator(encoder: encoder, hook: model.hook, head: head).evaluate(dev, spec: spec, batchSize: config.batchSize).metric
@@ -82,8 +91,10 @@ public final class Trainer {
                 best = (epoch, metric)
                 for (s, p) in zip(snapshot, parameters) { s.copy(from: p.value) }
             }
-            progress(.epochEnded(epoch: epoch, meanLoss: Float(lossSum / Double(batches.count)), devMetric: metric, best: improved,
-                                 seconds: Clock.now() - epochStart))
+            progress(
+                .epochEnded(
+                    epoch: epoch, meanLoss: Float(lossSum / Double(batches.count)), devMetric: metric, best: improved,
+                    seconds: Clock.now() - epochStart))
             if epoch - best.epoch >= config.patience && epoch < config.epochs {
                 progress(.stoppedEarly(epoch: epoch))
                 break

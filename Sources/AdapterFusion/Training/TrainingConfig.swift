@@ -24,9 +24,17 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case epochs, learningRate = "lr", batchSize = "batch_size", maxLength = "max_length"
-        case warmupFraction = "warmup_fraction", weightDecay = "weight_decay", maxGradNorm = "max_grad_norm"
-        case patience, seed, maxTrain = "max_train", maxDev = "max_dev"
-        case hiddenDropout = "hidden_dropout", attentionDropout = "attention_dropout"
+        case epochs
+        case learningRate = "lr"
+        case batchSize = "batch_size"
+        case maxLength = "max_length"
+        case warmupFraction = "warmup_fraction"
+        case weightDecay = "weight_decay"
+        case maxGradNorm = "max_grad_norm"
+        case patience, seed
+        case maxTrain = "max_train"
+        case maxDev = "max_dev"
+        case hiddenDropout = "hidden_dropout"
+        case attentionDropout = "attention_dropout"
     }
 }

@@ -1,0 +1,108 @@
+import Foundation
+
+/// What one transformer layer's forward pass must keep for its backward pass: the inputs of
+/// the LayerNorms, softmax and GELU, and the dropout masks. Products whose only use would be a
+/// gradient for a frozen weight (the layer input, the context, the GELU output) are not kept.
+/// A training workspace holds one per layer; inference shares one among all layers.
+public final class LayerActivations {
+    public let qkv: Tensor  // [N, 3H] fused Q, K, V projections
+    public var att: Tensor  // [Σ heads·L²] attention probabilities
+    public var attMask: Mask  // [Σ heads·L²] attention dropout mask (training only)
+    public let attnSum: Tensor  // [N, H] hook(attnProj) + x: first LayerNorm's input
+    public let attnMean: Tensor  // [N]
+    public let attnRstd: Tensor  // [N]
+    public let ffnPre: Tensor  // [N, F] intermediate before GELU
+    public let ffnSum: Tensor  // [N, H] hook(ffnProj) + attnOut: second LayerNorm's input
+    public let ffnMean: Tensor  // [N]
+    public let ffnRstd: Tensor  // [N]
+    public let attnProjMask: Mask  // [N, H] dropout masks (training only)
+    public let ffnProjMask: Mask  // [N, H]
+
+    init(capacity n: Int, attCapacity: Int, config c: BertConfig, training: Bool) {
+        let H = c.hiddenSize
+        let F = c.intermediateSize
+        qkv = Tensor(zeros: [n, 3 * H]); att = Tensor(zeros: [attCapacity])
+        attMask = Mask(count: training ? attCapacity : 0)
+        attnSum = Tensor(zeros: [n, H]); attnMean = Tensor(zeros: [n]); attnRstd = Tensor(zeros: [n])
+        ffnPre = Tensor(zeros: [n, F])
+        ffnSum = Tensor(zeros: [n, H]); ffnMean = Tensor(zeros: [n]); ffnRstd = Tensor(zeros: [n])
+        attnProjMask = Mask(count: training ? n * H : 0); ffnProjMask = Mask(count: training ? n * H : 0)
+    }
+}
+
+/// Dropout probabilities and the seeded generator that draws the masks.
+public final class DropoutState {
+    public var hidden: Float
+    public var attention: Float
+    public var rng: SeededRNG
+
+    public init(hidden: Float, attention: Float, seed: UInt64) {
+        self.hidden = hidden
+        self.attention = attention
+        self.rng = SeededRNG(seed: seed)
+    }
+}
+
+/// Reusable buffers for encoder passes; grows when a larger batch arrives.
+///
+/// An inference workspace shares one buffer set among all layers. A training workspace keeps
+/// every layer's `LayerActivations`, plus the gradient buffers of the backward pass.
+public final class EncoderWorkspace {
+    public let config: BertConfig
+    public let training: Bool
+    public private(set) var capacity = 0
+    // Buffers whose contents no backward pass reads, shared by all layers.
+    private(set) var embSum = Tensor(zeros: [0])  // [N, H] word + position + type
+    private(set) var ctx = Tensor(zeros: [0])  // [N, H] attention context
+    private(set) var attnProj = Tensor(zeros: [0])  // [N, H] attention output projection: hook input
+    private(set) var attnOut = Tensor(zeros: [0])  // [N, H] first LayerNorm output: FFN input
+    private(set) var ffnAct = Tensor(zeros: [0])  // [N, F] GELU output
+    private(set) var ffnProj = Tensor(zeros: [0])  // [N, H] FFN output projection: hook input
+    private(set) var hidden = [Tensor(zeros: [0]), Tensor(zeros: [0])]  // [N, H] layer outputs, ping-pong
+    private(set) var layers: [LayerActivations] = []
+    private(set) var embMask = Mask(count: 0)
+    var scratch = Tensor(zeros: [0])  // attention: 3 · maxLength² per thread
+    // Backward buffers (training only).
+    var dX = Tensor(zeros: [0]), dA = Tensor(zeros: [0]), dB = Tensor(zeros: [0]), dProj = Tensor(zeros: [0])
+    var dCtx = Tensor(zeros: [0]), dQKV = Tensor(zeros: [0]), dF1 = Tensor(zeros: [0]), dF2 = Tensor(zeros: [0])
+    /// The batch of the last forward pass (backward runs on it).
+    public private(set) var batch: TokenBatch?
+
+    public init(config: BertConfig, training: Bool = false) {
+        self.config = config
+        self.training = training
+    }
+
+    /// Makes sure the buffers fit `batch`; allocates only when it is larger than any before.
+    public func reserve(for batch: TokenBatch) {
+        let n = batch.tokenCount
+        let H = config.hiddenSize
+        let F = config.intermediateSize
+        let attCount = SelfAttention.probabilityCount(batch, heads: config.numAttentionHeads)
+        if n > capacity {
+            capacity = n
+            embSum = Tensor(zeros: [n, H]); ctx = Tensor(zeros: [n, H]); attnProj = Tensor(zeros: [n, H])
+            attnOut = Tensor(zeros: [n, H]); ffnAct = Tensor(zeros: [n, F]); ffnProj = Tensor(zeros: [n, H])
+            hidden = [Tensor(zeros: [n, H]), Tensor(zeros: [n, H])]
+            embMask = Mask(count: training ? n * H : 0)
+            layers = (0..<(training ? config.numHiddenLayers : 1)).map { _ in
+                LayerActivations(capacity: n, attCapacity: attCount, config: config, training: training)
+            }
+            if training {
+                dX = Tensor(zeros: [n, H]); dA = Tensor(zeros: [n, H]); dB = Tensor(zeros: [n, H])
+                dProj = Tensor(zeros: [n, H]); dCtx = Tensor(zeros: [n, H]); dQKV = Tensor(zeros: [n, 3 * H])
+                dF1 = Tensor(zeros: [n, F]); dF2 = Tensor(zeros: [n, F])
+            }
+        }
+        for l in layers where l.att.count < attCount {
+            l.att = Tensor(zeros: [attCount])
+            if training { l.attMask = Mask(count: attCount) }
+        }
+        let L = batch.maxLength
+        Tensor.ensure(&scratch, 3 * L * L * Parallel.threads)
+        self.batch = batch
+    }
+
+    /// Buffers of layer `l`.
+    public func activations(_ l: Int) -> LayerActivations { layers[training ? l : 0] }
+}
