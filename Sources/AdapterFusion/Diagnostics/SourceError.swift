@@ -44,6 +44,11 @@ public struct SourceError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+/// "did you mean 'x'?" for the closest candidate, when one is close enough to be a likely typo.
+public func didYouMean(_ word: String, in candidates: [String]) -> String? {
+    closestMatch(word, in: candidates).map { "did you mean '\($0)'?" }
+}
+
 /// The closest candidate by edit distance, when it is close enough to be a likely typo.
 public func closestMatch(_ word: String, in candidates: [String]) -> String? {
     func distance(_ a: [Character], _ b: [Character]) -> Int {

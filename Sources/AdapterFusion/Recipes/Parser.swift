@@ -129,7 +129,7 @@ public struct Parser {
                 if key == "fusion" { throw error(t, "a second 'fusion' header", hint: "one recipe per file") }
                 throw error(
                     t, "unknown setting '\(key)'",
-                    hint: closestMatch(key, in: Self.settings).map { "did you mean '\($0)'?" }
+                    hint: didYouMean(key, in: Self.settings)
                         ?? "settings: " + Self.settings.joined(separator: ", "))
             }
             if let first = seen[key] { throw error(t, "'\(key)' is set twice", hint: "first set on line \(first.line)") }
@@ -196,7 +196,7 @@ public struct Parser {
         guard Self.functions.contains(w) else {
             throw error(
                 t, "unknown composition '\(w)'",
-                hint: closestMatch(w, in: Self.functions).map { "did you mean '\($0)'?" }
+                hint: didYouMean(w, in: Self.functions)
                     ?? "compositions: " + Self.functions.joined(separator: ", "))
         }
         let open = next()

@@ -105,8 +105,24 @@ public struct Recipe: Sendable {
         }
     }
 
-    static let optionKeys = ["dynamic", "static", "temperature", "lambda"]
-    static let trainKeys = ["epochs", "lr", "batch", "max_length", "seed", "patience", "max_train", "max_dev", "warmup", "weight_decay"]
+    /// The keys of an `options` line; a new key fails to compile until its case is handled.
+    enum OptionKey: String, CaseIterable {
+        case dynamic, `static`, temperature, lambda
+    }
+
+    /// The keys of a `train` line.
+    enum TrainKey: String, CaseIterable {
+        case epochs, lr, batch
+        case maxLength = "max_length"
+        case seed, patience
+        case maxTrain = "max_train"
+        case maxDev = "max_dev"
+        case warmup
+        case weightDecay = "weight_decay"
+    }
+
+    static let optionKeys = OptionKey.allCases.map(\.rawValue)
+    static let trainKeys = TrainKey.allCases.map(\.rawValue)
 
     static func fusionOptions(_ items: [OptionItem], _ err: (Int, Int, String, String?) -> SourceError) throws -> FusionOptions {
         var o = FusionOptions()
@@ -114,16 +130,15 @@ public struct Recipe: Sendable {
         var mode: OptionItem?
         for item in items {
             let k = item.key
-            guard optionKeys.contains(k.value) else {
+            guard let key = OptionKey(rawValue: k.value) else {
                 throw err(
                     k.line, k.column, "unknown fusion option '\(Token.cut(k.value))'",
-                    closestMatch(k.value, in: optionKeys).map { "did you mean '\($0)'?" }
-                        ?? "options: " + optionKeys.joined(separator: ", "))
+                    didYouMean(k.value, in: optionKeys) ?? "options: " + optionKeys.joined(separator: ", "))
             }
             if seen[k.value] != nil { throw err(k.line, k.column, "option '\(Token.cut(k.value))' is given twice", nil) }
             seen[k.value] = item
-            switch k.value {
-            case "dynamic", "static":
+            switch key {
+            case .dynamic, .static:
                 if let v = item.value { throw err(v.line, v.column, "'\(Token.cut(k.value))' takes no value", nil) }
                 if let m = mode {
                     throw err(
@@ -131,8 +146,8 @@ public struct Recipe: Sendable {
                         "a fusion is dynamic (with value matrix) or static")
                 }
                 mode = item
-                o.dynamic = k.value == "dynamic"
-            case "temperature":
+                o.dynamic = key == .dynamic
+            case .temperature:
                 guard let v = item.value else { throw err(k.line, k.column, "'temperature' needs a value: a number > 0, or 'anneal'", nil) }
                 if v.value == "anneal" {
                     o.anneal = true
@@ -142,7 +157,7 @@ public struct Recipe: Sendable {
                     }
                     o.temperature = t
                 }
-            default:
+            case .lambda:
                 guard let v = item.value, let l = Float(v.value), l >= 0, l.isFinite else {
                     let at = item.value ?? k
                     throw err(at.line, at.column, "lambda must be a number ≥ 0", "e.g. lambda 0.01")
@@ -160,11 +175,10 @@ public struct Recipe: Sendable {
         var seen = Set<String>()
         for item in items {
             let k = item.key
-            guard trainKeys.contains(k.value) else {
+            guard let key = TrainKey(rawValue: k.value) else {
                 throw err(
                     k.line, k.column, "unknown training setting '\(Token.cut(k.value))'",
-                    closestMatch(k.value, in: trainKeys).map { "did you mean '\($0)'?" }
-                        ?? "settings: " + trainKeys.joined(separator: ", "))
+                    didYouMean(k.value, in: trainKeys) ?? "settings: " + trainKeys.joined(separator: ", "))
             }
             guard seen.insert(k.value).inserted else { throw err(k.line, k.column, "training setting '\(Token.cut(k.value))' is given twice", nil) }
             guard let v = item.value else { throw err(k.line, k.column, "'\(Token.cut(k.value))' needs a value", nil) }
@@ -183,17 +197,17 @@ public struct Recipe: Sendable {
                 }
                 return f
             }
-            switch k.value {
-            case "epochs": c.epochs = try int(1...1000)
-            case "lr": c.learningRate = try float({ $0 > 0 && $0 < 1 }, "a number in (0, 1)")
-            case "batch": c.batchSize = try int(1...4096)
-            case "max_length": c.maxLength = try int(8...512)
-            case "seed": c.seed = UInt64(try int(0...Int.max))
-            case "patience": c.patience = try int(1...1000)
-            case "max_train": c.maxTrain = try int(1...Int.max)
-            case "max_dev": c.maxDev = try int(1...Int.max)
-            case "warmup": c.warmupFraction = try float({ $0 >= 0 && $0 < 1 }, "a fraction in [0, 1)")
-            default: c.weightDecay = try float({ $0 >= 0 }, "a number ≥ 0")
+            switch key {
+            case .epochs: c.epochs = try int(1...1000)
+            case .lr: c.learningRate = try float({ $0 > 0 && $0 < 1 }, "a number in (0, 1)")
+            case .batch: c.batchSize = try int(1...4096)
+            case .maxLength: c.maxLength = try int(8...512)
+            case .seed: c.seed = UInt64(try int(0...Int.max))
+            case .patience: c.patience = try int(1...1000)
+            case .maxTrain: c.maxTrain = try int(1...Int.max)
+            case .maxDev: c.maxDev = try int(1...Int.max)
+            case .warmup: c.warmupFraction = try float({ $0 >= 0 && $0 < 1 }, "a fraction in [0, 1)")
+            case .weightDecay: c.weightDecay = try float({ $0 >= 0 }, "a number ≥ 0")
             }
         }
         return c
@@ -224,7 +238,7 @@ public struct Recipe: Sendable {
             guard let r = byName[n.value] else {
                 throw error(
                     n.line, n.column, "unknown adapter '\(Token.cut(n.value))'",
-                    hint: closestMatch(n.value, in: Array(byName.keys)).map { "did you mean '\($0)'?" }
+                    hint: didYouMean(n.value, in: Array(byName.keys))
                         ?? (byName.isEmpty
                             ? "the store \(store) has no adapters yet: train some with afusion train-adapter"
                             : "the store has: " + byName.keys.sorted().joined(separator: ", ")))

@@ -129,7 +129,7 @@ public struct Dataset: Sendable {
         guard let k = spec.labelValues.firstIndex(of: raw) else {
             return try fail(
                 "unknown label '\(raw)'",
-                hint: closestMatch(raw, in: spec.labelValues).map { "did you mean '\($0)'?" }
+                hint: didYouMean(raw, in: spec.labelValues)
                     ?? "the task's labels are " + spec.labelValues.joined(separator: ", "))
         }
         return Example(text: text, pair: pair, label: k, value: 0, origin: origin)

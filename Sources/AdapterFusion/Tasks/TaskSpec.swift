@@ -209,7 +209,7 @@ struct TableReader {
         for k in t.keys where !keys.contains(k) {
             throw error(
                 at: k, section: section, "unknown key '\(Token.cut(name(k, section)))'",
-                hint: closestMatch(k, in: keys).map { "did you mean '\($0)'?" } ?? "allowed: " + keys.joined(separator: ", "))
+                hint: didYouMean(k, in: keys) ?? "allowed: " + keys.joined(separator: ", "))
         }
     }
 
