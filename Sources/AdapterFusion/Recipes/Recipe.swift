@@ -231,9 +231,9 @@ public struct Recipe: Sendable {
 
     /// Checks the recipe against its store and base model: every adapter exists, was trained on
     /// this base model and hidden size, and the recipe's name is free. Returns the records.
-    public func check(baseFingerprint: String, hiddenSize: Int, records: [AdapterRecord]) throws -> [String: AdapterRecord] {
+    public func check<Member: RecipeMember>(baseFingerprint: String, hiddenSize: Int, records: [Member]) throws -> [String: Member] {
         let byName = Dictionary(records.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        var out: [String: AdapterRecord] = [:]
+        var out: [String: Member] = [:]
         for n in adapterPositions {
             guard let r = byName[n.value] else {
                 throw error(
@@ -259,4 +259,13 @@ public struct Recipe: Sendable {
         }
         return out
     }
+}
+
+/// What checking a recipe needs to know of a stored adapter (`AdapterRecord` provides it), so
+/// the recipe language does not depend on the store.
+public protocol RecipeMember {
+    var name: String { get }
+    var baseModel: String { get }
+    var baseFingerprint: String { get }
+    var hiddenSize: Int { get }
 }

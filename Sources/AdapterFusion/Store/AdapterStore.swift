@@ -40,6 +40,12 @@ public struct AdapterRecord: Sendable, Equatable {
     public var bestDevMetric: Double? { training.bestDevMetric }
 }
 
+extension AdapterRecord: RecipeMember {
+    public var baseModel: String { training.baseModel }
+    public var baseFingerprint: String { training.baseFingerprint }
+    public var hiddenSize: Int { training.hiddenSize }
+}
+
 /// An HDF5 file holding many adapters and heads:
 ///
 ///     /adapters/<name>/layer_03/output_adapter/down/weight   [24, 384]   …   (attributes: the record)
