@@ -17,12 +17,7 @@ struct CheckRecipe: ParsableCommand {
                 let r = p.recipe
                 let c = p.encoder.config
                 let members = r.expr.adapterNames
-                let comp = Composition(
-                    r.expr,
-                    adapters: Dictionary(
-                        uniqueKeysWithValues: members.map {
-                            ($0, Adapter(name: $0, config: p.records[$0]!.adapterConfig, hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 0))
-                        }), options: r.options, hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 0)
+                let comp = p.composition(seed: 0)
                 let fusionParams = comp.parameters.reduce(0) { $0 + $1.value.count }
                 print("\(path): ok — \(r.name): \(r.expr)")
                 if let spec = p.spec {

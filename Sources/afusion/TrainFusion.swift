@@ -17,13 +17,13 @@ struct TrainFusion: ParsableCommand {
         try Threads.apply(threads)
         let p = try PreparedRecipe(recipe, store: store)
         let r = p.recipe
-        let storePath = store ?? r.store
+        let storePath = p.storePath
         try StoreFile.checkWritable(storePath)  // before any training
         guard let spec = p.spec else {
             throw ValidationError("\(recipe): a parallel recipe trains nothing; run it with `afusion predict --recipe \(recipe)`")
         }
         let c = p.encoder.config
-        let memberFingerprints = Dictionary(uniqueKeysWithValues: r.expr.adapterNames.map { ($0, p.records[$0]!.weightsFingerprint) })
+        let memberFingerprints = p.memberFingerprints
         if ifMissing, let old = try FusionStore.list(storePath).first(where: { $0.name == r.name }),
             old.recipe == r.text, old.memberFingerprints == memberFingerprints, old.baseFingerprint == p.fingerprint
         {
@@ -38,9 +38,7 @@ struct TrainFusion: ParsableCommand {
         let (train, dev) = try trainingSplits(spec, config: tc, tokenizer: p.tokenizer, skipBadRows: skipBadRows)
         let status = StatusLine()
 
-        var adapters: [String: Adapter] = [:]
-        for n in r.expr.adapterNames { adapters[n] = try AdapterStore.load(storePath, name: n, baseFingerprint: p.fingerprint).0 }
-        let comp = Composition(r.expr, adapters: adapters, options: r.options, hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: tc.seed)
+        let comp = p.composition(seed: tc.seed)
         let headConfig = headConfig(for: spec)
         let head = PredictionHead(config: headConfig, hidden: c.hiddenSize, seed: tc.seed &+ 7)
         let params = comp.parameters + head.parameters
