@@ -25,7 +25,7 @@ struct StoreStress: ParsableCommand {
             let record = AdapterRecord(
                 name: name, task: "stress", taskFile: "-", labels: ["a", "b", "c"], metric: "accuracy",
                 adapterConfig: adapter.config, headConfig: head.config, baseModel: "none", baseFingerprint: "0",
-                hiddenSize: hidden, numLayers: layers, devMetrics: [Double(i)], bestEpoch: 1, hyperparameters: "{}",
+                hiddenSize: hidden, numLayers: layers, devMetrics: [Double(i)], bestEpoch: 1, settings: TrainingConfig(),
                 seed: i, created: "")
             try AdapterStore.save(adapter: adapter, head: head, record: record, to: store)
             print("saved \(i)")

@@ -93,12 +93,11 @@ struct TrainAdapter: ParsableCommand {
         }
         status.finish()
         let formatter = ISO8601DateFormatter()
-        let hyper = String(data: try JSONEncoder().encode(tc), encoding: .utf8)!
         let record = AdapterRecord(
             name: adapterName, task: spec.name, taskFile: spec.path, labels: spec.labels, metric: spec.metric.rawValue,
             adapterConfig: adapterConfig, headConfig: headConfig, baseModel: ModelDirectory.name(modelOptions.modelDirectory),
             baseFingerprint: fingerprint, hiddenSize: c.hiddenSize, numLayers: c.numHiddenLayers,
-            devMetrics: result.devMetrics, bestEpoch: result.bestEpoch, hyperparameters: hyper,
+            devMetrics: result.devMetrics, bestEpoch: result.bestEpoch, settings: tc,
             seed: Int(seed), created: formatter.string(from: Date()))
         let dir = (store as NSString).deletingLastPathComponent
         if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }

@@ -54,7 +54,7 @@ struct TrainFusion: ParsableCommand {
             metric: spec.metric.rawValue, composition: r.expr.description, memberFingerprints: memberFingerprints, options: r.options,
             headConfig: headConfig, baseModel: ModelDirectory.name(r.base), baseFingerprint: p.fingerprint, hiddenSize: c.hiddenSize,
             numLayers: c.numHiddenLayers, devMetrics: result.devMetrics, bestEpoch: result.bestEpoch,
-            hyperparameters: String(data: try JSONEncoder().encode(tc), encoding: .utf8)!, seed: Int(tc.seed),
+            settings: tc, seed: Int(tc.seed),
             created: ISO8601DateFormatter().string(from: Date()))
         try FusionStore.save(composition: comp, head: head, record: record, to: storePath)
         print(

@@ -23,7 +23,7 @@ import Testing
         let rec = AdapterRecord(
             name: name, task: "t", taskFile: "t.toml", labels: ["a", "b"], metric: "accuracy",
             adapterConfig: a.config, headConfig: h.config, baseModel: "tiny", baseFingerprint: "base",
-            hiddenSize: hidden, numLayers: 3, devMetrics: [0.5], bestEpoch: 1, hyperparameters: "{}",
+            hiddenSize: hidden, numLayers: 3, devMetrics: [0.5], bestEpoch: 1, settings: TrainingConfig(),
             seed: Int(seed), created: "")
         try AdapterStore.save(adapter: a, head: h, record: rec, to: path)
         return a

@@ -24,7 +24,7 @@ import Testing
             let rec = AdapterRecord(
                 name: name, task: name, taskFile: taskPath, labels: ["no", "yes"], metric: "accuracy",
                 adapterConfig: a.config, headConfig: h.config, baseModel: "tiny", baseFingerprint: "B",
-                hiddenSize: 32, numLayers: 3, devMetrics: [0.5], bestEpoch: 1, hyperparameters: "{}", seed: 0, created: "")
+                hiddenSize: 32, numLayers: 3, devMetrics: [0.5], bestEpoch: 1, settings: TrainingConfig(), seed: 0, created: "")
             try AdapterStore.save(adapter: a, head: h, record: rec, to: store)
             return try AdapterStore.list(store).first { $0.name == name }!
         }
@@ -57,7 +57,7 @@ import Testing
             metric: "accuracy", composition: recipe.expr.description,
             memberFingerprints: ["alpha": recA.weightsFingerprint, "beta": recB.weightsFingerprint],
             options: recipe.options, headConfig: head.config, baseModel: "tiny", baseFingerprint: "B", hiddenSize: 32,
-            numLayers: 3, devMetrics: result.devMetrics, bestEpoch: result.bestEpoch, hyperparameters: "{}", seed: 4, created: "")
+            numLayers: 3, devMetrics: result.devMetrics, bestEpoch: result.bestEpoch, settings: TrainingConfig(), seed: 4, created: "")
         try FusionStore.save(composition: comp, head: head, record: rec, to: store)
 
         let loaded = try FusionStore.load(store, name: "zf", baseFingerprint: "B")

@@ -200,7 +200,7 @@ import Testing
             AdapterRecord(
                 name: name, task: name, taskFile: "", labels: [], metric: "accuracy", adapterConfig: AdapterConfig(),
                 headConfig: HeadConfig(kind: .classification, outputs: 2), baseModel: "m", baseFingerprint: base,
-                hiddenSize: hidden, numLayers: 6, devMetrics: [], bestEpoch: 0, hyperparameters: "{}", seed: 0, created: "")
+                hiddenSize: hidden, numLayers: 6, devMetrics: [], bestEpoch: 0, settings: TrainingConfig(), seed: 0, created: "")
         }
         #expect { try r.check(baseFingerprint: "B", hiddenSize: 384, records: [rec("trec"), rec("sentiment")]) } throws: {
             "\($0)".hasPrefix("s.fuse:5:20: error: unknown adapter 'sentimnt'") && "\($0)".contains("did you mean 'sentiment'?")

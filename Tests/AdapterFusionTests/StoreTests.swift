@@ -7,7 +7,7 @@ import Testing
         AdapterRecord(
             name: name, task: "t", taskFile: "tasks/t.toml", labels: ["a", "b", "c"], metric: "accuracy",
             adapterConfig: adapter.config, headConfig: head.config, baseModel: "tiny", baseFingerprint: base,
-            hiddenSize: 8, numLayers: 3, devMetrics: [0.5, 0.75, 0.625], bestEpoch: 2, hyperparameters: #"{"lr":0.001}"#,
+            hiddenSize: 8, numLayers: 3, devMetrics: [0.5, 0.75, 0.625], bestEpoch: 2, settings: TrainingConfig(),
             seed: 9, created: "2026-11-26T00:00:00Z")
     }
 

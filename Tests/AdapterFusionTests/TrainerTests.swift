@@ -63,7 +63,7 @@ import Testing
             name: "zebra", task: "zebra", taskFile: taskPath, labels: spec.labels, metric: "accuracy",
             adapterConfig: adapter.config, headConfig: head.config, baseModel: "tiny", baseFingerprint: "x",
             hiddenSize: 32, numLayers: 3, devMetrics: result.devMetrics, bestEpoch: result.bestEpoch,
-            hyperparameters: "{}", seed: 3, created: "")
+            settings: TrainingConfig(), seed: 3, created: "")
         try AdapterStore.save(adapter: adapter, head: head, record: rec, to: store)
         let (la, lh, lrec) = try AdapterStore.load(store, name: "zebra", baseFingerprint: "x")
         let reloaded = try Evaluator(encoder: encoder, hook: la, head: lh).evaluate(dev, spec: spec, batchSize: tc.batchSize)

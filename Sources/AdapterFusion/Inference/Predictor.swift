@@ -24,13 +24,11 @@ public final class Predictor {
 
     init(
         name: String, kind: Kind, encoder: BertEncoder, tokenizer: WordPieceTokenizer, hook: LayerHook, head: PredictionHead,
-        record: TrainingRecord, composition: Composition?, store: String
-    ) throws {
+        record: TrainingRecord, composition: Composition?
+    ) {
         self.name = name; self.kind = kind; self.encoder = encoder; self.tokenizer = tokenizer
         self.hook = hook; self.head = head; self.record = record; self.composition = composition
-        do { settings = try JSONDecoder().decode(TrainingConfig.self, from: Data(record.hyperparameters.utf8)) } catch {
-            throw HDF5Error("\(store): the stored hyper-parameters of \(kind.rawValue) '\(name)' are not valid JSON (\(error))")
-        }
+        settings = record.settings
     }
 
     /// Adapter `name` of `store`, on the model in `model` (refused if trained on another).
@@ -38,9 +36,9 @@ public final class Predictor {
         let fingerprint = try ModelDirectory.fingerprint(model)
         let (encoder, tokenizer) = try ModelDirectory.load(model)
         let (a, head, rec) = try AdapterStore.load(store, name: name, baseFingerprint: fingerprint)
-        return try Predictor(
+        return Predictor(
             name: name, kind: .adapter, encoder: encoder, tokenizer: tokenizer, hook: a, head: head,
-            record: rec.training, composition: nil, store: store)
+            record: rec.training, composition: nil)
     }
 
     /// Fusion `name` of `store`, on the model in `model`, with every member checked.
@@ -48,9 +46,9 @@ public final class Predictor {
         let fingerprint = try ModelDirectory.fingerprint(model)
         let (encoder, tokenizer) = try ModelDirectory.load(model)
         let f = try FusionStore.load(store, name: name, baseFingerprint: fingerprint)
-        return try Predictor(
+        return Predictor(
             name: name, kind: .fusion, encoder: encoder, tokenizer: tokenizer, hook: f.composition.root,
-            head: f.head, record: f.record.training, composition: f.composition, store: store)
+            head: f.head, record: f.record.training, composition: f.composition)
     }
 
     /// The fusion a recipe trained, in the recipe's store (or `store`) on the recipe's base model

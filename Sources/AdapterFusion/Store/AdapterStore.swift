@@ -16,7 +16,7 @@ public struct AdapterRecord: Sendable, Equatable {
     public init(
         name: String, task: String, taskFile: String, labels: [String], metric: String,
         adapterConfig: AdapterConfig, headConfig: HeadConfig, baseModel: String, baseFingerprint: String,
-        hiddenSize: Int, numLayers: Int, devMetrics: [Double], bestEpoch: Int, hyperparameters: String,
+        hiddenSize: Int, numLayers: Int, devMetrics: [Double], bestEpoch: Int, settings: TrainingConfig,
         seed: Int, created: String
     ) {
         self.name = name
@@ -25,7 +25,7 @@ public struct AdapterRecord: Sendable, Equatable {
             task: task, taskFile: taskFile, labels: labels, metric: metric, headConfig: headConfig,
             baseModel: baseModel, baseFingerprint: baseFingerprint, hiddenSize: hiddenSize,
             numLayers: numLayers, devMetrics: devMetrics, bestEpoch: bestEpoch,
-            hyperparameters: hyperparameters, seed: seed, created: created)
+            settings: settings, seed: seed, created: created)
     }
 
     init(name: String, adapterConfig: AdapterConfig, training: TrainingRecord) {

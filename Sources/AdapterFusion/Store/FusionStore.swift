@@ -18,7 +18,7 @@ public struct FusionRecord: Sendable, Equatable {
         name: String, recipe: String, recipeFile: String, task: String, taskFile: String, labels: [String], metric: String,
         composition: String, memberFingerprints: [String: String], options: FusionOptions, headConfig: HeadConfig,
         baseModel: String, baseFingerprint: String, hiddenSize: Int, numLayers: Int, devMetrics: [Double],
-        bestEpoch: Int, hyperparameters: String, seed: Int, created: String
+        bestEpoch: Int, settings: TrainingConfig, seed: Int, created: String
     ) {
         self.name = name; self.recipe = recipe; self.recipeFile = recipeFile; self.composition = composition
         self.memberFingerprints = memberFingerprints; self.options = options
@@ -26,7 +26,7 @@ public struct FusionRecord: Sendable, Equatable {
             task: task, taskFile: taskFile, labels: labels, metric: metric, headConfig: headConfig,
             baseModel: baseModel, baseFingerprint: baseFingerprint, hiddenSize: hiddenSize,
             numLayers: numLayers, devMetrics: devMetrics, bestEpoch: bestEpoch,
-            hyperparameters: hyperparameters, seed: seed, created: created)
+            settings: settings, seed: seed, created: created)
     }
 
     init(

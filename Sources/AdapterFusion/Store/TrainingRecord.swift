@@ -17,8 +17,8 @@ public struct TrainingRecord: Sendable, Equatable {
     public var devMetrics: [Double]
     /// 1-based epoch whose weights were kept.
     public var bestEpoch: Int
-    /// `TrainingConfig` as JSON.
-    public var hyperparameters: String
+    /// The settings of the run (stored as the JSON attribute `hyperparameters`).
+    public var settings: TrainingConfig
     public var seed: Int
     public var created: String
     public var toolVersion: String = AdapterFusionVersion.string
@@ -41,7 +41,7 @@ public struct TrainingRecord: Sendable, Equatable {
         try g.setAttribute("num_layers", numLayers)
         try g.setAttribute("dev_metric_per_epoch", devMetrics)
         try g.setAttribute("best_epoch", bestEpoch)
-        try g.setAttribute("hyperparameters", hyperparameters)
+        try g.setAttribute("hyperparameters", AdapterStore.json(settings))
         try g.setAttribute("seed", seed)
         try g.setAttribute("created", created)
         try g.setAttribute("tool_version", toolVersion)
@@ -55,7 +55,7 @@ public struct TrainingRecord: Sendable, Equatable {
             headConfig: try decodeAttribute(HeadConfig.self, "head_config", of: g), baseModel: try g.stringAttribute("base_model"),
             baseFingerprint: try g.stringAttribute("base_fingerprint"), hiddenSize: try g.intAttribute("hidden_size"),
             numLayers: try g.intAttribute("num_layers"), devMetrics: try g.doubleAttribute("dev_metric_per_epoch"),
-            bestEpoch: try g.intAttribute("best_epoch"), hyperparameters: try g.stringAttribute("hyperparameters"),
+            bestEpoch: try g.intAttribute("best_epoch"), settings: try decodeAttribute(TrainingConfig.self, "hyperparameters", of: g),
             seed: try g.intAttribute("seed"), created: try g.stringAttribute("created"))
         r.toolVersion = try g.stringAttribute("tool_version")
         r.weightsFingerprint = try g.stringAttribute("weights_fingerprint")

@@ -23,6 +23,25 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
+    /// Missing keys keep their defaults (stores written with fewer settings still load).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = TrainingConfig()
+        epochs = try c.decodeIfPresent(Int.self, forKey: .epochs) ?? d.epochs
+        learningRate = try c.decodeIfPresent(Float.self, forKey: .learningRate) ?? d.learningRate
+        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
+        maxLength = try c.decodeIfPresent(Int.self, forKey: .maxLength) ?? d.maxLength
+        warmupFraction = try c.decodeIfPresent(Float.self, forKey: .warmupFraction) ?? d.warmupFraction
+        weightDecay = try c.decodeIfPresent(Float.self, forKey: .weightDecay) ?? d.weightDecay
+        maxGradNorm = try c.decodeIfPresent(Float.self, forKey: .maxGradNorm) ?? d.maxGradNorm
+        patience = try c.decodeIfPresent(Int.self, forKey: .patience) ?? d.patience
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+        maxTrain = try c.decodeIfPresent(Int.self, forKey: .maxTrain)
+        maxDev = try c.decodeIfPresent(Int.self, forKey: .maxDev)
+        hiddenDropout = try c.decodeIfPresent(Float.self, forKey: .hiddenDropout) ?? d.hiddenDropout
+        attentionDropout = try c.decodeIfPresent(Float.self, forKey: .attentionDropout) ?? d.attentionDropout
+    }
+
     enum CodingKeys: String, CodingKey {
         case epochs
         case learningRate = "lr"
