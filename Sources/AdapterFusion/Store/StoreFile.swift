@@ -56,7 +56,11 @@ public enum StoreFile {
         var dir = directory(of: target)
         while !FileManager.default.fileExists(atPath: dir) {
             let parent = (dir as NSString).deletingLastPathComponent
-            if parent == dir || parent.isEmpty { break }
+            if parent.isEmpty {  // a relative path: its first folder is made in the working directory
+                dir = "."
+                break
+            }
+            if parent == dir { break }
             dir = parent
         }
         var isDir: ObjCBool = false
