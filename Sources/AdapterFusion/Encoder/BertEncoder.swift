@@ -94,7 +94,7 @@ public final class BertEncoder {
             SelfAttention.forward(
                 ctx: ws.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
                 heads: config.numAttentionHeads, headSize: config.headSize,
-                dropout: (dropout.attention, a.attMask.data, ws.scratch.data), rng: &dropout.rng)
+                dropout: (dropout.attention, a.attMask.data, ws.scratch.data, ws.scratchSlots), rng: &dropout.rng)
         } else {
             SelfAttention.forward(
                 ctx: ws.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
@@ -187,7 +187,7 @@ public final class BertEncoder {
                 mask: dropout.attention > 0 ? UnsafePointer(a.attMask.data) : nil,
                 dropoutP: dropout.attention, qkv: a.qkv.data,
                 batch: batch, heads: config.numAttentionHeads, headSize: config.headSize,
-                scratch: ws.scratch.data)
+                scratch: ws.scratch.data, scratchSlots: ws.scratchSlots)
             Linear.backward(
                 dx: dOut.data, dw: nil, db: nil, dy: ws.dQKV.data, x: nil,
                 w: w.qkvWeight.data, n: n, inDim: H, outDim: 3 * H)

@@ -62,6 +62,8 @@ public final class EncoderWorkspace {
     private(set) var layers: [LayerActivations] = []
     private(set) var embMask = Mask(count: 0)
     var scratch = Tensor(zeros: [0])  // attention: 3 · maxLength² per thread
+    /// Threads the attention scratch has room for (in this pass).
+    private(set) var scratchSlots = 1
     // Backward buffers (training only).
     var dX = Tensor(zeros: [0]), dA = Tensor(zeros: [0]), dB = Tensor(zeros: [0]), dProj = Tensor(zeros: [0])
     var dCtx = Tensor(zeros: [0]), dQKV = Tensor(zeros: [0]), dF1 = Tensor(zeros: [0]), dF2 = Tensor(zeros: [0])
@@ -100,6 +102,7 @@ public final class EncoderWorkspace {
         }
         let L = batch.maxLength
         Tensor.ensure(&scratch, 3 * L * L * Parallel.threads)
+        scratchSlots = scratch.count / max(3 * L * L, 1)
         self.batch = batch
     }
 

@@ -27,7 +27,7 @@ public enum SelfAttention {
     public static func forward(
         ctx: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
         qkv: UnsafePointer<Float>, batch: TokenBatch, heads: Int, headSize d: Int,
-        dropout: (p: Float, mask: UnsafeMutablePointer<UInt8>, scratch: UnsafeMutablePointer<Float>)? = nil,
+        dropout: (p: Float, mask: UnsafeMutablePointer<UInt8>, scratch: UnsafeMutablePointer<Float>, slots: Int)? = nil,
         rng: inout SeededRNG
     ) {
         let H = heads * d
@@ -39,7 +39,7 @@ public enum SelfAttention {
         // (sequence, head) blocks are independent: they run on the pool's threads, each thread
         // with its own maxLength² of scratch.
         Profile.measure(.attention) {
-            Parallel.run(tasks: blocks.count) { item, slot in
+            Parallel.run(tasks: blocks.count, slots: dropout?.slots ?? 255) { item, slot in
                 let s = item / heads
                 let h = item % heads
                 let offset = blocks[item]
@@ -71,7 +71,7 @@ public enum SelfAttention {
     public static func backward(
         dqkv: UnsafeMutablePointer<Float>, dctx: UnsafePointer<Float>, att: UnsafePointer<Float>,
         mask: UnsafePointer<UInt8>?, dropoutP: Float = 0, qkv: UnsafePointer<Float>, batch: TokenBatch, heads: Int, headSize d: Int,
-        scratch: UnsafeMutablePointer<Float>
+        scratch: UnsafeMutablePointer<Float>, scratchSlots: Int
     ) {
         let H = heads * d
         let ld = 3 * H
@@ -80,7 +80,7 @@ public enum SelfAttention {
         let maxL = batch.maxLength
         let keep = 1 / (1 - dropoutP)
         Profile.measure(.attention) {
-            Parallel.run(tasks: blocks.count) { item, slot in
+            Parallel.run(tasks: blocks.count, slots: scratchSlots) { item, slot in
                 let pd = scratch + slot * 3 * maxL * maxL
                 let ds = pd + maxL * maxL
                 let dsm = ds + maxL * maxL  // P′, dP, dS

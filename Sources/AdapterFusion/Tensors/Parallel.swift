@@ -22,14 +22,15 @@ public enum Parallel {
         return n > 0 ? n : max(1, ProcessInfo.processInfo.activeProcessorCount)
     }
 
-    /// Runs `body(task, slot)` for task in 0..<tasks across the pool. `slot` (0..<threads) names
-    /// the thread, for per-thread scratch; it must not change what a task computes.
-    public static func run(tasks: Int, _ body: (_ task: Int, _ slot: Int) -> Void) {
-        if tasks <= 1 || pool.active.load(ordering: .relaxed) == 0 {
+    /// Runs `body(task, slot)` for task in 0..<tasks across the pool. `slot` names the thread,
+    /// for per-thread scratch, and is below `slots` (a caller with scratch for k threads passes
+    /// k: the thread count may change while it runs); it must not change what a task computes.
+    public static func run(tasks: Int, slots: Int = 255, _ body: (_ task: Int, _ slot: Int) -> Void) {
+        if tasks <= 1 || slots <= 1 || pool.active.load(ordering: .relaxed) == 0 {
             for t in 0..<tasks { body(t, 0) }
             return
         }
-        withoutActuallyEscaping(body) { pool.run(tasks: tasks, $0) }
+        withoutActuallyEscaping(body) { pool.run(tasks: tasks, slots: min(slots, 255), $0) }
     }
 
     /// Splits `count` items into blocks of at least `grain` and runs `body(range)` for each.
@@ -65,14 +66,14 @@ public enum Parallel {
 final class WorkerPool: @unchecked Sendable {
     let active = Atomic<Int>(0)  // workers taking part (threads − 1)
     private let busy = Atomic<Bool>(false)
-    private let state = Atomic<UInt64>(0)  // generation << 40 | count << 20 | next
+    private let state = Atomic<UInt64>(0)  // generation << 44 | slots << 36 | count << 18 | next
     private let done = Atomic<Int>(0)
     private var job: ((Int, Int) -> Void)?
     private var started = 0
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private let setLock = NSLock()
-    static let maxTasks = (1 << 20) - 1
+    static let maxTasks = (1 << 18) - 1
 
     init() {
         pthread_mutex_init(mutex, nil)
@@ -99,7 +100,7 @@ final class WorkerPool: @unchecked Sendable {
         active.store(n, ordering: .releasing)
     }
 
-    func run(tasks: Int, _ body: @escaping (Int, Int) -> Void) {
+    func run(tasks: Int, slots: Int, _ body: @escaping (Int, Int) -> Void) {
         guard tasks <= Self.maxTasks,
             busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
         else {
@@ -108,8 +109,8 @@ final class WorkerPool: @unchecked Sendable {
         }
         job = body
         done.store(0, ordering: .relaxed)
-        let gen = (state.load(ordering: .relaxed) >> 40) &+ 1
-        state.store((gen << 40) | (UInt64(tasks) << 20), ordering: .releasing)
+        let gen = ((state.load(ordering: .relaxed) >> 44) &+ 1) & 0xFFFFF
+        state.store((gen << 44) | (UInt64(slots) << 36) | (UInt64(tasks) << 18), ordering: .releasing)
         pthread_mutex_lock(mutex); pthread_cond_broadcast(cond); pthread_mutex_unlock(mutex)
         work(slot: 0)
         while done.load(ordering: .acquiring) < tasks { afk_pause() }
@@ -123,12 +124,13 @@ final class WorkerPool: @unchecked Sendable {
             var s = state.load(ordering: .acquiring)
             var claimed = false
             while !claimed {
-                let count = (s >> 20) & 0xFFFFF
-                let nextTask = s & 0xFFFFF
-                if nextTask >= count { return }
+                let slots = (s >> 36) & 0xFF
+                let count = (s >> 18) & 0x3FFFF
+                let nextTask = s & 0x3FFFF
+                if nextTask >= count || UInt64(slot) >= slots { return }
                 (claimed, s) = state.compareExchange(expected: s, desired: s + 1, ordering: .acquiringAndReleasing)
             }
-            job!(Int(s & 0xFFFFF), slot)
+            job!(Int(s & 0x3FFFF), slot)
             done.wrappingAdd(1, ordering: .releasing)
         }
     }
@@ -138,13 +140,13 @@ final class WorkerPool: @unchecked Sendable {
         while true {
             // Spin about a millisecond for the next job (passes issue them back to back), then sleep.
             var spins = 0
-            while state.load(ordering: .acquiring) >> 40 == seen && spins < 20_000 { afk_pause(); spins += 1 }
-            if state.load(ordering: .acquiring) >> 40 == seen {
+            while state.load(ordering: .acquiring) >> 44 == seen && spins < 20_000 { afk_pause(); spins += 1 }
+            if state.load(ordering: .acquiring) >> 44 == seen {
                 pthread_mutex_lock(mutex)
-                while state.load(ordering: .acquiring) >> 40 == seen { pthread_cond_wait(cond, mutex) }
+                while state.load(ordering: .acquiring) >> 44 == seen { pthread_cond_wait(cond, mutex) }
                 pthread_mutex_unlock(mutex)
             }
-            seen = state.load(ordering: .acquiring) >> 40
+            seen = state.load(ordering: .acquiring) >> 44
             if slot <= active.load(ordering: .relaxed) { work(slot: slot) }
         }
     }
