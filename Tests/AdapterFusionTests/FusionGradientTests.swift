@@ -16,19 +16,20 @@ import Testing
         let deltas = Support.random([N, n, H], seed: 3)
         let r = Support.random([n, H], seed: 4)
         let out = Tensor(zeros: [n, H])
+        let cache = HookCache()
         func loss() -> Double {
-            layer.forward(x: x.data, deltas: deltas.data, out: out.data, n: n, temperature: 1.7)
+            layer.forward(x: x.data, deltas: deltas.data, out: out.data, n: n, temperature: 1.7, cache: cache)
             return weightedSum(out, r)
         }
         _ = loss()
         let dx = Tensor(zeros: [n, H])
         let dd = Tensor(zeros: [N, n, H])
-        layer.backward(dout: r.data, dx: dx.data, ddeltas: dd.data, n: n)
+        layer.backward(dout: r.data, dx: dx.data, deltas: deltas.data, ddeltas: dd.data, n: n, cache: cache)
         checkGradient(x, analytic: dx, loss)
         checkGradient(deltas, analytic: dd, sample: 90, loss)
         for p in layer.parameters { checkGradient(p.value, analytic: p.grad, loss) }
         // Attention weights are a distribution per token.
-        for t in 0..<n { #expect(abs((0..<N).reduce(Float(0)) { $0 + layer.lastWeights[t * N + $1] } - 1) < 1e-6) }
+        for t in 0..<n { #expect(abs((0..<N).reduce(Float(0)) { $0 + layer.weights(cache, n: n)[t * N + $1] } - 1) < 1e-6) }
     }
 
     @Test func regulariserGradient() {

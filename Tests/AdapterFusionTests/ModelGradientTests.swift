@@ -92,16 +92,17 @@ import Testing
         let (m, x) = try #require(chosen)
         let r = Support.random([n, H], seed: 23)
         let out = Tensor(zeros: [n, H])
-        func loss() -> Double { m.forward(x: x.data, out: out.data, n: n); return weightedSum(out, r) }
+        let cache = HookCache()
+        func loss() -> Double { m.forward(x: x.data, out: out.data, n: n, cache: cache); return weightedSum(out, r) }
         _ = loss()
         let dx = Tensor(zeros: [n, H])
-        m.backward(dout: r.data, dx: dx.data, n: n)
+        m.backward(dout: r.data, dx: dx.data, n: n, cache: cache)
         checkGradient(x, analytic: dx, sample: n * H, loss)
         for p in m.parameters { checkGradient(p.value, analytic: p.grad, sample: 40, loss) }
         // Frozen: the same ∂L/∂x, no parameter gradient.
         let dxFrozen = Tensor(zeros: [n, H])
         for p in m.parameters { p.grad.zero() }
-        m.backward(dout: r.data, dx: dxFrozen.data, n: n, frozen: true)
+        m.backward(dout: r.data, dx: dxFrozen.data, n: n, cache: cache, frozen: true)
         #expect(dxFrozen.array == dx.array)
         #expect(m.parameters.allSatisfy { $0.grad.array.allSatisfy { $0 == 0 } })
     }

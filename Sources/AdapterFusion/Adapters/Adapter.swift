@@ -33,11 +33,16 @@ public final class Adapter: LayerHook {
 
     public func acts(layer: Int, site: AdapterSite) -> Bool { modules[HookSite(layer, site)] != nil }
 
-    public func forward(layer: Int, site: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool) {
-        modules[HookSite(layer, site)]!.forward(x: x, out: out, n: n)
+    public func forward(
+        layer: Int, site: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool,
+        cache: HookCache
+    ) {
+        modules[HookSite(layer, site)]!.forward(x: x, out: out, n: n, cache: cache, keepInput: training && !frozen)
     }
 
-    public func backward(layer: Int, site: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int) {
-        modules[HookSite(layer, site)]!.backward(dout: dout, dx: dx, n: n, frozen: frozen)
+    public func backward(
+        layer: Int, site: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int, cache: HookCache
+    ) {
+        modules[HookSite(layer, site)]!.backward(dout: dout, dx: dx, n: n, cache: cache, frozen: frozen)
     }
 }

@@ -7,12 +7,15 @@ public final class BottleneckAdapter {
     public let downBias: Parameter  // [r]
     public let upWeight: Parameter  // [H, r]
     public let upBias: Parameter  // [H]
-    // Kept from the forward pass for backward.
-    private var x = Tensor(zeros: [0])  // [N, H] input
-    private var pre = Tensor(zeros: [0])  // [N, r] W_down·x + b_down
-    private var act = Tensor(zeros: [0])  // [N, r] f(pre)
-    private var dact = Tensor(zeros: [0])  // [N, r] scratch
-    private var dpre = Tensor(zeros: [0])  // [N, r] scratch
+    /// What a pass keeps in its `HookCache`, by slot.
+    enum Slot: Int {
+        case x  // [N, H] input (kept only when the down projection's gradient will be needed)
+        case pre  // [N, r] W_down·x + b_down
+        case act  // [N, r] f(pre)
+        case dact, dpre  // [N, r] backward scratch
+    }
+
+    func buffer(_ cache: HookCache, _ slot: Slot, _ count: Int) -> Tensor { cache.tensor(self, slot.rawValue, count: count) }
 
     /// Near-identity start: down ~ N(0, std²), up = 0, so the adapter begins as the identity.
     public init(prefix: String, hidden: Int, bottleneck: Int, activation: Activation, initStd: Float, rng: inout SeededRNG) {
@@ -27,12 +30,14 @@ public final class BottleneckAdapter {
 
     public var parameters: [Parameter] { [downWeight, downBias, upWeight, upBias] }
 
-    /// out[n, H] = x + up(f(down(x))).
-    public func forward(x xin: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int) {
+    /// out[n, H] = x + up(f(down(x))). `keepInput`: copy x into the cache for the down
+    /// projection's weight gradient (a frozen module, or inference, does not need it).
+    public func forward(x xin: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, cache: HookCache, keepInput: Bool = true) {
         let H = hidden
         let r = bottleneck
-        Tensor.ensure(&x, n * H); Tensor.ensure(&pre, n * r); Tensor.ensure(&act, n * r)
-        x.data.update(from: xin, count: n * H)
+        let pre = buffer(cache, .pre, n * r)
+        let act = buffer(cache, .act, n * r)
+        if keepInput { buffer(cache, .x, n * H).data.update(from: xin, count: n * H) }
         Linear.forward(y: pre.data, x: xin, w: downWeight.value.data, b: downBias.value.data, n: n, inDim: H, outDim: r)
         activation.forward(out: act.data, inp: pre.data, count: n * r)
         Linear.forward(y: out, x: act.data, w: upWeight.value.data, b: upBias.value.data, n: n, inDim: r, outDim: H)
@@ -40,10 +45,14 @@ public final class BottleneckAdapter {
     }
 
     /// dx += ∂L/∂x; parameter gradients accumulate unless `frozen` (then only ∂L/∂x is computed).
-    public func backward(dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int, frozen: Bool = false) {
+    public func backward(dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int, cache: HookCache, frozen: Bool = false) {
         let H = hidden
         let r = bottleneck
-        Tensor.ensure(&dact, n * r); Tensor.ensure(&dpre, n * r)
+        let pre = buffer(cache, .pre, n * r)
+        let act = buffer(cache, .act, n * r)
+        let dact = buffer(cache, .dact, n * r)
+        let dpre = buffer(cache, .dpre, n * r)
+        let x: UnsafePointer<Float>? = frozen ? nil : UnsafePointer(buffer(cache, .x, n * H).data)  // only for the down weight's gradient
         dact.data.update(repeating: 0, count: n * r)
         dpre.data.update(repeating: 0, count: n * r)
         VectorMath.add(dx, dout, n * H)  // residual
@@ -52,7 +61,7 @@ public final class BottleneckAdapter {
             w: upWeight.value.data, n: n, inDim: r, outDim: H)
         activation.backward(dinp: dpre.data, dout: dact.data, inp: pre.data, count: n * r)
         Linear.backward(
-            dx: dx, dw: frozen ? nil : downWeight.grad.data, db: frozen ? nil : downBias.grad.data, dy: dpre.data, x: x.data,
+            dx: dx, dw: frozen ? nil : downWeight.grad.data, db: frozen ? nil : downBias.grad.data, dy: dpre.data, x: x,
             w: downWeight.value.data, n: n, inDim: H, outDim: r)
     }
 }

@@ -102,7 +102,7 @@ public final class BertEncoder {
         }
         // attnProj = dropout(ctx · Woᵀ + bo);  attnSum = hook(attnProj) + x;  attnOut = LN(attnSum)
         Linear.forward(y: ws.attnProj.data, x: ws.ctx.data, w: w.attnOutWeight.data, b: w.attnOutBias.data, n: n, inDim: H, outDim: H)
-        sublayerOutput(l, .attention, proj: ws.attnProj, mask: a.attnProjMask, sum: a.attnSum, residual: x, n: n, hook, dropout)
+        sublayerOutput(l, .attention, proj: ws.attnProj, mask: a.attnProjMask, sum: a.attnSum, residual: x, n: n, hook, dropout, cache: ws.hookCache)
         LayerNorm.forward(
             out: ws.attnOut.data, mean: a.attnMean.data, rstd: a.attnRstd.data, inp: a.attnSum.data,
             weight: w.attnLNWeight.data, bias: w.attnLNBias.data, n: n, c: H, eps: eps)
@@ -111,7 +111,8 @@ public final class BertEncoder {
         GELU.forward(out: ws.ffnAct.data, pre: a.ffnPre.data, bias: w.ffnInBias.data, n: n, c: F)
         // ffnProj = dropout(ffnAct · W2ᵀ + b2);  ffnSum = hook(ffnProj) + attnOut;  output = LN(ffnSum)
         Linear.forward(y: ws.ffnProj.data, x: ws.ffnAct.data, w: w.ffnOutWeight.data, b: w.ffnOutBias.data, n: n, inDim: F, outDim: H)
-        sublayerOutput(l, .output, proj: ws.ffnProj, mask: a.ffnProjMask, sum: a.ffnSum, residual: ws.attnOut, n: n, hook, dropout)
+        sublayerOutput(
+            l, .output, proj: ws.ffnProj, mask: a.ffnProjMask, sum: a.ffnSum, residual: ws.attnOut, n: n, hook, dropout, cache: ws.hookCache)
         LayerNorm.forward(
             out: output.data, mean: a.ffnMean.data, rstd: a.ffnRstd.data, inp: a.ffnSum.data,
             weight: w.ffnLNWeight.data, bias: w.ffnLNBias.data, n: n, c: H, eps: eps)
@@ -120,14 +121,14 @@ public final class BertEncoder {
     /// sum = hook(dropout(proj)) + residual, the input of a sublayer's LayerNorm.
     private func sublayerOutput(
         _ l: Int, _ site: AdapterSite, proj: Tensor, mask: Mask, sum: Tensor,
-        residual: Tensor, n: Int, _ hook: LayerHook?, _ dropout: DropoutState?
+        residual: Tensor, n: Int, _ hook: LayerHook?, _ dropout: DropoutState?, cache: HookCache
     ) {
         let count = n * config.hiddenSize
         if let dropout, dropout.hidden > 0 {
             Dropout.forward(out: proj.data, mask: mask.data, inp: proj.data, count: count, p: dropout.hidden, rng: &dropout.rng)
         }
         if let hook, hook.acts(layer: l, site: site) {
-            hook.forward(layer: l, site: site, x: proj.data, out: sum.data, n: n, training: dropout != nil)
+            hook.forward(layer: l, site: site, x: proj.data, out: sum.data, n: n, training: dropout != nil, cache: cache)
         } else {
             sum.data.update(from: proj.data, count: count)
         }
@@ -203,7 +204,7 @@ public final class BertEncoder {
         let dProj = ws.dProj
         if hook.acts(layer: l, site: site) {
             dProj.data.update(repeating: 0, count: count)
-            hook.backward(layer: l, site: site, dout: dSum.data, dx: dProj.data, n: n)
+            hook.backward(layer: l, site: site, dout: dSum.data, dx: dProj.data, n: n, cache: ws.hookCache)
         } else {
             dProj.data.update(from: dSum.data, count: count)
         }

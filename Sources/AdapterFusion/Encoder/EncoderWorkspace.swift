@@ -67,6 +67,8 @@ public final class EncoderWorkspace {
     // Backward buffers (training only).
     var dX = Tensor(zeros: [0]), dA = Tensor(zeros: [0]), dB = Tensor(zeros: [0]), dProj = Tensor(zeros: [0])
     var dCtx = Tensor(zeros: [0]), dQKV = Tensor(zeros: [0]), dF1 = Tensor(zeros: [0]), dF2 = Tensor(zeros: [0])
+    /// What the hooks (adapters, fusion) keep between this workspace's forward and backward passes.
+    public let hookCache = HookCache()
     /// The batch of the last forward pass (backward runs on it).
     public private(set) var batch: TokenBatch?
 

@@ -39,10 +39,12 @@ public struct HookSite: Hashable, Sendable, Comparable {
 public protocol LayerHook: AnyObject {
     /// True when the hook acts at this layer and site.
     func acts(layer: Int, site: AdapterSite) -> Bool
-    /// out[n, H] = f(x[n, H]). Keeps what `backward` needs when `training`.
-    func forward(layer: Int, site: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool)
-    /// dx[n, H] += ∂L/∂x given dout = ∂L/∂out.
-    func backward(layer: Int, site: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int)
+    /// out[n, H] = f(x[n, H]). Keeps what `backward` needs in `cache`.
+    func forward(
+        layer: Int, site: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool,
+        cache: HookCache)
+    /// dx[n, H] += ∂L/∂x given dout = ∂L/∂out, reading what the forward pass kept in `cache`.
+    func backward(layer: Int, site: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int, cache: HookCache)
 }
 
 extension LayerHook {

@@ -57,10 +57,10 @@ public struct FusionOptions: Codable, Sendable, Equatable {
 @inline(__always)
 func applyHook(
     _ hook: LayerHook, _ l: Int, _ s: AdapterSite, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-    n: Int, hidden: Int, training: Bool
+    n: Int, hidden: Int, training: Bool, cache: HookCache
 ) {
     if hook.acts(layer: l, site: s) {
-        hook.forward(layer: l, site: s, x: x, out: out, n: n, training: training)
+        hook.forward(layer: l, site: s, x: x, out: out, n: n, training: training, cache: cache)
     } else {
         out.update(from: x, count: n * hidden)
     }
@@ -70,40 +70,45 @@ func applyHook(
 @inline(__always)
 func applyHookBackward(
     _ hook: LayerHook, _ l: Int, _ s: AdapterSite, _ dout: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
-    n: Int, hidden: Int
+    n: Int, hidden: Int, cache: HookCache
 ) {
-    if hook.acts(layer: l, site: s) { hook.backward(layer: l, site: s, dout: dout, dx: dx, n: n) } else { VectorMath.add(dx, dout, n * hidden) }
+    if hook.acts(layer: l, site: s) {
+        hook.backward(layer: l, site: s, dout: dout, dx: dx, n: n, cache: cache)
+    } else {
+        VectorMath.add(dx, dout, n * hidden)
+    }
 }
 
 /// stack(a, b, …): out = … b(a(x)).
 final class StackNode: LayerHook {
     let members: [LayerHook]
     let hidden: Int
-    private var buffers = [Tensor(zeros: [0]), Tensor(zeros: [0])]
-    private var grads = [Tensor(zeros: [0]), Tensor(zeros: [0])]
 
     init(_ members: [LayerHook], hidden: Int) { self.members = members; self.hidden = hidden }
 
     func acts(layer: Int, site: AdapterSite) -> Bool { members.contains { $0.acts(layer: layer, site: site) } }
 
-    func forward(layer l: Int, site s: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool) {
-        for k in 0..<2 { Tensor.ensure(&buffers[k], n * hidden) }
+    func forward(
+        layer l: Int, site s: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool,
+        cache: HookCache
+    ) {
+        let buffers = (0..<2).map { cache.tensor(self, $0, count: n * hidden) }  // intermediate outputs
         var input = x
         for (j, m) in members.enumerated() {
             let target = j == members.count - 1 ? out : buffers[j % 2].data
-            applyHook(m, l, s, input, target, n: n, hidden: hidden, training: training)
+            applyHook(m, l, s, input, target, n: n, hidden: hidden, training: training, cache: cache)
             input = UnsafePointer(target)
         }
     }
 
-    func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int) {
-        for k in 0..<2 { Tensor.ensure(&grads[k], n * hidden) }
+    func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int, cache: HookCache) {
+        let grads = (0..<2).map { cache.tensor(self, 2 + $0, count: n * hidden) }
         var d = dout
         for (j, m) in members.enumerated().reversed() {
-            if j == 0 { applyHookBackward(m, l, s, d, dx, n: n, hidden: hidden); break }
+            if j == 0 { applyHookBackward(m, l, s, d, dx, n: n, hidden: hidden, cache: cache); break }
             let g = grads[j % 2]
             g.data.update(repeating: 0, count: n * hidden)
-            applyHookBackward(m, l, s, d, g.data, n: n, hidden: hidden)
+            applyHookBackward(m, l, s, d, g.data, n: n, hidden: hidden, cache: cache)
             d = UnsafePointer(g.data)
         }
     }
@@ -114,7 +119,6 @@ final class AverageNode: LayerHook {
     let members: [LayerHook]
     let weights: [Float]
     let hidden: Int
-    private var buffer = Tensor(zeros: [0]), grad = Tensor(zeros: [0])
 
     init(_ members: [LayerHook], weights: [Float]?, hidden: Int) {
         self.members = members
@@ -124,20 +128,23 @@ final class AverageNode: LayerHook {
 
     func acts(layer: Int, site: AdapterSite) -> Bool { members.contains { $0.acts(layer: layer, site: site) } }
 
-    func forward(layer l: Int, site s: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool) {
-        Tensor.ensure(&buffer, n * hidden)
+    func forward(
+        layer l: Int, site s: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool,
+        cache: HookCache
+    ) {
+        let buffer = cache.tensor(self, 0, count: n * hidden)
         out.update(repeating: 0, count: n * hidden)
         for (m, w) in zip(members, weights) {
-            applyHook(m, l, s, x, buffer.data, n: n, hidden: hidden, training: training)
+            applyHook(m, l, s, x, buffer.data, n: n, hidden: hidden, training: training, cache: cache)
             for i in 0..<(n * hidden) { out[i] += w * buffer.data[i] }
         }
     }
 
-    func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int) {
-        Tensor.ensure(&grad, n * hidden)
+    func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int, cache: HookCache) {
+        let grad = cache.tensor(self, 1, count: n * hidden)
         for (m, w) in zip(members, weights) {
             for i in 0..<(n * hidden) { grad.data[i] = w * dout[i] }
-            applyHookBackward(m, l, s, grad.data, dx, n: n, hidden: hidden)
+            applyHookBackward(m, l, s, grad.data, dx, n: n, hidden: hidden, cache: cache)
         }
     }
 }
@@ -152,19 +159,22 @@ final class ParallelNode: LayerHook {
 
     func acts(layer: Int, site: AdapterSite) -> Bool { members.contains { $0.acts(layer: layer, site: site) } }
 
-    func forward(layer l: Int, site s: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool) {
+    func forward(
+        layer l: Int, site s: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool,
+        cache: HookCache
+    ) {
         let per = n / members.count
         let H = hidden
         for (i, m) in members.enumerated() {
-            applyHook(m, l, s, x + i * per * H, out + i * per * H, n: per, hidden: H, training: training)
+            applyHook(m, l, s, x + i * per * H, out + i * per * H, n: per, hidden: H, training: training, cache: cache)
         }
     }
 
-    func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int) {
+    func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int, cache: HookCache) {
         let per = n / members.count
         let H = hidden
         for (i, m) in members.enumerated() {
-            applyHookBackward(m, l, s, dout + i * per * H, dx + i * per * H, n: per, hidden: H)
+            applyHookBackward(m, l, s, dout + i * per * H, dx + i * per * H, n: per, hidden: H, cache: cache)
         }
     }
 }
@@ -182,7 +192,6 @@ public final class FuseNode: LayerHook {
     /// When set, each forward pass keeps the attention weights [n, members] per (layer, site).
     public var recordAttention = false
     public private(set) var attention: [HookSite: Tensor] = [:]
-    private var deltas = Tensor(zeros: [0]), ddeltas = Tensor(zeros: [0])
 
     init(_ members: [LayerHook], options: FusionOptions, prefix: String, hidden: Int, layers: Int, rng: inout SeededRNG) {
         self.members = members
@@ -201,34 +210,40 @@ public final class FuseNode: LayerHook {
 
     public func acts(layer: Int, site: AdapterSite) -> Bool { fusionLayers[HookSite(layer, site)] != nil }
 
-    public func forward(layer l: Int, site s: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool) {
+    public func forward(
+        layer l: Int, site s: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool,
+        cache: HookCache
+    ) {
         let N = members.count
         let H = hidden
-        Tensor.ensure(&deltas, N * n * H)
+        let deltas = cache.tensor(self, 2 + HookSite(l, s).index, count: N * n * H)  // member deltas, kept per site for backward
         for (i, m) in members.enumerated() {
             let a = deltas.data + i * n * H
-            applyHook(m, l, s, x, a, n: n, hidden: H, training: training)
+            applyHook(m, l, s, x, a, n: n, hidden: H, training: training, cache: cache)
             for j in 0..<(n * H) { a[j] -= x[j] }
         }
         let fl = fusionLayers[HookSite(l, s)]!
-        fl.forward(x: x, deltas: deltas.data, out: out, n: n, temperature: temperature)
+        fl.forward(x: x, deltas: deltas.data, out: out, n: n, temperature: temperature, cache: cache)
         if recordAttention {
             let w = Tensor(zeros: [n, N])
-            w.data.update(from: fl.lastWeights.data, count: n * N)
+            w.data.update(from: fl.weights(cache, n: n).data, count: n * N)
             attention[HookSite(l, s)] = w
         }
     }
 
-    public func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int) {
+    public func backward(
+        layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int, cache: HookCache
+    ) {
         let N = members.count
         let H = hidden
-        Tensor.ensure(&ddeltas, N * n * H)
+        let ddeltas = cache.tensor(self, 1, count: N * n * H)
         ddeltas.data.update(repeating: 0, count: N * n * H)
-        fusionLayers[HookSite(l, s)]!.backward(dout: dout, dx: dx, ddeltas: ddeltas.data, n: n)
+        let deltas = cache.tensor(self, 2 + HookSite(l, s).index, count: N * n * H)
+        fusionLayers[HookSite(l, s)]!.backward(dout: dout, dx: dx, deltas: deltas.data, ddeltas: ddeltas.data, n: n, cache: cache)
         for (i, m) in members.enumerated() {
             // aᵢ = mᵢ(x) − x: dx += mᵢ′ᵀ·daᵢ − daᵢ
             let da = ddeltas.data + i * n * H
-            applyHookBackward(m, l, s, da, dx, n: n, hidden: H)
+            applyHookBackward(m, l, s, da, dx, n: n, hidden: H, cache: cache)
             for j in 0..<(n * H) { dx[j] -= da[j] }
         }
     }

@@ -15,17 +15,19 @@ public final class FusionLayer {
     public let query: (weight: Parameter, bias: Parameter)  // [H, H], [H]
     public let key: Parameter  // [H, H]
     public let value: (weight: Parameter, bias: Parameter)?  // [H, H], [H]; nil for static fusion
-    // Kept from the forward pass.
-    private var x = Tensor(zeros: [0])  // [n, H]
-    private var deltas = Tensor(zeros: [0])  // [N, n, H] member deltas a_i
-    private var q = Tensor(zeros: [0])  // [n, H]
-    private var qk = Tensor(zeros: [0])  // [n, H] q·K
-    private var w = Tensor(zeros: [0])  // [n, N] attention weights
-    private var c = Tensor(zeros: [0])  // [n, H] Σ w_i a_i
-    private var temperature: Float = 1
-    // Backward scratch.
-    private var dc = Tensor(zeros: [0]), dw = Tensor(zeros: [0]), ds = Tensor(zeros: [0])
-    private var dqk = Tensor(zeros: [0]), dq = Tensor(zeros: [0])
+    /// What a pass keeps in its `HookCache`, by slot: forward values, then backward scratch.
+    enum Slot: Int {
+        case x  // [n, H] input
+        case q  // [n, H]
+        case qk  // [n, H] q·K
+        case w  // [n, N] attention weights
+        case c  // [n, H] Σ w_i a_i
+        case temperature  // [1]
+        case dc, dqk, dq  // [n, H]
+        case dw, ds  // [n, N]
+    }
+
+    func buffer(_ cache: HookCache, _ slot: Slot, _ count: Int) -> Tensor { cache.tensor(self, slot.rawValue, count: count) }
 
     /// Q and K ~ N(0, 0.02²), V = I with 1e-6 off the diagonal (as AdapterHub), biases zero.
     public init(prefix: String, hidden: Int, members: Int, dynamic: Bool, rng: inout SeededRNG) {
@@ -49,35 +51,38 @@ public final class FusionLayer {
         [query.weight, query.bias, key] + (value.map { [$0.weight, $0.bias] } ?? [])
     }
 
-    /// The attention weights of the last forward pass, [n, members].
-    public var lastWeights: Tensor { w }
+    /// The attention weights [n, members] of the last forward pass with `cache`.
+    public func weights(_ cache: HookCache, n: Int) -> Tensor { buffer(cache, .w, n * members) }
 
     /// out[n, H] = x + V·Σ_i softmax_i(qK·a_i / T)·a_i + b_v, with `deltas` = a_i laid out [N, n, H].
+    /// `deltas` must stay unchanged until `backward` (the caller keeps them, per site).
     public func forward(
-        x xin: UnsafePointer<Float>, deltas din: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
-        n: Int, temperature T: Float
+        x xin: UnsafePointer<Float>, deltas: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+        n: Int, temperature T: Float, cache: HookCache
     ) {
         let H = hidden
         let N = members
-        temperature = T
-        for t in [\FusionLayer.x, \.q, \.qk, \.c] { Tensor.ensure(&self[keyPath: t], n * H) }
-        Tensor.ensure(&deltas, N * n * H); Tensor.ensure(&w, n * N)
+        buffer(cache, .temperature, 1)[0] = T
+        let x = buffer(cache, .x, n * H)
+        let q = buffer(cache, .q, n * H)
+        let qk = buffer(cache, .qk, n * H)
+        let c = buffer(cache, .c, n * H)
+        let w = buffer(cache, .w, n * N)
         x.data.update(from: xin, count: n * H)
-        deltas.data.update(from: din, count: N * n * H)
         // q = x·Qᵀ + b_q;  qk = q·K
         Linear.forward(y: q.data, x: xin, w: query.weight.value.data, b: query.bias.value.data, n: n, inDim: H, outDim: H)
         BLAS.gemm(m: n, n: H, k: H, a: q.data, lda: H, b: key.value.data, ldb: H, c: qk.data, ldc: H)
         // w[t, i] = softmax_i(qk[t]·a_i[t] / T);  c[t] = Σ_i w[t, i] a_i[t]
         for t in 0..<n {
-            for i in 0..<N { w[t * N + i] = VectorMath.dot(qk.data + t * H, deltas.data + (i * n + t) * H, H) }
+            for i in 0..<N { w[t * N + i] = VectorMath.dot(qk.data + t * H, deltas + (i * n + t) * H, H) }
         }
         Softmax.forward(out: w.data, inp: w.data, n: n, c: N, ld: N, scale: 1 / T)
-        c.zero()
+        c.data.update(repeating: 0, count: n * H)
         for t in 0..<n {
             let ct = c.data + t * H
             for i in 0..<N {
                 let wi = w[t * N + i]
-                let a = deltas.data + (i * n + t) * H
+                let a = deltas + (i * n + t) * H
                 for j in 0..<H { ct[j] += wi * a[j] }
             }
         }
@@ -92,11 +97,23 @@ public final class FusionLayer {
 
     /// dx += ∂L/∂x through the query and the residual (not through the deltas: the caller
     /// routes `ddeltas` [N, n, H] (+=) back through the members); parameter gradients accumulate.
-    public func backward(dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, ddeltas: UnsafeMutablePointer<Float>, n: Int) {
+    public func backward(
+        dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, deltas: UnsafePointer<Float>, ddeltas: UnsafeMutablePointer<Float>,
+        n: Int, cache: HookCache
+    ) {
         let H = hidden
         let N = members
-        for t in [\FusionLayer.dc, \.dqk, \.dq] { Tensor.ensure(&self[keyPath: t], n * H) }
-        Tensor.ensure(&dw, n * N); Tensor.ensure(&ds, n * N)
+        let temperature = buffer(cache, .temperature, 1)[0]
+        let x = buffer(cache, .x, n * H)
+        let q = buffer(cache, .q, n * H)
+        let qk = buffer(cache, .qk, n * H)
+        let c = buffer(cache, .c, n * H)
+        let w = buffer(cache, .w, n * N)
+        let dc = buffer(cache, .dc, n * H)
+        let dqk = buffer(cache, .dqk, n * H)
+        let dq = buffer(cache, .dq, n * H)
+        let dw = buffer(cache, .dw, n * N)
+        let ds = buffer(cache, .ds, n * N)
         VectorMath.add(dx, dout, n * H)  // residual
         // dc = dout·V (dynamic) or dout (static)
         if let value {
@@ -110,7 +127,7 @@ public final class FusionLayer {
         // c = Σ_i w_i a_i:  dw[t, i] = dc[t]·a_i[t];  da_i[t] += w[t, i]·dc[t]
         for t in 0..<n {
             for i in 0..<N {
-                let a = deltas.data + (i * n + t) * H
+                let a = deltas + (i * n + t) * H
                 let da = ddeltas + (i * n + t) * H
                 let wi = w[t * N + i]
                 dw[t * N + i] = VectorMath.dot(dc.data + t * H, a, H)
@@ -121,13 +138,13 @@ public final class FusionLayer {
         ds.data.update(repeating: 0, count: n * N)
         Softmax.backward(dinp: ds.data, dout: dw.data, out: w.data, n: n, c: N, ld: N, scale: 1 / temperature)
         // score_i = qk·a_i:  dqk[t] = Σ_i ds[t, i] a_i[t];  da_i[t] += ds[t, i] qk[t]
-        dqk.zero()
+        dqk.data.update(repeating: 0, count: n * H)
         for t in 0..<n {
             let g = dqk.data + t * H
             let qkt = qk.data + t * H
             for i in 0..<N {
                 let s = ds[t * N + i]
-                let a = deltas.data + (i * n + t) * H
+                let a = deltas + (i * n + t) * H
                 let da = ddeltas + (i * n + t) * H
                 for j in 0..<H { g[j] += s * a[j]; da[j] += s * qkt[j] }
             }

@@ -1,0 +1,29 @@
+/// What hooks keep from a forward pass for its backward pass, and their scratch: owned by the
+/// pass's `EncoderWorkspace`, not by the modules. So a module (an adapter, a fusion layer) holds
+/// only its parameters and can serve several workspaces — two predictors sharing an adapter, or
+/// passes on different threads — and the memory goes with the workspace.
+///
+/// A tensor is keyed by its owner (the module object) and a slot number the owner chooses; it
+/// grows when a larger batch needs more and is reused by later passes.
+public final class HookCache {
+    private struct Key: Hashable {
+        let owner: ObjectIdentifier
+        let slot: Int
+    }
+    private var tensors: [Key: Tensor] = [:]
+
+    public init() {}
+
+    /// A tensor of at least `count` elements for (`owner`, `slot`). Its contents are what the
+    /// owner last wrote there in this cache.
+    public func tensor(_ owner: AnyObject, _ slot: Int, count: Int) -> Tensor {
+        let key = Key(owner: ObjectIdentifier(owner), slot: slot)
+        if let t = tensors[key], t.count >= count { return t }
+        let t = Tensor(zeros: [max(count, 1)])
+        tensors[key] = t
+        return t
+    }
+
+    /// Floats held, for memory accounting.
+    public var floatCount: Int { tensors.values.reduce(0) { $0 + $1.count } }
+}
