@@ -11,6 +11,7 @@ public final class HookCache {
         let slot: Int
     }
     private var tensors: [Key: Tensor] = [:]
+    private var masks: [Key: Mask] = [:]
 
     public init() {}
 
@@ -22,6 +23,15 @@ public final class HookCache {
         let t = Tensor(zeros: [max(count, 1)])
         tensors[key] = t
         return t
+    }
+
+    /// A dropout mask of at least `count` elements for (`owner`, `slot`).
+    public func mask(_ owner: AnyObject, _ slot: Int, count: Int) -> Mask {
+        let key = Key(owner: ObjectIdentifier(owner), slot: slot)
+        if let m = masks[key], m.count >= count { return m }
+        let m = Mask(count: max(count, 1))
+        masks[key] = m
+        return m
     }
 
     /// Floats held, for memory accounting.

@@ -47,12 +47,18 @@ public final class PredictionHead {
     public let hidden: Int
     public let dense: (weight: Parameter, bias: Parameter)?  // [H, H], [H]
     public let output: (weight: Parameter, bias: Parameter)  // [C, H], [C]
-    // Forward caches, [B, ·].
-    private var cls = Tensor(zeros: [0]), x1 = Tensor(zeros: [0]), z = Tensor(zeros: [0]), x2 = Tensor(zeros: [0])
-    private var mask1 = Mask(count: 0), mask2 = Mask(count: 0)
-    private var logits = Tensor(zeros: [0]), probs = Tensor(zeros: [0])
-    private var batchSize = 0
-    private var lastDropout: Float = 0
+    /// What a pass keeps in its `HookCache` between `forward`, `loss` and `backward`, by slot.
+    enum Slot: Int {
+        case cls, x1, z, x2  // [B, H]: [CLS] states, dropout(cls), tanh(dense(x1)), dropout(z or cls)
+        case logits, probs  // [B, C]
+        case state  // [2]: batch size, dropout probability of the last forward pass
+        case mask1, mask2  // dropout masks [B, H]
+    }
+
+    /// The cache of callers that pass none (one pass at a time through this head).
+    private let ownCache = HookCache()
+
+    func buffer(_ cache: HookCache, _ slot: Slot, _ count: Int) -> Tensor { cache.tensor(self, slot.rawValue, count: count) }
 
     public init(config: HeadConfig, hidden: Int, seed: UInt64) {
         self.config = config
@@ -76,27 +82,31 @@ public final class PredictionHead {
     }
 
     /// Returns the outputs [B, C] for the batch's [CLS] states (logits, or the regression value).
-    /// With `dropout` the pass is a training pass and keeps what `backward` needs.
+    /// With `dropout` the pass is a training pass; what `loss` and `backward` need is kept in
+    /// `cache` (the pass's workspace cache; by default the head's own).
     @discardableResult
-    public func forward(_ hiddenStates: Tensor, batch: TokenBatch, dropout: DropoutState? = nil) -> Tensor {
+    public func forward(_ hiddenStates: Tensor, batch: TokenBatch, dropout: DropoutState? = nil, cache: HookCache? = nil) -> Tensor {
+        let cache = cache ?? ownCache
         let B = batch.count
         let H = hidden
         let C = config.outputs
-        batchSize = B
-        for t in [\PredictionHead.cls, \.x1, \.z, \.x2] where self[keyPath: t].count < B * H {
-            self[keyPath: t] = Tensor(zeros: [B, H])
-        }
-        if mask1.count < B * H { mask1 = Mask(count: B * H); mask2 = Mask(count: B * H) }
-        if logits.count < B * C { logits = Tensor(zeros: [B, C]); probs = Tensor(zeros: [B, C]) }
+        let cls = buffer(cache, .cls, B * H)
+        let x1 = buffer(cache, .x1, B * H)
+        let z = buffer(cache, .z, B * H)
+        let x2 = buffer(cache, .x2, B * H)
+        let logits = buffer(cache, .logits, B * C)
+        let state = buffer(cache, .state, 2)
+        state[0] = Float(B)
+        state[1] = dropout == nil ? 0 : config.dropout
         Pooling.gatherCLS(hiddenStates, batch: batch, into: cls)
         var input = cls
         if let dense {
-            dropoutForward(input, into: x1, mask: mask1, B * H, dropout)
+            dropoutForward(input, into: x1, mask: cache.mask(self, Slot.mask1.rawValue, count: B * H), B * H, dropout)
             Linear.forward(y: z.data, x: x1.data, w: dense.weight.value.data, b: dense.bias.value.data, n: B, inDim: H, outDim: H)
             Tanh.forward(out: z.data, inp: z.data, count: B * H)
             input = z
         }
-        dropoutForward(input, into: x2, mask: mask2, B * H, dropout)
+        dropoutForward(input, into: x2, mask: cache.mask(self, Slot.mask2.rawValue, count: B * H), B * H, dropout)
         Linear.forward(y: logits.data, x: x2.data, w: output.weight.value.data, b: output.bias.value.data, n: B, inDim: H, outDim: C)
         let out = Tensor(zeros: [B, C])
         out.data.update(from: logits.data, count: B * C)
@@ -109,11 +119,14 @@ public final class PredictionHead {
         } else {
             y.data.update(from: x.data, count: count)
         }
-        lastDropout = dropout == nil ? 0 : config.dropout
     }
 
-    /// Loss of the last forward pass: mean cross-entropy or mean squared error.
-    public func loss(_ targets: Targets) -> Float {
+    /// Loss of the last forward pass with `cache`: mean cross-entropy or mean squared error.
+    public func loss(_ targets: Targets, cache: HookCache? = nil) -> Float {
+        let cache = cache ?? ownCache
+        let n = Int(buffer(cache, .state, 2)[0]) * config.outputs
+        let logits = buffer(cache, .logits, n)
+        let probs = buffer(cache, .probs, n)
         switch targets {
         case .labels(let y): return CrossEntropy.forward(probs: probs.data, logits: logits.data, labels: y, classes: config.outputs)
         case .values(let t): return MeanSquaredError.forward(pred: logits.data, targets: t)
@@ -122,10 +135,20 @@ public final class PredictionHead {
 
     /// Backward of `loss` and `forward`: accumulates parameter gradients and returns
     /// ∂L/∂(hidden states) [tokens, H] (non-zero only at [CLS] rows).
-    public func backward(_ targets: Targets, batch: TokenBatch) -> Tensor {
-        let B = batchSize
+    public func backward(_ targets: Targets, batch: TokenBatch, cache: HookCache? = nil) -> Tensor {
+        let cache = cache ?? ownCache
+        let state = buffer(cache, .state, 2)
+        let B = Int(state[0])
+        let lastDropout = state[1]
         let H = hidden
         let C = config.outputs
+        let x1 = buffer(cache, .x1, B * H)
+        let z = buffer(cache, .z, B * H)
+        let x2 = buffer(cache, .x2, B * H)
+        let logits = buffer(cache, .logits, B * C)
+        let probs = buffer(cache, .probs, B * C)
+        let mask1 = cache.mask(self, Slot.mask1.rawValue, count: B * H)
+        let mask2 = cache.mask(self, Slot.mask2.rawValue, count: B * H)
         let dLogits = Tensor(zeros: [B, C])
         let dX2 = Tensor(zeros: [B, H])
         switch targets {

@@ -59,7 +59,7 @@ public final class ParallelPredictor {
                 let copy = TokenBatch(encodings: encs)  // copy i of the batch
                 let part = Tensor(zeros: [copy.tokenCount, H])
                 part.data.update(from: hidden.data + batch.offsets[i * chunk.count] * H, count: part.count)
-                let logits = heads[i].forward(part, batch: copy)
+                let logits = heads[i].forward(part, batch: copy, cache: ws.hookCache)
                 let c = heads[i].config.outputs
                 let classify = heads[i].config.kind == .classification
                 if classify { Softmax.forward(out: logits.data, inp: logits.data, n: chunk.count, c: c, ld: c) }

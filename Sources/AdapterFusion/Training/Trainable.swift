@@ -58,9 +58,10 @@ public final class TrainingStep {
     @discardableResult
     public func run(_ batch: TokenBatch, _ targets: Targets, lr: Float) throws -> Float {
         let hidden = try encoder.forward(batch, workspace: workspace, hook: model.hook, dropout: dropout)
-        head.forward(hidden, batch: batch, dropout: dropout)
-        var loss = head.loss(targets)
-        encoder.backward(head.backward(targets, batch: batch), workspace: workspace, hook: model.hook, dropout: dropout)
+        let cache = workspace.hookCache
+        head.forward(hidden, batch: batch, dropout: dropout, cache: cache)
+        var loss = head.loss(targets, cache: cache)
+        encoder.backward(head.backward(targets, batch: batch, cache: cache), workspace: workspace, hook: model.hook, dropout: dropout)
         loss += model.regularize()
         guard loss.isFinite else {
             optimizer.zeroGradients()
