@@ -47,7 +47,8 @@ public struct OpenBLAS: Sendable {
     static func load() throws -> OpenBLAS {
         let choice = KernelChoice.forThisMachine()
         // Set only for the load; a variable the environment set is never touched.
-        if choice.source == .chosen, let core = choice.coretype { setenv("OPENBLAS_CORETYPE", core, 0) }
+        // Unset or empty (both mean "not set" here): set for this load only.
+        if choice.source == .chosen, let core = choice.coretype { setenv("OPENBLAS_CORETYPE", core, 1) }
         defer { if choice.source == .chosen { unsetenv("OPENBLAS_CORETYPE") } }
         var errors: [String] = []
         for name in candidates {
