@@ -170,3 +170,13 @@ extension InputValidationTests {
         }
     }
 }
+
+extension InputValidationTests {
+    /// Excel writes CSV with a byte-order mark and CRLF line ends: the header still names `label`.
+    @Test func csvWithByteOrderMarkAndCRLF() throws {
+        let csv = Data([0xEF, 0xBB, 0xBF] + Array("label,text\r\nham,hello\r\nspam,\"win, now\"\r\n".utf8))
+        let rows = try DataReader.parse(csv, path: "d.csv", format: .csv)
+        #expect(rows.map { $0.fields["label"] } == ["ham", "spam"])
+        #expect(rows.map { $0.fields["text"] } == ["hello", "win, now"])
+    }
+}

@@ -68,6 +68,13 @@ public enum StoreFile {
             throw HDF5Error("\(path): '\(dir)' is a file, not a folder")
         }
         guard access(dir, W_OK | X_OK) == 0 else { throw HDF5Error("\(path): cannot write in folder '\(dir)': \(reason())") }
+        // access() says yes to root everywhere; creating the lock file (which saving needs
+        // anyway) proves it on file systems that refuse writes (read-only mounts, /proc).
+        if dir == directory(of: target) {
+            let fd = open(target + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw HDF5Error("\(path): cannot write in folder '\(dir)': \(reason())") }
+            close(fd)
+        }
     }
 
     /// Holds the exclusive lock of a store while a writer reads, rewrites and renames it.

@@ -25,13 +25,14 @@ public enum DataReader {
 
     /// The rows of a data file's bytes (`path` names it in errors).
     public static func parse(_ data: Data, path: String, format: TaskSpec.Format, firstLine: Int = 1) throws -> [RawRow] {
-        let bytes = [UInt8](data)
+        var bytes = [UInt8](data)
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }  // a UTF-8 byte-order mark (Excel's CSV export)
         switch format {
         case .csv: return try delimited(bytes, path: path, separator: UInt8(ascii: ","), quoting: true)
         case .tsv: return try delimited(bytes, path: path, separator: UInt8(ascii: "\t"), quoting: false)
         case .jsonl: return try jsonLines(bytes, path: path)
         case .labelText: return try labelText(bytes, path: path, firstLine: firstLine)
-        case .bigbench: return try bigbench(data, path: path)
+        case .bigbench: return try bigbench(Data(bytes), path: path)
         }
     }
 
