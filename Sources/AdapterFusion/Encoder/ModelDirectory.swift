@@ -13,9 +13,7 @@ public enum ModelDirectory {
 
     /// The encoder and its tokenizer.
     public static func load(_ dir: String) throws -> (BertEncoder, WordPieceTokenizer) {
-        guard FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("config.json")) else {
-            throw ModelError("no model at '\(dir)' (config.json missing). Run `make setup` or pass --model DIR.")
-        }
+        try requireModel(dir)
         let encoder = try BertEncoder(directory: dir)
         let tokenizer = try WordPieceTokenizer(vocabFile: (dir as NSString).appendingPathComponent("vocab.txt"))
         return (encoder, tokenizer)
@@ -25,6 +23,7 @@ public enum ModelDirectory {
     /// holds size, inode, mtime and ctime: every write changes ctime and no tool can set it back,
     /// so an in-place edit that keeps size and mtime is hashed again.
     public static func fingerprint(_ dir: String) throws -> String {
+        try requireModel(dir)
         let weights = (dir as NSString).appendingPathComponent("model.safetensors")
         var st = stat()
         guard stat(weights, &st) == 0 else { throw ModelError("\(weights): \(String(cString: strerror(errno)))") }
@@ -37,6 +36,13 @@ public enum ModelDirectory {
         let fp = try SHA256.file(weights)
         try? "\(key)\n\(fp)".write(toFile: cache, atomically: true, encoding: .utf8)
         return fp
+    }
+
+    /// Throws a message that says what to do when `dir` holds no model.
+    static func requireModel(_ dir: String) throws {
+        guard FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("config.json")) else {
+            throw ModelError("no model at '\(dir)' (config.json missing). Run `make setup` or pass --model DIR (or set AFUSION_MODEL).")
+        }
     }
 
     /// A short, readable name for the base model: its directory name.
