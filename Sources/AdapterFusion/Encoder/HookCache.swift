@@ -33,7 +33,4 @@ public final class HookCache {
         masks[key] = m
         return m
     }
-
-    /// Floats held, for memory accounting.
-    public var floatCount: Int { tensors.values.reduce(0) { $0 + $1.count } }
 }

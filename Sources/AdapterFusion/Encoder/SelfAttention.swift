@@ -11,12 +11,28 @@ public enum SelfAttention {
         (0..<batch.count).reduce(0) { $0 + heads * batch.length($1) * batch.length($1) }
     }
 
-    /// Start of each (sequence, head) block in the probability buffer, in sequence-then-head order.
-    static func blockOffsets(_ batch: TokenBatch, heads: Int) -> [Int] {
-        var offsets: [Int] = []
+    /// One (sequence, head) block of work, in sequence-then-head order.
+    struct Block {
+        /// First token row of the sequence, and its length L.
+        let row: Int
+        let length: Int
+        /// First column of the head inside an [tokens, H] matrix (h·d).
+        let column: Int
+        /// Start of the block's [L, L] probabilities in the probability buffer.
+        let offset: Int
+    }
+
+    static func blocks(_ batch: TokenBatch, heads: Int, headSize d: Int) -> [Block] {
+        var out: [Block] = []
         var o = 0
-        for s in 0..<batch.count { for _ in 0..<heads { offsets.append(o); o += batch.length(s) * batch.length(s) } }
-        return offsets
+        for s in 0..<batch.count {
+            let L = batch.length(s)
+            for h in 0..<heads {
+                out.append(Block(row: batch.offsets[s], length: L, column: h * d, offset: o))
+                o += L * L
+            }
+        }
+        return out
     }
 
     /// ctx[tokens, H] = concatₕ dropout(softmax(Qₕ Kₕᵀ / √d)) Vₕ, per sequence.
@@ -33,19 +49,17 @@ public enum SelfAttention {
         let H = heads * d
         let ld = 3 * H
         let scale = 1 / Float(d).squareRoot()
-        let blocks = blockOffsets(batch, heads: heads)
+        let blocks = blocks(batch, heads: heads, headSize: d)
         let maxL = batch.maxLength
         let seed = dropout == nil ? 0 : rng.next()
         // (sequence, head) blocks are independent: they run on the pool's threads, each thread
         // with its own maxLength² of scratch.
         Profile.measure(.attention) {
             Parallel.run(tasks: blocks.count, slots: dropout?.slots ?? 255) { item, slot in
-                let s = item / heads
-                let h = item % heads
-                let offset = blocks[item]
-                let o = batch.offsets[s]
-                let L = batch.length(s)
-                let q = qkv + o * ld + h * d
+                let b = blocks[item]
+                let L = b.length
+                let offset = b.offset
+                let q = qkv + b.row * ld + b.column
                 let k = q + H
                 let v = q + 2 * H
                 let p = att + offset
@@ -61,7 +75,7 @@ public enum SelfAttention {
                     used = UnsafePointer(scratch)
                 }
                 // ctx[L, d] (columns h·d ..< (h+1)·d of [L, H]) = P[L, L] · V[L, d]
-                BLAS.gemmSerial(m: L, n: d, k: L, a: used, lda: L, b: v, ldb: ld, c: ctx + o * H + h * d, ldc: H)
+                BLAS.gemmSerial(m: L, n: d, k: L, a: used, lda: L, b: v, ldb: ld, c: ctx + b.row * H + b.column, ldc: H)
             }
         }
     }
@@ -76,7 +90,7 @@ public enum SelfAttention {
         let H = heads * d
         let ld = 3 * H
         let scale = 1 / Float(d).squareRoot()
-        let blocks = blockOffsets(batch, heads: heads)
+        let blocks = blocks(batch, heads: heads, headSize: d)
         let maxL = batch.maxLength
         let keep = 1 / (1 - dropoutP)
         Profile.measure(.attention) {
@@ -84,18 +98,16 @@ public enum SelfAttention {
                 let pd = scratch + slot * 3 * maxL * maxL
                 let ds = pd + maxL * maxL
                 let dsm = ds + maxL * maxL  // P′, dP, dS
-                let s = item / heads
-                let h = item % heads
-                let offset = blocks[item]
-                let o = batch.offsets[s]
-                let L = batch.length(s)
-                let q = qkv + o * ld + h * d
+                let b = blocks[item]
+                let L = b.length
+                let offset = b.offset
+                let q = qkv + b.row * ld + b.column
                 let k = q + H
                 let v = q + 2 * H
-                let dq = dqkv + o * ld + h * d
+                let dq = dqkv + b.row * ld + b.column
                 let dk = dq + H
                 let dv = dq + 2 * H
-                let dc = dctx + o * H + h * d
+                let dc = dctx + b.row * H + b.column
                 let p = att + offset
                 var used = p
                 if let mask {

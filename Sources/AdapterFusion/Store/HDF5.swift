@@ -90,10 +90,4 @@ public final class HDF5File {
         guard H5Fflush(handle.id, H5F_SCOPE_GLOBAL) >= 0 else { throw HDF5Error("\(path): cannot write the file\(HDF5Error.osReason())") }
     }
 
-    /// Closes the file now and reports a failure (a full disk shows here); objects still open
-    /// from it keep it open until they are released.
-    public func close() throws {
-        errno = 0
-        guard handle.close() else { throw HDF5Error("\(path): cannot finish writing the file\(HDF5Error.osReason())") }
-    }
 }
