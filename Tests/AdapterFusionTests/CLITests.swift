@@ -110,6 +110,12 @@ import Testing
         let fr = Self.capture(#"recorded at training: (\d\.\d{4})"#, fe.out)
         #expect(fe.status == 0 && fm != nil && fm == fr, "\(fe.out)\n\(fe.err)")
 
+        // doctor names the kernel in use and why, and the model it finds.
+        let d = try Self.run(["doctor", "--model", "model", "--threads", "1"], in: dir)
+        #expect(
+            d.status == 0 && d.out.contains("core in use") && d.out.contains("why") && d.out.contains("not the all-MiniLM-L6-v2 checksum"),
+            "\(d.out)\n\(d.err)")
+
         // A recipe naming a missing adapter fails with its position.
         try Data("fusion zg\nbase model\nstore s.h5\ntask z.toml\ncompose fuse(zebra, zebar)\n".utf8).write(to: dir.appendingPathComponent("zg.fuse"))
         let bad = try Self.run(["check", "zg.fuse"], in: dir)
