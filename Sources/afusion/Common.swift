@@ -92,7 +92,7 @@ func trainingSplits(
     let train = data.examples(.train, max: config.maxTrain, settings: config)
     let dev = data.examples(.dev, max: nil, settings: config)
     guard !train.isEmpty, !dev.isEmpty else {
-        throw ValidationError("\(spec.path): the task has \(data.train.count) train and \(data.dev.count) dev examples; both must be non-empty")
+        throw CommandError("\(spec.path): the task has \(data.train.count) train and \(data.dev.count) dev examples; both must be non-empty")
     }
     print(
         "task \(spec.name): \(data.train.count) train / \(data.dev.count) dev / \(data.test.count) test examples"
@@ -110,6 +110,13 @@ func trainingSplits(
 /// The head a task needs: one output per label, or one value.
 func headConfig(for spec: TaskSpec) -> HeadConfig {
     HeadConfig(kind: spec.isRegression ? .regression : .classification, outputs: max(spec.labels.count, 1))
+}
+
+/// A failure of the command's work (bad or missing data, no store) rather than of its
+/// arguments: printed as "Error: …" without the usage text.
+struct CommandError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
 }
 
 /// Checks of option values, run by ArgumentParser before a command starts any work.

@@ -35,7 +35,7 @@ struct Embed: ParsableCommand {
         if texts.isEmpty {
             while let line = readLine(strippingNewline: true) { if !line.isEmpty { texts.append(line) } }
         }
-        guard !texts.isEmpty else { throw ValidationError("no sentences given (as arguments or on standard input)") }
+        guard !texts.isEmpty else { throw CommandError("no sentences given (as arguments or on standard input)") }
         let (encoder, tokenizer) = try ModelDirectory.load(model)
         let encodings = texts.map { tokenizer.encode($0, maxLength: min(maxLength, encoder.config.maxPositionEmbeddings)) }
         let batch = TokenBatch(encodings: encodings)

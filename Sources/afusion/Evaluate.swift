@@ -24,7 +24,7 @@ struct Evaluate: ParsableCommand {
         let p = try which.load(modelOptions)
         let spec = try TaskSpec.load(task ?? p.taskFile)
         let examples = try splitExamples(spec, split: split, max: max, settings: p.settings, skipBadRows: skipBadRows)
-        guard !examples.isEmpty else { throw ValidationError("the \(split) split of \(spec.name) is empty") }
+        guard !examples.isEmpty else { throw CommandError("the \(split) split of \(spec.name) is empty") }
         let t0 = Clock.now()
         let out = try p.evaluate(examples, spec: spec)
         let seconds = Clock.now() - t0

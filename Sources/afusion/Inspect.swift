@@ -26,7 +26,7 @@ struct Inspect: ParsableCommand {
     }
 
     func run() throws {
-        guard FileManager.default.fileExists(atPath: store) else { throw ValidationError("no store at '\(store)'") }
+        guard FileManager.default.fileExists(atPath: store) else { throw CommandError("no store at '\(store)'") }
         if let fusion, attention { return try showAttention(fusion) }
         if fusion != nil || attention { throw ValidationError("use --fusion NAME and --attention together") }
         let listing = try StoreListing(store)

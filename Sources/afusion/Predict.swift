@@ -30,7 +30,7 @@ struct Predict: ParsableCommand {
         if let spec = try? TaskSpec.load(p.taskFile), spec.pairField != nil || spec.pairSeparator != nil {
             let sep = pairSeparator == "\t" ? "a tab" : "'\(pairSeparator)'"
             if let i = lines.firstIndex(where: { !$0.contains(pairSeparator) }) {
-                throw ValidationError(
+                throw CommandError(
                     "\(file ?? "stdin"):\(i + 1): \(p.kind.rawValue) '\(p.name)' was trained on text pairs (\(spec.name)); "
                         + "give both texts separated by \(sep)")
             }
@@ -46,7 +46,7 @@ struct Predict: ParsableCommand {
         } else {
             while let line = readLine() { if !line.isEmpty { lines.append(line) } }
         }
-        guard !lines.isEmpty else { throw ValidationError("no input text") }
+        guard !lines.isEmpty else { throw CommandError("no input text") }
         return lines
     }
 

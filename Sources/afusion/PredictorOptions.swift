@@ -23,7 +23,7 @@ struct PredictorOptions: ParsableArguments {
     func load(_ model: ModelOptions) throws -> Predictor {
         if let recipe { return try Predictor.recipe(recipe, store: store, model: model.modelGiven ? model.modelDirectory : nil) }
         let storePath = store ?? "runs/store.h5"
-        guard FileManager.default.fileExists(atPath: storePath) else { throw ValidationError("no store at '\(storePath)'") }
+        guard FileManager.default.fileExists(atPath: storePath) else { throw CommandError("no store at '\(storePath)'") }
         if let fusion { return try Predictor.fusion(fusion, store: storePath, model: model.modelDirectory) }
         return try Predictor.adapter(adapter!, store: storePath, model: model.modelDirectory)
     }

@@ -20,7 +20,7 @@ struct TrainFusion: ParsableCommand {
         let storePath = p.storePath
         try StoreFile.checkWritable(storePath)  // before any training
         guard let spec = p.spec else {
-            throw ValidationError("\(recipe): a parallel recipe trains nothing; run it with `afusion predict --recipe \(recipe)`")
+            throw CommandError("\(recipe): a parallel recipe trains nothing; run it with `afusion predict --recipe \(recipe)`")
         }
         let c = p.encoder.config
         let memberFingerprints = p.memberFingerprints
