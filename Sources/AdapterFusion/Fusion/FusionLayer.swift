@@ -27,7 +27,15 @@ public final class FusionLayer {
         case dw, ds  // [n, N]
     }
 
-    func buffer(_ cache: HookCache, _ slot: Slot, _ count: Int) -> Tensor { cache.tensor(self, slot.rawValue, count: count) }
+    func buffer(_ cache: HookCache, _ slot: Slot, _ count: Int) -> Tensor {
+        // Backward scratch is dead once a layer's backward returns (a nested fuse runs its own
+        // backward only after the outer layer's), so all fusion layers share it.
+        cache.tensor(slot.rawValue >= Slot.dc.rawValue ? Self.sharedScratch : self, slot.rawValue, count: count)
+    }
+
+    /// The owner key of the backward scratch all fusion layers share within a cache.
+    private static let sharedScratch = SharedScratch()
+    private final class SharedScratch: Sendable {}
 
     /// Q and K ~ N(0, 0.02²), V = I with 1e-6 off the diagonal (as AdapterHub), biases zero.
     public init(prefix: String, hidden: Int, members: Int, dynamic: Bool, rng: inout SeededRNG) {
