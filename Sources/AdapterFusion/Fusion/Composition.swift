@@ -223,7 +223,7 @@ public final class FuseNode: LayerHook {
             for j in 0..<(n * H) { a[j] -= x[j] }
         }
         let fl = fusionLayers[HookSite(l, s)]!
-        fl.forward(x: x, deltas: deltas.data, out: out, n: n, temperature: temperature, cache: cache)
+        fl.forward(x: x, deltas: deltas.data, out: out, n: n, temperature: temperature, training: training, cache: cache)
         if recordAttention {
             let w = Tensor(zeros: [n, N])
             w.data.update(from: fl.weights(cache, n: n).data, count: n * N)

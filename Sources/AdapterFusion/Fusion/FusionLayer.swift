@@ -23,6 +23,7 @@ public final class FusionLayer {
         case w  // [n, N] attention weights
         case c  // [n, H] Σ w_i a_i
         case temperature  // [1]
+        case folded, foldedBias  // [H, H] QᵀK and [H] b_q·K, for inference on large batches
         case dc, dqk, dq  // [n, H]
         case dw, ds  // [n, N]
     }
@@ -64,22 +65,36 @@ public final class FusionLayer {
 
     /// out[n, H] = x + V·Σ_i softmax_i(qK·a_i / T)·a_i + b_v, with `deltas` = a_i laid out [N, n, H].
     /// `deltas` must stay unchanged until `backward` (the caller keeps them, per site).
+    ///
+    /// Inference (`training` false) on more tokens than H folds the query and key matrices:
+    /// qK = (x·Qᵀ + b_q)·K = x·(QᵀK) + b_q·K, one n×H×H product instead of two, for 2H³ to fold
+    /// them (so only when n > H). The choice depends on the shape alone.
     public func forward(
         x xin: UnsafePointer<Float>, deltas: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
-        n: Int, temperature T: Float, cache: HookCache
+        n: Int, temperature T: Float, training: Bool = true, cache: HookCache
     ) {
         let H = hidden
         let N = members
         buffer(cache, .temperature, 1)[0] = T
-        let x = buffer(cache, .x, n * H)
-        let q = buffer(cache, .q, n * H)
         let qk = buffer(cache, .qk, n * H)
         let c = buffer(cache, .c, n * H)
         let w = buffer(cache, .w, n * N)
-        x.data.update(from: xin, count: n * H)
-        // q = x·Qᵀ + b_q;  qk = q·K
-        Linear.forward(y: q.data, x: xin, w: query.weight.value.data, b: query.bias.value.data, n: n, inDim: H, outDim: H)
-        BLAS.gemm(m: n, n: H, k: H, a: q.data, lda: H, b: key.value.data, ldb: H, c: qk.data, ldc: H)
+        if training || n <= H {
+            let x = buffer(cache, .x, n * H)
+            let q = buffer(cache, .q, n * H)
+            x.data.update(from: xin, count: n * H)
+            // q = x·Qᵀ + b_q;  qk = q·K
+            Linear.forward(y: q.data, x: xin, w: query.weight.value.data, b: query.bias.value.data, n: n, inDim: H, outDim: H)
+            BLAS.gemm(m: n, n: H, k: H, a: q.data, lda: H, b: key.value.data, ldb: H, c: qk.data, ldc: H)
+        } else {
+            // M = QᵀK [H, H] (Q stored [out, in]);  m = b_q·K [H];  qk = x·M + m
+            let m = buffer(cache, .folded, H * H)
+            let mb = buffer(cache, .foldedBias, H)
+            BLAS.gemm(transA: true, m: H, n: H, k: H, a: query.weight.value.data, lda: H, b: key.value.data, ldb: H, c: m.data, ldc: H)
+            BLAS.gemm(m: 1, n: H, k: H, a: query.bias.value.data, lda: H, b: key.value.data, ldb: H, c: mb.data, ldc: H)
+            for t in 0..<n { (qk.data + t * H).update(from: mb.data, count: H) }
+            BLAS.gemm(m: n, n: H, k: H, a: xin, lda: H, b: m.data, ldb: H, beta: 1, c: qk.data, ldc: H)
+        }
         // w[t, i] = softmax_i(qk[t]·a_i[t] / T);  c[t] = Σ_i w[t, i] a_i[t]
         for t in 0..<n {
             for i in 0..<N { w[t * N + i] = VectorMath.dot(qk.data + t * H, deltas + (i * n + t) * H, H) }
