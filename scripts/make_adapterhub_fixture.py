@@ -1,0 +1,51 @@
+"""Writes the AdapterHub parity fixture into Tests/AdapterFusionTests/Fixtures/adapterhub/ with the
+peer (PyTorch + AdapterHub `adapters` 1.x, in a venv; the Swift tests themselves need no Python):
+
+  model/                       a tiny random BERT (2 layers, hidden 16, 2 heads, vocabulary 30)
+  <name>/                      adapters saved by `save_adapter(..., use_safetensors=True)`, with heads
+  logits.json                  inputs (token ids) and the peer's logits per adapter, in eval mode
+
+`pfeiffer`: BnConfig(output_adapter=True, reduction_factor=2, relu) — AdapterHub's BnConfig defaults
+(original_ln_before=False, original_ln_after=True, residual_before_ln=True) are afusion's placement.
+`houlsby`: the same with mh_adapter=True (an adapter after attention too). `regress`: a one-output
+regression head without the dense layer.
+
+    python3 -m venv /tmp/peer && /tmp/peer/bin/pip install 'torch==2.13.0+cpu' adapters==1.2.0
+    /tmp/peer/bin/python scripts/make_adapterhub_fixture.py
+"""
+import json, os
+import torch
+from transformers import BertConfig
+from adapters import BertAdapterModel, BnConfig
+
+out = os.path.join(os.path.dirname(__file__), "..", "Tests", "AdapterFusionTests", "Fixtures", "adapterhub")
+torch.manual_seed(0)
+cfg = BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                 max_position_embeddings=32, type_vocab_size=2)
+model = BertAdapterModel(cfg)
+model.bert.save_pretrained(os.path.join(out, "model"), safe_serialization=True)
+inputs = [[2, 5, 7, 9, 3], [2, 11, 3], [2, 4, 6, 8, 10, 12, 14, 3]]
+logits = {}
+for name, config, head in [
+    ("pfeiffer", BnConfig(mh_adapter=False, output_adapter=True, reduction_factor=2, non_linearity="relu"), "cls"),
+    ("houlsby", BnConfig(mh_adapter=True, output_adapter=True, reduction_factor=4, non_linearity="relu"), "cls"),
+    ("regress", BnConfig(mh_adapter=False, output_adapter=True, reduction_factor=2, non_linearity="relu", leave_out=[0]), "reg"),
+]:
+    model.add_adapter(name, config=config)
+    if head == "cls":
+        model.add_classification_head(name, num_labels=3, id2label={0: "neg", 1: "neu", 2: "pos"})
+    else:
+        model.add_classification_head(name, num_labels=1, layers=1)  # one output, no dense layer: regression
+    # Trained-looking weights: every adapter and head parameter random (up projections non-zero).
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if f".{name}." in n:
+                p.copy_(torch.randn_like(p) * 0.3)
+    model.set_active_adapters(name)
+    model.active_head = name
+    model.eval()
+    with torch.no_grad():
+        logits[name] = [model(input_ids=torch.tensor([ids])).logits[0].tolist() for ids in inputs]
+    model.save_adapter(os.path.join(out, name), name, use_safetensors=True)
+json.dump({"inputs": inputs, "logits": logits}, open(os.path.join(out, "logits.json"), "w"), indent=1)
+print("wrote", out)
