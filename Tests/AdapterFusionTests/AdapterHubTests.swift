@@ -60,6 +60,7 @@ import Testing
             ("use_gating", true, "use_gating = true"),
             ("non_linearity", "gelu_new", "non_linearity 'gelu_new'"),
             ("reduction_factor", ["0": 2], "reduction_factor must be one whole number"),
+            ("reduction_factor", 2.5, "reduction_factor must be one whole number"),
         ]
         for (key, value, expected) in cases {
             let tmp = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: tmp) }

@@ -79,9 +79,10 @@ public struct AdapterHubAdapter {
         case (true, true): placement = .houlsby
         default: throw refuse(file, "mh_adapter = \(mh), output_adapter = \(output) is not supported (output only, or both)")
         }
-        guard let reduction = (c["reduction_factor"] as? Int) ?? (c["reduction_factor"] as? Double).map({ Int($0) }), reduction >= 1 else {
+        guard let f = c["reduction_factor"] as? Double, f == f.rounded(), (1...1_000_000).contains(f) else {
             throw refuse(file, "reduction_factor must be one whole number (a per-layer mapping is not supported)")
         }
+        let reduction = Int(f)
         let nonLinearity: Activation
         switch (c["non_linearity"] as? String ?? "relu").lowercased() {
         case "relu": nonLinearity = .relu
