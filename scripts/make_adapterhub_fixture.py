@@ -8,7 +8,8 @@ peer (PyTorch + AdapterHub `adapters` 1.x, in a venv; the Swift tests themselves
 `pfeiffer`: BnConfig(output_adapter=True, reduction_factor=2, relu) — AdapterHub's BnConfig defaults
 (original_ln_before=False, original_ln_after=True, residual_before_ln=True) are afusion's placement.
 `houlsby`: the same with mh_adapter=True (an adapter after attention too). `regress`: a one-output
-regression head without the dense layer.
+regression head without the dense layer. `fusion`: a dynamic Fuse of two more output adapters
+(`fusion_a`, `fusion_b`) with its own head (`fusion_head`).
 
     python3 -m venv /tmp/peer && /tmp/peer/bin/pip install 'torch==2.13.0+cpu' adapters==1.2.0
     /tmp/peer/bin/python scripts/make_adapterhub_fixture.py
@@ -47,5 +48,27 @@ for name, config, head in [
     with torch.no_grad():
         logits[name] = [model(input_ids=torch.tensor([ids])).logits[0].tolist() for ids in inputs]
     model.save_adapter(os.path.join(out, name), name, use_safetensors=True)
+# A dynamic Fuse of two fresh output adapters, with its own head: fusion/ holds the fusion
+# (save_adapter_fusion), fusion_a/ and fusion_b/ the members, fusion_head/ the head (save_head).
+from adapters.composition import Fuse
+for name in ["fa", "fb"]:
+    model.add_adapter(name, config=BnConfig(mh_adapter=False, output_adapter=True, reduction_factor=2, non_linearity="relu"))
+    model.add_classification_head(name, num_labels=2)
+fuse = Fuse("fa", "fb")
+model.add_adapter_fusion(fuse, config="dynamic")
+model.add_classification_head("fused", num_labels=3, id2label={0: "neg", 1: "neu", 2: "pos"})
+with torch.no_grad():
+    for n, p in model.named_parameters():
+        if ".fa." in n or ".fb." in n or "adapter_fusion_layer" in n or ".fused." in n:
+            p.copy_(torch.randn_like(p) * 0.3)
+model.set_active_adapters(fuse)
+model.active_head = "fused"
+model.eval()
+with torch.no_grad():
+    logits["fusion"] = [model(input_ids=torch.tensor([ids])).logits[0].tolist() for ids in inputs]
+model.save_adapter(os.path.join(out, "fusion_a"), "fa", use_safetensors=True)
+model.save_adapter(os.path.join(out, "fusion_b"), "fb", use_safetensors=True)
+model.save_adapter_fusion(os.path.join(out, "fusion"), "fa,fb", use_safetensors=True)
+model.save_head(os.path.join(out, "fusion_head"), "fused", use_safetensors=True)
 json.dump({"inputs": inputs, "logits": logits}, open(os.path.join(out, "logits.json"), "w"), indent=1)
 print("wrote", out)

@@ -4,7 +4,7 @@ import Foundation
 
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Bring adapters trained elsewhere into a store.", subcommands: [ImportAdapterHub.self])
+        abstract: "Bring adapters trained elsewhere into a store.", subcommands: [ImportAdapterHub.self, ImportAdapterHubFusion.self])
 }
 
 struct Export: ParsableCommand {
@@ -77,5 +77,62 @@ struct ExportAdapterHub: ParsableCommand {
         print(
             "exported adapter '\(adapter)' and its head to \(directory) (base model \(record.baseModel), sha256 \(record.baseFingerprint.prefix(12))…)"
         )
+    }
+}
+
+/// `afusion import adapterhub-fusion DIR --head HEAD_DIR --task T --name N`: a dynamic
+/// AdapterFusion saved by AdapterHub (`save_adapter_fusion`) over adapters already imported into
+/// the store, with the head saved by `save_head`.
+struct ImportAdapterHubFusion: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "adapterhub-fusion",
+        abstract: "Import an AdapterHub fusion directory (adapter_fusion_config.json, model_adapter_fusion.safetensors) and its head.")
+
+    @Argument(help: "The directory save_adapter_fusion wrote.") var directory: String
+    @Option(help: "The directory save_head wrote for the fusion's head.") var head: String
+    @Option(help: "Task file of the fusion's target task (its labels must match the head's).") var task: String
+    @Option(help: "Name of the fusion in the store.") var name: String
+    @Option(help: "HDF5 store that holds the member adapters (import them first with `import adapterhub`).") var store = "runs/store.h5"
+    @Option(help: "Base model directory (default: $AFUSION_MODEL or models/all-MiniLM-L6-v2).") var model: String?
+
+    func validate() throws { try Check.name(name, option: "--name") }
+
+    func run() throws {
+        let modelDir = model ?? ModelDirectory.defaultPath
+        guard FileManager.default.fileExists(atPath: store) else { throw CommandError("no store at '\(store)'") }
+        try StoreFile.checkWritable(store)
+        let fingerprint = try ModelDirectory.fingerprint(modelDir)
+        let config = try BertConfig.load((modelDir as NSString).appendingPathComponent("config.json"))
+        let spec = try TaskSpec.load(task)
+        let members = try AdapterHubFusion.members(directory: directory)
+        let records = Dictionary(try AdapterStore.list(store).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var adapters: [String: Adapter] = [:]
+        for m in members {
+            guard records[m] != nil else { throw CommandError("\(store) has no adapter '\(m)': import it first with `afusion import adapterhub`") }
+            adapters[m] = try AdapterStore.load(store, name: m, baseFingerprint: fingerprint).0
+        }
+        let comp = try AdapterHubFusion.read(directory: directory, adapters: adapters, hidden: config.hiddenSize, layers: config.numHiddenLayers)
+        let (fusionHead, labels) = try AdapterHubAdapter.readHead(directory: head, hidden: config.hiddenSize)
+        guard spec.labels == labels || (spec.isRegression && fusionHead.config.kind == .regression) else {
+            throw CommandError("\(task): labels \(spec.labels) differ from the head's \(labels)")
+        }
+        let recipe = """
+            fusion \(name)
+            base \"\(modelDir)\"
+            store \"\(store)\"
+            task \"\(task)\"
+            compose \(comp.expr)
+            options dynamic, temperature 1, lambda \(comp.options.lambda)
+
+            """
+        let record = FusionRecord(
+            name: name, recipe: recipe, recipeFile: "(imported from \(directory))", task: spec.name, taskFile: spec.path, labels: spec.labels,
+            metric: spec.metric.rawValue, composition: comp.expr.description,
+            memberFingerprints: Dictionary(uniqueKeysWithValues: members.map { ($0, records[$0]!.weightsFingerprint) }),
+            options: comp.options, headConfig: fusionHead.config, baseModel: ModelDirectory.name(modelDir), baseFingerprint: fingerprint,
+            hiddenSize: config.hiddenSize, numLayers: config.numHiddenLayers, devMetrics: [], bestEpoch: 0, settings: TrainingConfig(),
+            seed: 0, created: ISO8601DateFormatter().string(from: Date()))
+        try FusionStore.save(composition: comp, head: fusionHead, record: record, to: store)
+        print("imported AdapterHub fusion \(comp.expr) as '\(name)' with its head into \(store)")
     }
 }

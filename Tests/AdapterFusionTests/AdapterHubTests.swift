@@ -79,3 +79,73 @@ import Testing
         }
     }
 }
+
+extension AdapterHubTests {
+    /// A peer-made dynamic Fuse of two adapters with its head gives the peer's logits.
+    @Test func importedFusionGivesThePeersLogits() throws {
+        let dir = try Self.fixtureDir()
+        let encoder = try BertEncoder(directory: dir + "/model")
+        let c = encoder.config
+        var adapters: [String: Adapter] = [:]
+        for (sub, name) in [("fusion_a", "fa"), ("fusion_b", "fb")] {
+            adapters[name] = try AdapterHubAdapter.read(directory: dir + "/" + sub, hidden: c.hiddenSize, layers: c.numHiddenLayers).adapter
+        }
+        #expect(try AdapterHubFusion.members(directory: dir + "/fusion") == ["fa", "fb"])
+        let comp = try AdapterHubFusion.read(directory: dir + "/fusion", adapters: adapters, hidden: c.hiddenSize, layers: c.numHiddenLayers)
+        let (head, labels) = try AdapterHubAdapter.readHead(directory: dir + "/fusion_head", hidden: c.hiddenSize)
+        #expect(labels == ["neg", "neu", "pos"])
+        let fixture = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/logits.json"))) as? [String: Any])
+        let inputs = try #require(fixture["inputs"] as? [[Int]]).map { $0.map(Int32.init) }
+        let expected = try #require((fixture["logits"] as? [String: [[Double]]])?["fusion"])
+        let batch = TokenBatch(sequences: inputs)
+        let out = head.forward(try encoder.forward(batch, workspace: EncoderWorkspace(config: c), hook: comp.root), batch: batch)
+        #expect(expected.count == inputs.count && expected[0].count == 3)
+        for (r, e) in expected.enumerated() {
+            for (j, b) in e.enumerated() {
+                let a = Double(out[r * 3 + j])
+                #expect(abs(a - b) <= 1e-5 * max(1, abs(b)), "row \(r): \(a) vs \(b)")
+            }
+        }
+    }
+}
+
+extension AdapterHubTests {
+    /// Through the executable: import both members and the fusion with its head into a store;
+    /// the stored fusion, loaded back, still gives the peer's logits.
+    @Test func importCommandsStoreAFusionThatReloads() throws {
+        let dir = try Self.fixtureDir()
+        let tmp = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: tmp) }
+        let model = tmp.appendingPathComponent("model").path
+        try FileManager.default.copyItem(atPath: dir + "/model", toPath: model)
+        try Data("name = \"z\"\n[data]\nfiles = [\"none.csv\"]\nformat = \"csv\"\n[labels]\nnames = [\"neg\", \"neu\", \"pos\"]\n".utf8)
+            .write(to: tmp.appendingPathComponent("z.toml"))
+        for args in [
+            ["import", "adapterhub", dir + "/fusion_a", "--store", "s.h5", "--model", "model"],
+            ["import", "adapterhub", dir + "/fusion_b", "--store", "s.h5", "--model", "model"],
+            [
+                "import", "adapterhub-fusion", dir + "/fusion", "--head", dir + "/fusion_head", "--task", "z.toml", "--name", "zf",
+                "--store", "s.h5", "--model", "model",
+            ],
+        ] {
+            let r = try CLITests.run(args, in: tmp)
+            #expect(r.status == 0, "\(args): \(r.out)\n\(r.err)")
+        }
+        let store = tmp.appendingPathComponent("s.h5").path
+        let f = try FusionStore.load(store, name: "zf", baseFingerprint: nil)
+        let encoder = try BertEncoder(directory: model)
+        let fixture = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/logits.json"))) as? [String: Any])
+        let inputs = try #require(fixture["inputs"] as? [[Int]]).map { $0.map(Int32.init) }
+        let expected = try #require((fixture["logits"] as? [String: [[Double]]])?["fusion"])
+        let batch = TokenBatch(sequences: inputs)
+        let out = f.head.forward(
+            try encoder.forward(batch, workspace: EncoderWorkspace(config: encoder.config), hook: f.composition.root), batch: batch)
+        for (r, e) in expected.enumerated() {
+            for (j, b) in e.enumerated() {
+                let a = Double(out[r * 3 + j])
+                #expect(abs(a - b) <= 1e-5 * max(1, abs(b)), "row \(r): \(a) vs \(b)")
+            }
+        }
+    }
+}

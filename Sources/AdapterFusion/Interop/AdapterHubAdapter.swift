@@ -97,6 +97,12 @@ public struct AdapterHubAdapter {
         return AdapterConfig(placement: placement, reductionFactor: reduction, nonLinearity: nonLinearity, leaveOut: leaveOut)
     }
 
+    /// A head saved by `save_head` (or beside an adapter): the head and its label names.
+    public static func readHead(directory: String, hidden: Int) throws -> (PredictionHead, [String]) {
+        let meta = try json((directory as NSString).appendingPathComponent(headConfigFile))
+        return try readHead(directory: directory, stored: meta["name"] as? String ?? "", hidden: hidden)
+    }
+
     static func readHead(directory: String, stored: String, hidden: Int) throws -> (PredictionHead, [String]) {
         let file = (directory as NSString).appendingPathComponent(headConfigFile)
         let meta = try json(file)

@@ -1,0 +1,64 @@
+import Foundation
+
+/// An AdapterFusion layer saved by AdapterHub `adapters` 1.x (`save_adapter_fusion(…,
+/// use_safetensors=True)`: `adapter_fusion_config.json`, `model_adapter_fusion.safetensors`).
+///
+/// AdapterHub's dynamic fusion is afusion's with the value bias at zero: the query reads the
+/// sublayer output h, keys and values are the members' up-projections, the residual is h, and
+/// the key bias adds the same q·b_k to every score (it cancels in the softmax, so it is dropped).
+/// Static fusion, temperature annealing, query_before_ln, residual_before and a value applied
+/// after the softmax are refused by name.
+public enum AdapterHubFusion {
+    static let configFile = "adapter_fusion_config.json"
+    static let weightsFile = "model_adapter_fusion.safetensors"
+
+    /// The member adapter names, in AdapterHub's order, of the fusion in `directory`.
+    public static func members(directory: String) throws -> [String] {
+        let file = (directory as NSString).appendingPathComponent(configFile)
+        let meta = try AdapterHubAdapter.json(file)
+        guard let names = meta["adapter_names"] as? [String], names.count >= 2 else {
+            throw AdapterHubAdapter.refuse(file, "'adapter_names' must list at least two adapters")
+        }
+        return names
+    }
+
+    /// Builds `fuse(members…)` over `adapters` (already loaded, e.g. from a store) and sets its
+    /// fusion layers from `directory`.
+    public static func read(directory: String, adapters: [String: Adapter], hidden: Int, layers: Int) throws -> Composition {
+        let file = (directory as NSString).appendingPathComponent(configFile)
+        let meta = try AdapterHubAdapter.json(file)
+        guard let c = meta["config"] as? [String: Any] else { throw AdapterHubAdapter.refuse(file, "'config' is missing") }
+        func flag(_ k: String, _ expected: Bool) throws {
+            if let v = c[k] as? Bool, v != expected {
+                throw AdapterHubAdapter.refuse(file, "\(k) = \(v) is not supported (afusion's dynamic fusion has \(expected))")
+            }
+        }
+        for k in ["query", "key", "value", "value_before_softmax"] { try flag(k, true) }
+        for k in ["query_before_ln", "residual_before", "temperature"] { try flag(k, false) }
+        if let h = meta["hidden_size"] as? Int, h != hidden {
+            throw AdapterHubAdapter.refuse(file, "hidden_size \(h) differs from the model's \(hidden)")
+        }
+        let names = try members(directory: directory)
+        for n in names where adapters[n] == nil {
+            throw AdapterHubAdapter.refuse(file, "member adapter '\(n)' is not loaded (import it first)")
+        }
+        var options = FusionOptions()
+        options.dynamic = true
+        options.temperature = 1
+        let comp = Composition(.fuse(names.map { .adapter($0) }), adapters: adapters, options: options, hidden: hidden, layers: layers, seed: 0)
+        let weights = try SafeTensorsFile(path: (directory as NSString).appendingPathComponent(weightsFile))
+        let fusionName = meta["name"] as? String ?? names.joined(separator: ",")
+        let node = comp.fuseNodes[0].node
+        for (site, layer) in node.fusionLayers {
+            let base = "bert.encoder.layer.\(site.layer).\(site.site == .output ? "output" : "attention.output").adapter_fusion_layer.\(fusionName)."
+            layer.query.weight.value.copy(from: try weights.tensor(base + "query.weight", shape: [hidden, hidden]))
+            layer.query.bias.value.copy(from: try weights.tensor(base + "query.bias", shape: [hidden]))
+            layer.key.value.copy(from: try weights.tensor(base + "key.weight", shape: [hidden, hidden]))
+            guard let value = layer.value else { throw AdapterHubAdapter.refuse(file, "internal: dynamic fusion without a value matrix") }
+            value.weight.value.copy(from: try weights.tensor(base + "value.weight", shape: [hidden, hidden]))
+            value.bias.value.zero()  // AdapterHub's value has no bias
+        }
+        comp.finishTraining()
+        return comp
+    }
+}
