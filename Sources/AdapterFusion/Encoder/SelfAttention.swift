@@ -70,8 +70,7 @@ public enum SelfAttention {
                 if let dropout {
                     var blockRNG = SeededRNG(seed: seed &+ UInt64(item) &* 0x9E37_79B9_7F4A_7C15)
                     let scratch = dropout.scratch + slot * maxL * maxL
-                    Dropout.sample(mask: dropout.mask + offset, count: L * L, p: dropout.p, rng: &blockRNG)
-                    afk_mask_scale(scratch, p, dropout.mask + offset, L * L, 1 / (1 - dropout.p))
+                    Dropout.forward(out: scratch, mask: dropout.mask + offset, inp: p, count: L * L, p: dropout.p, rng: &blockRNG)
                     used = UnsafePointer(scratch)
                 }
                 // ctx[L, d] (columns h·d ..< (h+1)·d of [L, H]) = P[L, L] · V[L, d]
@@ -92,7 +91,6 @@ public enum SelfAttention {
         let scale = 1 / Float(d).squareRoot()
         let blocks = blocks(batch, heads: heads, headSize: d)
         let maxL = batch.maxLength
-        let keep = 1 / (1 - dropoutP)
         Profile.measure(.attention) {
             Parallel.run(tasks: blocks.count, slots: scratchSlots) { item, slot in
                 let pd = scratch + slot * 3 * maxL * maxL
@@ -111,14 +109,14 @@ public enum SelfAttention {
                 let p = att + offset
                 var used = p
                 if let mask {
-                    afk_mask_scale(pd, p, mask + offset, L * L, keep)
+                    Dropout.apply(out: pd, inp: p, mask: mask + offset, count: L * L, p: dropoutP)
                     used = UnsafePointer(pd)
                 }
                 // dV[L, d] = P′ᵀ · dctx
                 BLAS.gemmSerial(transA: true, m: L, n: d, k: L, a: used, lda: L, b: dc, ldb: H, c: dv, ldc: ld)
                 // dP′[L, L] = dctx · Vᵀ, then through the dropout mask
                 BLAS.gemmSerial(transB: true, m: L, n: L, k: d, a: dc, lda: H, b: v, ldb: ld, c: ds, ldc: L)
-                if let mask { afk_mask_scale(ds, ds, mask + offset, L * L, keep) }
+                if let mask { Dropout.apply(out: ds, inp: ds, mask: mask + offset, count: L * L, p: dropoutP) }
                 // dS = scale · P ⊙ (dP − ⟨dP, P⟩): gradient w.r.t. the unscaled QKᵀ
                 Softmax.backwardOverwrite(dinp: dsm, dout: ds, out: p, n: L, c: L, ld: L, scale: scale)
                 // dQ = dS · K;  dK = dSᵀ · Q

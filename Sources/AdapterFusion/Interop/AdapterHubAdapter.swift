@@ -42,7 +42,7 @@ public struct AdapterHubAdapter {
         let weights = try SafeTensorsFile(path: path(adapterWeightsFile))
         for (l, s) in adapterConfig.sites(layers: layers) {
             let m = adapter.module(layer: l, site: s)!
-            let base = "bert.encoder.layer.\(l).\(s == .output ? "output" : "attention.output").adapters.\(stored)."
+            let base = Self.sublayerPath(HookSite(l, s)) + ".adapters.\(stored)."
             m.downWeight.value.copy(from: try weights.tensor(base + "adapter_down.0.weight", shape: m.downWeight.value.shape))
             m.downBias.value.copy(from: try weights.tensor(base + "adapter_down.0.bias", shape: m.downBias.value.shape))
             m.upWeight.value.copy(from: try weights.tensor(base + "adapter_up.weight", shape: m.upWeight.value.shape))
@@ -126,7 +126,7 @@ public struct AdapterHubAdapter {
             dense.weight.value.copy(from: try weights.tensor(base + "1.weight", shape: dense.weight.value.shape))
             dense.bias.value.copy(from: try weights.tensor(base + "1.bias", shape: dense.bias.value.shape))
         }
-        let out = layers == 2 ? "4" : "1"
+        let out = outputIndex(preDense: layers == 2)
         head.output.weight.value.copy(from: try weights.tensor(base + out + ".weight", shape: head.output.weight.value.shape))
         head.output.bias.value.copy(from: try weights.tensor(base + out + ".bias", shape: head.output.bias.value.shape))
         var labels: [String] = []
@@ -136,6 +136,16 @@ public struct AdapterHubAdapter {
         }
         return (head, labels)
     }
+
+    /// AdapterHub's module path of a site's sublayer output: `bert.encoder.layer.3.output`, or
+    /// `….attention.output` at the attention site.
+    static func sublayerPath(_ site: HookSite) -> String {
+        "bert.encoder.layer.\(site.layer).\(site.site == .output ? "output" : "attention.output")"
+    }
+
+    /// Index of the output layer in AdapterHub's head Sequential: [dropout, dense, tanh, dropout,
+    /// output] with the dense layer, [dropout, output] without.
+    static func outputIndex(preDense: Bool) -> String { preDense ? "4" : "1" }
 
     static func json(_ path: String) throws -> [String: Any] {
         let data = try TextFile.data(path, what: "cannot read AdapterHub file")
@@ -174,7 +184,7 @@ extension AdapterHubAdapter {
         var tensors: [(String, Tensor)] = []
         for (l, s) in c.sites(layers: adapter.layers) {
             let m = adapter.module(layer: l, site: s)!
-            let base = "bert.encoder.layer.\(l).\(s == .output ? "output" : "attention.output").adapters.\(name)."
+            let base = Self.sublayerPath(HookSite(l, s)) + ".adapters.\(name)."
             tensors += [
                 (base + "adapter_down.0.weight", m.downWeight.value), (base + "adapter_down.0.bias", m.downBias.value),
                 (base + "adapter_up.weight", m.upWeight.value), (base + "adapter_up.bias", m.upBias.value),
@@ -194,7 +204,7 @@ extension AdapterHubAdapter {
                 "name": name, "version": "adapters.1.2.0",
             ], to: path(Self.headConfigFile))
         var headTensors: [(String, Tensor)] = []
-        let out = hc.preDense ? "4" : "1"
+        let out = Self.outputIndex(preDense: hc.preDense)
         if let dense = head.dense { headTensors += [("heads.\(name).1.weight", dense.weight.value), ("heads.\(name).1.bias", dense.bias.value)] }
         headTensors += [("heads.\(name).\(out).weight", head.output.weight.value), ("heads.\(name).\(out).bias", head.output.bias.value)]
         try SafeTensorsFile.write(headTensors, to: path(Self.headWeightsFile))

@@ -50,7 +50,7 @@ public enum AdapterHubFusion {
         let fusionName = meta["name"] as? String ?? names.joined(separator: ",")
         let node = comp.fuseNodes[0].node
         for (site, layer) in node.fusionLayers {
-            let base = "bert.encoder.layer.\(site.layer).\(site.site == .output ? "output" : "attention.output").adapter_fusion_layer.\(fusionName)."
+            let base = AdapterHubAdapter.sublayerPath(site) + ".adapter_fusion_layer.\(fusionName)."
             layer.query.weight.value.copy(from: try weights.tensor(base + "query.weight", shape: [hidden, hidden]))
             layer.query.bias.value.copy(from: try weights.tensor(base + "query.bias", shape: [hidden]))
             layer.key.value.copy(from: try weights.tensor(base + "key.weight", shape: [hidden, hidden]))

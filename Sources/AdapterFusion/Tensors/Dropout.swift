@@ -37,11 +37,7 @@ public enum Dropout {
     /// of dropout applied to a gradient in place.
     public static func apply(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, mask: UnsafePointer<UInt8>, count: Int, p: Float) {
         let keep = 1 / (1 - p)
-        VectorMath.rows(count / 16 + 1, cost: 16) { lo, hi in
-            let a = min(lo * 16, count)
-            let b = min(hi * 16, count)
-            if a < b { afk_mask_scale(out + a, inp + a, mask + a, b - a, keep) }
-        }
+        VectorMath.elements(count) { a, b in afk_mask_scale(out + a, inp + a, mask + a, b - a, keep) }
     }
 
     /// Draws a mask and applies it: out = dropout(inp).

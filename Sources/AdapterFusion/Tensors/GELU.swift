@@ -5,11 +5,7 @@ public enum GELU {
     /// out[i] = gelu(inp[i]) for `count` elements.
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
         Profile.measure(.gelu) {
-            VectorMath.rows(count / 16 + 1, cost: 16) { lo, hi in
-                let a = min(lo * 16, count)
-                let b = min(hi * 16, count)
-                if a < b { afk_bias_gelu(out + a, UnsafeMutablePointer(mutating: inp + a), nil, 1, b - a) }
-            }
+            VectorMath.elements(count) { a, b in afk_bias_gelu(out + a, UnsafeMutablePointer(mutating: inp + a), nil, 1, b - a) }
         }
     }
 
@@ -27,11 +23,7 @@ public enum GELU {
         count: Int
     ) {
         Profile.measure(.gelu) {
-            VectorMath.rows(count / 16 + 1, cost: 16) { lo, hi in
-                let a = min(lo * 16, count)
-                let b = min(hi * 16, count)
-                if a < b { afk_gelu_backward(dinp + a, dout + a, inp + a, b - a) }
-            }
+            VectorMath.elements(count) { a, b in afk_gelu_backward(dinp + a, dout + a, inp + a, b - a) }
         }
     }
 }

@@ -57,11 +57,17 @@ public enum VectorMath {
 
     /// y[i] += x[i].
     public static func add(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
-        if n < 2 * grain { afk_add(y, x, n); return }
-        Parallel.forRanges(n / 16, grain: grain / 16) { r in
-            let lo = r.lowerBound * 16
-            let hi = r.upperBound == n / 16 ? n : r.upperBound * 16
-            afk_add(y + lo, x + lo, hi - lo)
+        elements(n) { a, b in afk_add(y + a, x + a, b - a) }
+    }
+
+    /// Runs `body(a, b)` over elements a..<b covering 0..<count, in parallel blocks of whole
+    /// 16-element groups when the count is large (for elementwise work any split is exact).
+    @inline(__always)
+    static func elements(_ count: Int, _ body: (Int, Int) -> Void) {
+        rows((count + 15) / 16, cost: 16) { lo, hi in
+            let a = lo * 16
+            let b = min(hi * 16, count)
+            if a < b { body(a, b) }
         }
     }
 
