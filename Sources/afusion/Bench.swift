@@ -141,23 +141,25 @@ struct BenchTrainAdapter: ParsableCommand {
     @OptionGroup var options: BenchOptions
     @Option(help: "Adapter placement: pfeiffer or houlsby.") var config: AdapterPlacement = .pfeiffer
     @Option(help: "Reduction factor.") var reduction = 16
+    @Flag(inversion: .prefixedNo, help: "The adapter reads LN(h + x) (default: as train-adapter).") var lnBefore: Bool?
 
     func run() throws {
         let encoder = try options.encoder()
         let c = encoder.config
-        let adapter = Adapter(
-            name: "bench", config: AdapterConfig(placement: config, reductionFactor: reduction),
-            hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 1)
-        try options.trainingSteps("train \(config.rawValue) adapter (reduction \(reduction))", encoder: encoder, model: adapter)
+        let ac = AdapterConfig(placement: config, reductionFactor: reduction, lnBefore: lnBefore ?? AdapterConfig.defaultLNBefore(config))
+        let adapter = Adapter(name: "bench", config: ac, hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 1)
+        try options.trainingSteps("train \(ac.architecture) adapter (reduction \(reduction))", encoder: encoder, model: adapter)
     }
 }
 
-/// Random pfeiffer adapters (non-zero up projections, as trained ones) under a fresh fusion.
+/// Random pfeiffer+ln adapters (AdapterHub's seq_bn; non-zero up projections, as trained ones)
+/// under a fresh fusion.
 func syntheticFusion(_ c: BertConfig, adapters: Int, dynamic: Bool) -> Composition {
     var rng = SeededRNG(seed: 5)
     var members: [String: Adapter] = [:]
     for i in 0..<adapters {
-        let a = Adapter(name: "a\(i)", config: AdapterConfig(), hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: UInt64(i))
+        let a = Adapter(
+            name: "a\(i)", config: AdapterConfig(lnBefore: true), hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: UInt64(i))
         for p in a.parameters { for k in 0..<p.value.count { p.value[k] += 0.02 * rng.nextNormal() } }
         members["a\(i)"] = a
     }

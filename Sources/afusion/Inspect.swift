@@ -34,7 +34,7 @@ struct Inspect: ParsableCommand {
         var rows = [["adapter", "task", "placement", "params", "metric", "best dev", "epoch", "base model", "base sha256", "created"]]
         for r in listing.adapters {
             rows.append([
-                r.record.name, r.record.task, "\(r.record.adapterConfig.placement.rawValue)/\(r.record.adapterConfig.reductionFactor)",
+                r.record.name, r.record.task, "\(r.record.adapterConfig.architecture)/\(r.record.adapterConfig.reductionFactor)",
                 r.parameters.map(String.init) ?? "? (damaged)", r.record.metric, r.record.bestDevMetric.map(fmt) ?? "-",
                 "\(r.record.bestEpoch)/\(r.record.devMetrics.count)", r.record.baseModel,
                 String(r.record.baseFingerprint.prefix(12)), String(r.record.created.prefix(19)),

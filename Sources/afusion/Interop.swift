@@ -53,7 +53,7 @@ struct ImportAdapterHub: ParsableCommand {
             settings: TrainingConfig(), seed: 0, created: ISO8601DateFormatter().string(from: Date()))
         try AdapterStore.save(adapter: imported.adapter, head: imported.head, record: record, to: store)
         print(
-            "imported AdapterHub adapter '\(adapterName)' (\(imported.adapter.config.placement.rawValue), reduction \(imported.adapter.config.reductionFactor)) and its head into \(store)"
+            "imported AdapterHub adapter '\(adapterName)' (\(imported.adapter.config.architecture), reduction \(imported.adapter.config.reductionFactor)) and its head into \(store)"
         )
     }
 }

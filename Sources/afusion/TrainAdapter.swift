@@ -11,6 +11,11 @@ struct TrainAdapter: ParsableCommand {
     @Option(help: "HDF5 store to add the adapter to (created if missing).") var store = "runs/store.h5"
     @Option(help: "Name of the adapter in the store (default: the task's name).") var name: String?
     @Option(help: "Placement: pfeiffer (one per layer, after the FFN) or houlsby (two per layer).") var config: AdapterPlacement = .pfeiffer
+    @Flag(
+        inversion: .prefixedNo,
+        help:
+            "The adapter reads LN(h + x), the layer's own LayerNorm of the sublayer output plus the residual (AdapterHub's seq_bn), instead of h. Default: on for pfeiffer, off for houlsby (as AdapterHub's double_seq_bn)."
+    ) var lnBefore: Bool?
     @Option(help: "Reduction factor: bottleneck = hidden / reduction.") var reduction = 16
     @Option(help: "Bottleneck non-linearity: relu, gelu or swish.") var nonLinearity: Activation = .relu
     @Option(help: "Layers without an adapter, comma-separated (e.g. 0,1).") var leaveOut = ""
@@ -74,7 +79,9 @@ struct TrainAdapter: ParsableCommand {
             return l
         }
         guard reduction >= 1 && reduction <= c.hiddenSize else { throw ValidationError("--reduction must be in 1...\(c.hiddenSize)") }
-        let adapterConfig = AdapterConfig(placement: config, reductionFactor: reduction, nonLinearity: nonLinearity, leaveOut: leave)
+        let adapterConfig = AdapterConfig(
+            placement: config, reductionFactor: reduction, nonLinearity: nonLinearity, leaveOut: leave,
+            lnBefore: lnBefore ?? AdapterConfig.defaultLNBefore(config))
         let headConfig = headConfig(for: spec)
 
         let (train, dev) = try trainingSplits(spec, config: tc, tokenizer: tokenizer, skipBadRows: skipBadRows)
@@ -84,7 +91,7 @@ struct TrainAdapter: ParsableCommand {
         let head = PredictionHead(config: headConfig, hidden: c.hiddenSize, seed: seed &+ 7)
         let params = adapter.parameters + head.parameters
         print(
-            "adapter \(adapterName): \(config.rawValue), reduction \(reduction) (bottleneck \(adapterConfig.bottleneckSize(hidden: c.hiddenSize))), "
+            "adapter \(adapterName): \(adapterConfig.architecture), reduction \(reduction) (bottleneck \(adapterConfig.bottleneckSize(hidden: c.hiddenSize))), "
                 + "\(nonLinearity.rawValue); \(params.reduce(0) { $0 + $1.value.count }) trainable parameters; lr \(lr), batch \(batch), "
                 + "max \(epochs) epochs, \(BLAS.threads) thread(s)")
         let trainer = Trainer(encoder: encoder, model: adapter, head: head)

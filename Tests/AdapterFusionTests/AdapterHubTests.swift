@@ -19,7 +19,7 @@ import Testing
         return (0..<inputs.count).map { r in (0..<c).map { out[r * c + $0] } }
     }
 
-    @Test(arguments: ["pfeiffer", "houlsby", "regress"])
+    @Test(arguments: ["pfeiffer", "houlsby", "regress", "seq_bn"])
     func importedAdapterGivesThePeersLogits(_ name: String) throws {
         let dir = try Self.fixtureDir()
         let encoder = try BertEncoder(directory: dir + "/model")
@@ -37,6 +37,7 @@ import Testing
         if name == "pfeiffer" { #expect(imported.labels == ["neg", "neu", "pos"]) }
         if name == "regress" { #expect(imported.head.config.kind == .regression && imported.adapter.config.leaveOut == [0]) }
         if name == "houlsby" { #expect(imported.adapter.config.placement == .houlsby) }
+        #expect(imported.adapter.config.lnBefore == (name == "seq_bn"))
     }
 
     /// Export → import reproduces every weight bit for bit, and the export reads as AdapterHub's.
@@ -55,7 +56,7 @@ import Testing
     @Test func unsupportedConfigsAreRefusedByName() throws {
         let dir = try Self.fixtureDir()
         let cases: [(String, Any, String)] = [
-            ("original_ln_before", true, "original_ln_before = true is not supported"),
+            ("original_ln_after", false, "original_ln_after = false is not supported"),
             ("scaling", 2.0, "scaling = 2"),
             ("use_gating", true, "use_gating = true"),
             ("non_linearity", "gelu_new", "non_linearity 'gelu_new'"),
@@ -81,23 +82,25 @@ import Testing
 }
 
 extension AdapterHubTests {
-    /// A peer-made dynamic Fuse of two adapters with its head gives the peer's logits.
-    @Test func importedFusionGivesThePeersLogits() throws {
+    /// A peer-made dynamic Fuse of two adapters with its head gives the peer's logits: over
+    /// `BnConfig` adapters (query reads h) and over seq_bn adapters (query reads LN(h + x)).
+    @Test(arguments: ["fusion", "seqfusion"])
+    func importedFusionGivesThePeersLogits(_ prefix: String) throws {
         let dir = try Self.fixtureDir()
         let encoder = try BertEncoder(directory: dir + "/model")
         let c = encoder.config
         var adapters: [String: Adapter] = [:]
-        for (sub, name) in [("fusion_a", "fa"), ("fusion_b", "fb")] {
-            adapters[name] = try AdapterHubAdapter.read(directory: dir + "/" + sub, hidden: c.hiddenSize, layers: c.numHiddenLayers).adapter
+        for sub in [prefix + "_a", prefix + "_b"] {
+            adapters[sub] = try AdapterHubAdapter.read(directory: dir + "/" + sub, hidden: c.hiddenSize, layers: c.numHiddenLayers).adapter
         }
-        #expect(try AdapterHubFusion.members(directory: dir + "/fusion") == ["fa", "fb"])
-        let comp = try AdapterHubFusion.read(directory: dir + "/fusion", adapters: adapters, hidden: c.hiddenSize, layers: c.numHiddenLayers)
-        let (head, labels) = try AdapterHubAdapter.readHead(directory: dir + "/fusion_head", hidden: c.hiddenSize)
+        #expect(try AdapterHubFusion.members(directory: dir + "/" + prefix) == [prefix + "_a", prefix + "_b"])
+        let comp = try AdapterHubFusion.read(directory: dir + "/" + prefix, adapters: adapters, hidden: c.hiddenSize, layers: c.numHiddenLayers)
+        let (head, labels) = try AdapterHubAdapter.readHead(directory: dir + "/" + prefix + "_head", hidden: c.hiddenSize)
         #expect(labels == ["neg", "neu", "pos"])
         let fixture = try #require(
             try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/logits.json"))) as? [String: Any])
         let inputs = try #require(fixture["inputs"] as? [[Int]]).map { $0.map(Int32.init) }
-        let expected = try #require((fixture["logits"] as? [String: [[Double]]])?["fusion"])
+        let expected = try #require((fixture["logits"] as? [String: [[Double]]])?[prefix])
         let batch = TokenBatch(sequences: inputs)
         let out = head.forward(try encoder.forward(batch, workspace: EncoderWorkspace(config: c), hook: comp.root), batch: batch)
         #expect(expected.count == inputs.count && expected[0].count == 3)
@@ -111,7 +114,7 @@ extension AdapterHubTests {
 }
 
 extension AdapterHubTests {
-    /// Through the executable: import both members and the fusion with its head into a store;
+    /// Through the executable: import both seq_bn members and the fusion with its head into a store;
     /// the stored fusion, loaded back, still gives the peer's logits.
     @Test func importCommandsStoreAFusionThatReloads() throws {
         let dir = try Self.fixtureDir()
@@ -121,10 +124,10 @@ extension AdapterHubTests {
         try Data("name = \"z\"\n[data]\nfiles = [\"none.csv\"]\nformat = \"csv\"\n[labels]\nnames = [\"neg\", \"neu\", \"pos\"]\n".utf8)
             .write(to: tmp.appendingPathComponent("z.toml"))
         for args in [
-            ["import", "adapterhub", dir + "/fusion_a", "--store", "s.h5", "--model", "model"],
-            ["import", "adapterhub", dir + "/fusion_b", "--store", "s.h5", "--model", "model"],
+            ["import", "adapterhub", dir + "/seqfusion_a", "--store", "s.h5", "--model", "model"],
+            ["import", "adapterhub", dir + "/seqfusion_b", "--store", "s.h5", "--model", "model"],
             [
-                "import", "adapterhub-fusion", dir + "/fusion", "--head", dir + "/fusion_head", "--task", "z.toml", "--name", "zf",
+                "import", "adapterhub-fusion", dir + "/seqfusion", "--head", dir + "/seqfusion_head", "--task", "z.toml", "--name", "zf",
                 "--store", "s.h5", "--model", "model",
             ],
         ] {
@@ -137,7 +140,7 @@ extension AdapterHubTests {
         let fixture = try #require(
             try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/logits.json"))) as? [String: Any])
         let inputs = try #require(fixture["inputs"] as? [[Int]]).map { $0.map(Int32.init) }
-        let expected = try #require((fixture["logits"] as? [String: [[Double]]])?["fusion"])
+        let expected = try #require((fixture["logits"] as? [String: [[Double]]])?["seqfusion"])
         let batch = TokenBatch(sequences: inputs)
         let out = f.head.forward(
             try encoder.forward(batch, workspace: EncoderWorkspace(config: encoder.config), hook: f.composition.root), batch: batch)

@@ -12,20 +12,23 @@ import Testing
         let layer = FusionLayer(prefix: "", hidden: H, members: N, dynamic: dynamic, rng: &rng)
         // Move every parameter away from its initialisation so all paths carry gradient.
         for p in layer.parameters { for i in 0..<p.value.count { p.value[i] += 0.5 * rng.nextNormal() } }
-        let x = Support.random([n, H], seed: 2)
+        let x = Support.random([n, H], seed: 2)  // query input
+        let residual = Support.random([n, H], seed: 5)
         let deltas = Support.random([N, n, H], seed: 3)
         let r = Support.random([n, H], seed: 4)
         let out = Tensor(zeros: [n, H])
         let cache = HookCache()
         func loss() -> Double {
-            layer.forward(x: x.data, deltas: deltas.data, out: out.data, n: n, temperature: 1.7, cache: cache)
+            layer.forward(query: x.data, residual: residual.data, deltas: deltas.data, out: out.data, n: n, temperature: 1.7, cache: cache)
             return weightedSum(out, r)
         }
         _ = loss()
         let dx = Tensor(zeros: [n, H])
+        let dres = Tensor(zeros: [n, H])
         let dd = Tensor(zeros: [N, n, H])
-        layer.backward(dout: r.data, dx: dx.data, deltas: deltas.data, ddeltas: dd.data, n: n, cache: cache)
+        layer.backward(dout: r.data, dquery: dx.data, dresidual: dres.data, deltas: deltas.data, ddeltas: dd.data, n: n, cache: cache)
         checkGradient(x, analytic: dx, loss)
+        checkGradient(residual, analytic: dres, loss)
         checkGradient(deltas, analytic: dd, sample: 90, loss)
         for p in layer.parameters { checkGradient(p.value, analytic: p.grad, loss) }
         // Attention weights are a distribution per token.
@@ -72,7 +75,11 @@ import Testing
         }
     }
 
-    func model(_ expr: CompositionExpr, options: FusionOptions = FusionOptions(), allHoulsby: Bool = false) throws -> Model {
+    /// Members alternate pfeiffer / houlsby; `lnBefore` k: member k reads LN(h + x) when k % 3 is
+    /// in the set (so fusions mix both inputs and their query reads either).
+    func model(
+        _ expr: CompositionExpr, options: FusionOptions = FusionOptions(), allHoulsby: Bool = false, lnBefore: Set<Int> = []
+    ) throws -> Model {
         let encoder = try Support.tinyEncoder()
         var rng = SeededRNG(seed: 11)
         var adapters: [String: Adapter] = [:]
@@ -82,7 +89,7 @@ import Testing
                 name: name,
                 config: AdapterConfig(
                     placement: placement, reductionFactor: 4, nonLinearity: .gelu,
-                    leaveOut: k == 1 ? [0] : []), hidden: 8, layers: 3, seed: UInt64(k))
+                    leaveOut: k == 1 ? [0] : [], lnBefore: lnBefore.contains(k % 3)), hidden: 8, layers: 3, seed: UInt64(k))
             for p in a.parameters { for i in 0..<p.value.count { p.value[i] += 0.5 * rng.nextNormal() } }
             adapters[name] = a
         }
@@ -102,9 +109,9 @@ import Testing
         .fuse([.average([.adapter("a"), .adapter("b")], weights: [0.3, 0.7]), .adapter("c")]),
     ]
 
-    @Test(arguments: expressions)
-    func compositionGradients(expr: CompositionExpr) throws {
-        let m = try model(expr)
+    @Test(arguments: expressions, [[], [0, 1, 2], [1]] as [Set<Int>])
+    func compositionGradients(expr: CompositionExpr, lnBefore: Set<Int>) throws {
+        let m = try model(expr, lnBefore: lnBefore)
         try m.gradients()
         for p in m.composition.parameters + m.head.parameters {
             checkGradient(p.value, analytic: p.grad, sample: 12) { (try? m.loss()) ?? .nan }
@@ -190,8 +197,9 @@ extension FusionGradientTests {
         let deltas = Support.random([N, n, H], seed: 23)
         let two = Tensor(zeros: [n, H])
         let folded = Tensor(zeros: [n, H])
-        layer.forward(x: x.data, deltas: deltas.data, out: two.data, n: n, temperature: 1.3, training: true, cache: HookCache())
-        layer.forward(x: x.data, deltas: deltas.data, out: folded.data, n: n, temperature: 1.3, training: false, cache: HookCache())
+        layer.forward(query: x.data, residual: x.data, deltas: deltas.data, out: two.data, n: n, temperature: 1.3, training: true, cache: HookCache())
+        layer.forward(
+            query: x.data, residual: x.data, deltas: deltas.data, out: folded.data, n: n, temperature: 1.3, training: false, cache: HookCache())
         let scale = (0..<two.count).reduce(Float(0)) { max($0, abs(two[$1])) }
         let worst = (0..<two.count).reduce(Float(0)) { max($0, abs(two[$1] - folded[$1])) }
         #expect(worst <= 1e-5 * scale, "largest difference \(worst) at scale \(scale)")

@@ -46,13 +46,15 @@ import Testing
             batch: batch, targets: targets, ws: EncoderWorkspace(config: encoder.config, training: true))
     }
 
-    @Test(arguments: [AdapterPlacement.pfeiffer, .houlsby])
-    func adapterAndHeadGradients(placement: AdapterPlacement) throws {
+    /// Both placements, each reading h or LN(h + x) (the latter also checks the encoder's
+    /// backward through the LayerNorm it applies for the adapter, into h and the residual).
+    @Test(arguments: [AdapterPlacement.pfeiffer, .houlsby], [false, true])
+    func adapterAndHeadGradients(placement: AdapterPlacement, lnBefore: Bool) throws {
         // Smooth non-linearities only: a ±h step across ReLU's kink makes finite differences
         // meaningless (ReLU's own backward is checked element-wise in OpsGradientTests).
         for act in [Activation.gelu, .swish] {
             let m = try model(
-                AdapterConfig(placement: placement, reductionFactor: 4, nonLinearity: act),
+                AdapterConfig(placement: placement, reductionFactor: 4, nonLinearity: act, lnBefore: lnBefore),
                 head: HeadConfig(kind: .classification, outputs: 3), targets: .labels([2, 0, 1]))
             try m.gradients()
             for p in m.adapter.parameters + m.head.parameters {
@@ -90,19 +92,25 @@ import Testing
             if activation != .relu || pre.array.allSatisfy({ abs($0) > 0.2 }) { chosen = (m, x); break }
         }
         let (m, x) = try #require(chosen)
+        let residual = Support.random([n, H], seed: 2024)
         let r = Support.random([n, H], seed: 23)
         let out = Tensor(zeros: [n, H])
         let cache = HookCache()
-        func loss() -> Double { m.forward(x: x.data, out: out.data, n: n, cache: cache); return weightedSum(out, r) }
+        func loss() -> Double {
+            m.forward(x: x.data, residual: residual.data, out: out.data, n: n, cache: cache)
+            return weightedSum(out, r)
+        }
         _ = loss()
         let dx = Tensor(zeros: [n, H])
-        m.backward(dout: r.data, dx: dx.data, n: n, cache: cache)
+        let dres = Tensor(zeros: [n, H])
+        m.backward(dout: r.data, dx: dx.data, dresidual: dres.data, n: n, cache: cache)
         checkGradient(x, analytic: dx, sample: n * H, loss)
+        checkGradient(residual, analytic: dres, sample: n * H, loss)
         for p in m.parameters { checkGradient(p.value, analytic: p.grad, sample: 40, loss) }
         // Frozen: the same ∂L/∂x, no parameter gradient.
         let dxFrozen = Tensor(zeros: [n, H])
         for p in m.parameters { p.grad.zero() }
-        m.backward(dout: r.data, dx: dxFrozen.data, n: n, cache: cache, frozen: true)
+        m.backward(dout: r.data, dx: dxFrozen.data, dresidual: dres.data, n: n, cache: cache, frozen: true)
         #expect(dxFrozen.array == dx.array)
         #expect(m.parameters.allSatisfy { $0.grad.array.allSatisfy { $0 == 0 } })
     }

@@ -33,16 +33,17 @@ public final class Adapter: LayerHook {
 
     public func acts(layer: Int, site: AdapterSite) -> Bool { modules[HookSite(layer, site)] != nil }
 
+    public func readsNormalized(layer: Int, site: AdapterSite) -> Bool { config.lnBefore && acts(layer: layer, site: site) }
+
     public func forward(
-        layer: Int, site: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool,
-        cache: HookCache
+        layer: Int, site: AdapterSite, input: HookInput, out: UnsafeMutablePointer<Float>, n: Int, training: Bool, cache: HookCache
     ) {
-        modules[HookSite(layer, site)]!.forward(x: x, out: out, n: n, cache: cache, keepInput: training && !frozen)
+        let x = config.lnBefore ? input.normed! : input.h
+        modules[HookSite(layer, site)]!.forward(x: x, residual: input.h, out: out, n: n, cache: cache, keepInput: training && !frozen)
     }
 
-    public func backward(
-        layer: Int, site: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int, cache: HookCache
-    ) {
-        modules[HookSite(layer, site)]!.backward(dout: dout, dx: dx, n: n, cache: cache, frozen: frozen)
+    public func backward(layer: Int, site: AdapterSite, dout: UnsafePointer<Float>, grad: HookGradient, n: Int, cache: HookCache) {
+        let dx = config.lnBefore ? grad.dnormed! : grad.dh
+        modules[HookSite(layer, site)]!.backward(dout: dout, dx: dx, dresidual: grad.dh, n: n, cache: cache, frozen: frozen)
     }
 }

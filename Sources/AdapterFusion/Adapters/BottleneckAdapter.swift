@@ -1,4 +1,5 @@
-/// One bottleneck module: out = x + W_up·f(W_down·x + b_down) + b_up.
+/// One bottleneck module: out = r + W_up·f(W_down·x + b_down) + b_up, where the residual r is the
+/// sublayer output h and the input x is h itself or LN(h + residual) (see `AdapterConfig.lnBefore`).
 public final class BottleneckAdapter {
     public let hidden: Int
     public let bottleneck: Int
@@ -30,9 +31,12 @@ public final class BottleneckAdapter {
 
     public var parameters: [Parameter] { [downWeight, downBias, upWeight, upBias] }
 
-    /// out[n, H] = x + up(f(down(x))). `keepInput`: copy x into the cache for the down
+    /// out[n, H] = residual + up(f(down(x))). `keepInput`: copy x into the cache for the down
     /// projection's weight gradient (a frozen module, or inference, does not need it).
-    public func forward(x xin: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, cache: HookCache, keepInput: Bool = true) {
+    public func forward(
+        x xin: UnsafePointer<Float>, residual: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, cache: HookCache,
+        keepInput: Bool = true
+    ) {
         let H = hidden
         let r = bottleneck
         let pre = buffer(cache, .pre, n * r)
@@ -41,11 +45,15 @@ public final class BottleneckAdapter {
         Linear.forward(y: pre.data, x: xin, w: downWeight.value.data, b: downBias.value.data, n: n, inDim: H, outDim: r)
         activation.forward(out: act.data, inp: pre.data, count: n * r)
         Linear.forward(y: out, x: act.data, w: upWeight.value.data, b: upBias.value.data, n: n, inDim: r, outDim: H)
-        VectorMath.add(out, xin, n * H)
+        VectorMath.add(out, residual, n * H)
     }
 
-    /// dx += ∂L/∂x; parameter gradients accumulate unless `frozen` (then only ∂L/∂x is computed).
-    public func backward(dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int, cache: HookCache, frozen: Bool = false) {
+    /// dx += ∂L/∂x, dresidual += ∂L/∂residual (the two may be the same buffer); parameter
+    /// gradients accumulate unless `frozen` (then only the input gradients are computed).
+    public func backward(
+        dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, dresidual: UnsafeMutablePointer<Float>, n: Int, cache: HookCache,
+        frozen: Bool = false
+    ) {
         let H = hidden
         let r = bottleneck
         let pre = buffer(cache, .pre, n * r)
@@ -55,7 +63,7 @@ public final class BottleneckAdapter {
         let x: UnsafePointer<Float>? = frozen ? nil : UnsafePointer(buffer(cache, .x, n * H).data)  // only for the down weight's gradient
         dact.data.update(repeating: 0, count: n * r)
         dpre.data.update(repeating: 0, count: n * r)
-        VectorMath.add(dx, dout, n * H)  // residual
+        VectorMath.add(dresidual, dout, n * H)
         Linear.backward(
             dx: dact.data, dw: frozen ? nil : upWeight.grad.data, db: frozen ? nil : upBias.grad.data, dy: dout, x: act.data,
             w: upWeight.value.data, n: n, inDim: r, outDim: H)

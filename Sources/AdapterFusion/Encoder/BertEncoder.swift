@@ -76,7 +76,8 @@ public final class BertEncoder {
         }
     }
 
-    /// One post-LN transformer layer: x → LN(x + hook(Attn(x))) → LN(· + hook(FFN(·))).
+    /// One post-LN transformer layer: x → LN(x + hook(Attn(x))) → LN(· + hook(FFN(·))), where a hook
+    /// may also read LN(h + x) of its sublayer output h (see `HookInput`).
     func layerForward(
         _ l: Int, input x: Tensor, output: Tensor, _ batch: TokenBatch,
         _ ws: EncoderWorkspace, _ hook: LayerHook?, _ dropout: DropoutState?
@@ -128,11 +129,45 @@ public final class BertEncoder {
             Dropout.forward(out: proj.data, mask: mask.data, inp: proj.data, count: count, p: dropout.hidden, rng: &dropout.rng)
         }
         if let hook, hook.acts(layer: l, site: site) {
-            hook.forward(layer: l, site: site, x: proj.data, out: sum.data, n: n, training: dropout != nil, cache: cache)
+            let normed =
+                hook.readsNormalized(layer: l, site: site)
+                ? normalizedInput(l, site, proj: proj, residual: residual, n: n, training: dropout != nil, cache: cache) : nil
+            hook.forward(
+                layer: l, site: site, input: HookInput(h: proj.data, normed: normed), out: sum.data, n: n, training: dropout != nil,
+                cache: cache)
         } else {
             sum.data.update(from: proj.data, count: count)
         }
         VectorMath.add(sum.data, residual.data, count)
+    }
+
+    /// The sublayer's LayerNorm parameters.
+    private func norm(_ l: Int, _ site: AdapterSite) -> (weight: Tensor, bias: Tensor) {
+        let w = weights.layers[l]
+        return site == .attention ? (w.attnLNWeight, w.attnLNBias) : (w.ffnLNWeight, w.ffnLNBias)
+    }
+
+    /// Where the residual sum s = h + x of `normalizedInput` and its LayerNorm statistics live
+    /// in the cache: per (layer, site) in training (backward reads them), shared otherwise.
+    private func normSlots(_ l: Int, _ site: AdapterSite, training: Bool) -> Int { 1 + 3 * (training ? HookSite(l, site).index : 0) }
+
+    /// z = LN(h + x) [n, H] with the sublayer's own LayerNorm, for hooks that read it.
+    private func normalizedInput(
+        _ l: Int, _ site: AdapterSite, proj: Tensor, residual: Tensor, n: Int, training: Bool, cache: HookCache
+    ) -> UnsafePointer<Float> {
+        let H = config.hiddenSize
+        let slot = normSlots(l, site, training: training)
+        let sum = cache.tensor(self, slot, count: n * H)
+        let mean = cache.tensor(self, slot + 1, count: n)
+        let rstd = cache.tensor(self, slot + 2, count: n)
+        let z = cache.tensor(self, 0, count: n * H)  // read by the hooks' forward only (they keep copies)
+        sum.data.update(from: proj.data, count: n * H)
+        VectorMath.add(sum.data, residual.data, n * H)
+        let (w, b) = norm(l, site)
+        LayerNorm.forward(
+            out: z.data, mean: mean.data, rstd: rstd.data, inp: sum.data, weight: w.data, bias: b.data, n: n, c: H,
+            eps: config.layerNormEps)
+        return UnsafePointer(z.data)
     }
 
     /// Backpropagates dHidden = ∂L/∂(last hidden states) [tokens, H] of the last training
@@ -157,7 +192,7 @@ public final class BertEncoder {
                 weight: w.ffnLNWeight.data, mean: a.ffnMean.data, rstd: a.ffnRstd.data, n: n, c: H)
             // ffnSum = hook(ffnProj) + attnOut: dB = ∂L/∂attnOut (residual), dProj = ∂L/∂ffnProj
             ws.dB.data.update(from: ws.dA.data, count: n * H)
-            sublayerBackward(l, .output, dSum: ws.dA, mask: a.ffnProjMask, n: n, ws, hook, dropout)
+            sublayerBackward(l, .output, dSum: ws.dA, mask: a.ffnProjMask, residualGrad: ws.dB, n: n, ws, hook, dropout)
             if l == lowest.layer && lowest.site == .output { break }
             // ffnProj = ffnAct · W2ᵀ + b2;  ffnAct = gelu(ffnPre);  ffnPre = attnOut · W1ᵀ + b1
             ws.dF1.data.update(repeating: 0, count: n * F)
@@ -176,7 +211,7 @@ public final class BertEncoder {
                 weight: w.attnLNWeight.data, mean: a.attnMean.data, rstd: a.attnRstd.data, n: n, c: H)
             // attnSum = hook(attnProj) + x: dOut becomes ∂L/∂x (residual), dProj = ∂L/∂attnProj
             dOut.data.update(from: ws.dA.data, count: n * H)
-            sublayerBackward(l, .attention, dSum: ws.dA, mask: a.attnProjMask, n: n, ws, hook, dropout)
+            sublayerBackward(l, .attention, dSum: ws.dA, mask: a.attnProjMask, residualGrad: dOut, n: n, ws, hook, dropout)
             if l == lowest.layer { break }
             // attnProj = ctx · Woᵀ + bo
             ws.dCtx.data.update(repeating: 0, count: n * H)
@@ -196,15 +231,34 @@ public final class BertEncoder {
     }
 
     /// dProj = ∂L/∂proj from dSum = ∂L/∂sum, through the hook (if it acts here) and the dropout.
+    /// A hook that read z = LN(h + x) also adds ∂L/∂x to `residualGrad`.
     private func sublayerBackward(
-        _ l: Int, _ site: AdapterSite, dSum: Tensor, mask: Mask, n: Int,
+        _ l: Int, _ site: AdapterSite, dSum: Tensor, mask: Mask, residualGrad: Tensor, n: Int,
         _ ws: EncoderWorkspace, _ hook: LayerHook, _ dropout: DropoutState
     ) {
-        let count = n * config.hiddenSize
+        let H = config.hiddenSize
+        let count = n * H
         let dProj = ws.dProj
         if hook.acts(layer: l, site: site) {
             dProj.data.update(repeating: 0, count: count)
-            hook.backward(layer: l, site: site, dout: dSum.data, dx: dProj.data, n: n, cache: ws.hookCache)
+            if hook.readsNormalized(layer: l, site: site) {
+                // z = LN(s), s = h + x: ∂L/∂s goes to both h and the residual x
+                let cache = ws.hookCache
+                let slot = normSlots(l, site, training: true)
+                let dz = cache.tensor(self, 0, count: count)
+                let ds = cache.tensor(self, -1, count: count)
+                dz.data.update(repeating: 0, count: count)
+                hook.backward(layer: l, site: site, dout: dSum.data, grad: HookGradient(dh: dProj.data, dnormed: dz.data), n: n, cache: cache)
+                ds.data.update(repeating: 0, count: count)
+                LayerNorm.backward(
+                    dinp: ds.data, dweight: nil, dbias: nil, dout: dz.data, inp: cache.tensor(self, slot, count: count).data,
+                    weight: norm(l, site).weight.data, mean: cache.tensor(self, slot + 1, count: n).data,
+                    rstd: cache.tensor(self, slot + 2, count: n).data, n: n, c: H)
+                VectorMath.add(dProj.data, ds.data, count)
+                VectorMath.add(residualGrad.data, ds.data, count)
+            } else {
+                hook.backward(layer: l, site: site, dout: dSum.data, grad: HookGradient(dh: dProj.data), n: n, cache: ws.hookCache)
+            }
         } else {
             dProj.data.update(from: dSum.data, count: count)
         }

@@ -32,19 +32,45 @@ public struct HookSite: Hashable, Sendable, Comparable {
     public static func < (a: HookSite, b: HookSite) -> Bool { a.index < b.index }
 }
 
-/// Something that replaces a sublayer output x by f(x) inside the encoder: adapters, their
+/// What a hook reads at one (layer, site), all [n, H]: the sublayer's output h (after its
+/// dropout, before the residual sum) and, when the hook asks for it, z = LN(h + x), the layer's
+/// own LayerNorm applied to the residual sum (AdapterHub's `original_ln_before`, the input of a
+/// seq_bn / Pfeiffer adapter and of its fusion query).
+public struct HookInput {
+    public let h: UnsafePointer<Float>
+    public let normed: UnsafePointer<Float>?
+
+    public init(h: UnsafePointer<Float>, normed: UnsafePointer<Float>? = nil) { self.h = h; self.normed = normed }
+
+    /// The rows from `offset` on (a slice of the batch).
+    func advanced(by offset: Int) -> HookInput { HookInput(h: h + offset, normed: normed.map { $0 + offset }) }
+}
+
+/// Where a hook's backward pass adds its input gradients: ∂L/∂h and, when the hook read z,
+/// ∂L/∂z (the encoder carries it through the LayerNorm to h and the residual).
+public struct HookGradient {
+    public let dh: UnsafeMutablePointer<Float>
+    public let dnormed: UnsafeMutablePointer<Float>?
+
+    public init(dh: UnsafeMutablePointer<Float>, dnormed: UnsafeMutablePointer<Float>? = nil) { self.dh = dh; self.dnormed = dnormed }
+
+    func advanced(by offset: Int) -> HookGradient { HookGradient(dh: dh + offset, dnormed: dnormed.map { $0 + offset }) }
+}
+
+/// Something that replaces a sublayer output h by f(h, z) inside the encoder: adapters, their
 /// compositions, fusion. The encoder calls `forward` during its forward pass and, in the same
-/// layer order reversed, `backward`, which must add ∂L/∂x to `dx` and accumulate the hook's own
-/// parameter gradients.
+/// layer order reversed, `backward`, which must add ∂L/∂h (and ∂L/∂z) to `grad` and accumulate
+/// the hook's own parameter gradients.
 public protocol LayerHook: AnyObject {
     /// True when the hook acts at this layer and site.
     func acts(layer: Int, site: AdapterSite) -> Bool
-    /// out[n, H] = f(x[n, H]). Keeps what `backward` needs in `cache`.
-    func forward(
-        layer: Int, site: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool,
-        cache: HookCache)
-    /// dx[n, H] += ∂L/∂x given dout = ∂L/∂out, reading what the forward pass kept in `cache`.
-    func backward(layer: Int, site: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int, cache: HookCache)
+    /// True when the hook reads z = LN(h + x) at this layer and site (the encoder computes it only then).
+    func readsNormalized(layer: Int, site: AdapterSite) -> Bool
+    /// out[n, H] = f(h, z). Keeps what `backward` needs in `cache`.
+    func forward(layer: Int, site: AdapterSite, input: HookInput, out: UnsafeMutablePointer<Float>, n: Int, training: Bool, cache: HookCache)
+    /// grad.dh[n, H] += ∂L/∂h (and grad.dnormed += ∂L/∂z) given dout = ∂L/∂out, reading what the
+    /// forward pass kept in `cache`.
+    func backward(layer: Int, site: AdapterSite, dout: UnsafePointer<Float>, grad: HookGradient, n: Int, cache: HookCache)
 }
 
 extension LayerHook {

@@ -53,33 +53,35 @@ public struct FusionOptions: Codable, Sendable, Equatable {
     public init() {}
 }
 
-/// `out = f(x)` when `hook` acts at (layer, site), else `out = x`.
+/// `out = f(h, z)` when `hook` acts at (layer, site), else `out = h`.
 @inline(__always)
 func applyHook(
-    _ hook: LayerHook, _ l: Int, _ s: AdapterSite, _ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+    _ hook: LayerHook, _ l: Int, _ s: AdapterSite, _ input: HookInput, _ out: UnsafeMutablePointer<Float>,
     n: Int, hidden: Int, training: Bool, cache: HookCache
 ) {
     if hook.acts(layer: l, site: s) {
-        hook.forward(layer: l, site: s, x: x, out: out, n: n, training: training, cache: cache)
+        hook.forward(layer: l, site: s, input: input, out: out, n: n, training: training, cache: cache)
     } else {
-        out.update(from: x, count: n * hidden)
+        out.update(from: input.h, count: n * hidden)
     }
 }
 
-/// Backward of `applyHook`: dx += ∂out/∂x · dout.
+/// Backward of `applyHook`: grad += ∂out/∂(h, z) · dout.
 @inline(__always)
 func applyHookBackward(
-    _ hook: LayerHook, _ l: Int, _ s: AdapterSite, _ dout: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+    _ hook: LayerHook, _ l: Int, _ s: AdapterSite, _ dout: UnsafePointer<Float>, _ grad: HookGradient,
     n: Int, hidden: Int, cache: HookCache
 ) {
     if hook.acts(layer: l, site: s) {
-        hook.backward(layer: l, site: s, dout: dout, dx: dx, n: n, cache: cache)
+        hook.backward(layer: l, site: s, dout: dout, grad: grad, n: n, cache: cache)
     } else {
-        VectorMath.add(dx, dout, n * hidden)
+        VectorMath.add(grad.dh, dout, n * hidden)
     }
 }
 
-/// stack(a, b, …): out = … b(a(x)).
+/// stack(a, b, …): out = … b(a(h)). Every member that reads the normalized input reads the
+/// same z = LN(h + x) of the sublayer output (AdapterHub recomputes it from the previous
+/// member's output: a stack of seq_bn adapters differs there).
 final class StackNode: LayerHook {
     let members: [LayerHook]
     let hidden: Int
@@ -88,27 +90,29 @@ final class StackNode: LayerHook {
 
     func acts(layer: Int, site: AdapterSite) -> Bool { members.contains { $0.acts(layer: layer, site: site) } }
 
+    func readsNormalized(layer: Int, site: AdapterSite) -> Bool { members.contains { $0.readsNormalized(layer: layer, site: site) } }
+
     func forward(
-        layer l: Int, site s: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool,
+        layer l: Int, site s: AdapterSite, input: HookInput, out: UnsafeMutablePointer<Float>, n: Int, training: Bool,
         cache: HookCache
     ) {
         let buffers = (0..<2).map { cache.tensor(self, $0, count: n * hidden) }  // intermediate outputs
-        var input = x
+        var h = input.h
         for (j, m) in members.enumerated() {
             let target = j == members.count - 1 ? out : buffers[j % 2].data
-            applyHook(m, l, s, input, target, n: n, hidden: hidden, training: training, cache: cache)
-            input = UnsafePointer(target)
+            applyHook(m, l, s, HookInput(h: h, normed: input.normed), target, n: n, hidden: hidden, training: training, cache: cache)
+            h = UnsafePointer(target)
         }
     }
 
-    func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int, cache: HookCache) {
+    func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, grad: HookGradient, n: Int, cache: HookCache) {
         let grads = (0..<2).map { cache.tensor(self, 2 + $0, count: n * hidden) }
         var d = dout
         for (j, m) in members.enumerated().reversed() {
-            if j == 0 { applyHookBackward(m, l, s, d, dx, n: n, hidden: hidden, cache: cache); break }
+            if j == 0 { applyHookBackward(m, l, s, d, grad, n: n, hidden: hidden, cache: cache); break }
             let g = grads[j % 2]
             g.data.update(repeating: 0, count: n * hidden)
-            applyHookBackward(m, l, s, d, g.data, n: n, hidden: hidden, cache: cache)
+            applyHookBackward(m, l, s, d, HookGradient(dh: g.data, dnormed: grad.dnormed), n: n, hidden: hidden, cache: cache)
             d = UnsafePointer(g.data)
         }
     }
@@ -128,23 +132,25 @@ final class AverageNode: LayerHook {
 
     func acts(layer: Int, site: AdapterSite) -> Bool { members.contains { $0.acts(layer: layer, site: site) } }
 
+    func readsNormalized(layer: Int, site: AdapterSite) -> Bool { members.contains { $0.readsNormalized(layer: layer, site: site) } }
+
     func forward(
-        layer l: Int, site s: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool,
+        layer l: Int, site s: AdapterSite, input: HookInput, out: UnsafeMutablePointer<Float>, n: Int, training: Bool,
         cache: HookCache
     ) {
         let buffer = cache.tensor(self, 0, count: n * hidden)
         out.update(repeating: 0, count: n * hidden)
         for (m, w) in zip(members, weights) {
-            applyHook(m, l, s, x, buffer.data, n: n, hidden: hidden, training: training, cache: cache)
+            applyHook(m, l, s, input, buffer.data, n: n, hidden: hidden, training: training, cache: cache)
             for i in 0..<(n * hidden) { out[i] += w * buffer.data[i] }
         }
     }
 
-    func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int, cache: HookCache) {
-        let grad = cache.tensor(self, 1, count: n * hidden)
+    func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, grad: HookGradient, n: Int, cache: HookCache) {
+        let scaled = cache.tensor(self, 1, count: n * hidden)
         for (m, w) in zip(members, weights) {
-            for i in 0..<(n * hidden) { grad.data[i] = w * dout[i] }
-            applyHookBackward(m, l, s, grad.data, dx, n: n, hidden: hidden, cache: cache)
+            for i in 0..<(n * hidden) { scaled.data[i] = w * dout[i] }
+            applyHookBackward(m, l, s, scaled.data, grad, n: n, hidden: hidden, cache: cache)
         }
     }
 }
@@ -159,22 +165,24 @@ final class ParallelNode: LayerHook {
 
     func acts(layer: Int, site: AdapterSite) -> Bool { members.contains { $0.acts(layer: layer, site: site) } }
 
+    func readsNormalized(layer: Int, site: AdapterSite) -> Bool { members.contains { $0.readsNormalized(layer: layer, site: site) } }
+
     func forward(
-        layer l: Int, site s: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool,
+        layer l: Int, site s: AdapterSite, input: HookInput, out: UnsafeMutablePointer<Float>, n: Int, training: Bool,
         cache: HookCache
     ) {
         let per = n / members.count
         let H = hidden
         for (i, m) in members.enumerated() {
-            applyHook(m, l, s, x + i * per * H, out + i * per * H, n: per, hidden: H, training: training, cache: cache)
+            applyHook(m, l, s, input.advanced(by: i * per * H), out + i * per * H, n: per, hidden: H, training: training, cache: cache)
         }
     }
 
-    func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int, cache: HookCache) {
+    func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, grad: HookGradient, n: Int, cache: HookCache) {
         let per = n / members.count
         let H = hidden
         for (i, m) in members.enumerated() {
-            applyHookBackward(m, l, s, dout + i * per * H, dx + i * per * H, n: per, hidden: H, cache: cache)
+            applyHookBackward(m, l, s, dout + i * per * H, grad.advanced(by: i * per * H), n: per, hidden: H, cache: cache)
         }
     }
 }
@@ -210,20 +218,31 @@ public final class FuseNode: LayerHook {
 
     public func acts(layer: Int, site: AdapterSite) -> Bool { fusionLayers[HookSite(layer, site)] != nil }
 
+    public func readsNormalized(layer: Int, site: AdapterSite) -> Bool {
+        acts(layer: layer, site: site) && members.contains { $0.readsNormalized(layer: layer, site: site) }
+    }
+
+    /// The query reads z = LN(h + x) when the last member does (AdapterHub's rule: the last
+    /// fused adapter's config decides), else h.
+    private func queryReadsNormalized(_ l: Int, _ s: AdapterSite) -> Bool { members.last!.readsNormalized(layer: l, site: s) }
+
     public func forward(
-        layer l: Int, site s: AdapterSite, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, training: Bool,
+        layer l: Int, site s: AdapterSite, input: HookInput, out: UnsafeMutablePointer<Float>, n: Int, training: Bool,
         cache: HookCache
     ) {
         let N = members.count
         let H = hidden
+        let h = input.h
         let deltas = cache.tensor(self, 2 + HookSite(l, s).index, count: N * n * H)  // member deltas, kept per site for backward
         for (i, m) in members.enumerated() {
             let a = deltas.data + i * n * H
-            applyHook(m, l, s, x, a, n: n, hidden: H, training: training, cache: cache)
-            for j in 0..<(n * H) { a[j] -= x[j] }
+            applyHook(m, l, s, input, a, n: n, hidden: H, training: training, cache: cache)
+            for j in 0..<(n * H) { a[j] -= h[j] }
         }
         let fl = fusionLayers[HookSite(l, s)]!
-        fl.forward(x: x, deltas: deltas.data, out: out, n: n, temperature: temperature, training: training, cache: cache)
+        let query = queryReadsNormalized(l, s) ? input.normed! : h
+        fl.forward(
+            query: query, residual: h, deltas: deltas.data, out: out, n: n, temperature: temperature, training: training, cache: cache)
         if recordAttention {
             let w = Tensor(zeros: [n, N])
             w.data.update(from: fl.weights(cache, n: n).data, count: n * N)
@@ -231,20 +250,20 @@ public final class FuseNode: LayerHook {
         }
     }
 
-    public func backward(
-        layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, n: Int, cache: HookCache
-    ) {
+    public func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, grad: HookGradient, n: Int, cache: HookCache) {
         let N = members.count
         let H = hidden
         let ddeltas = cache.tensor(self, 1, count: N * n * H)
         ddeltas.data.update(repeating: 0, count: N * n * H)
         let deltas = cache.tensor(self, 2 + HookSite(l, s).index, count: N * n * H)
-        fusionLayers[HookSite(l, s)]!.backward(dout: dout, dx: dx, deltas: deltas.data, ddeltas: ddeltas.data, n: n, cache: cache)
+        let dquery = queryReadsNormalized(l, s) ? grad.dnormed! : grad.dh
+        fusionLayers[HookSite(l, s)]!.backward(
+            dout: dout, dquery: dquery, dresidual: grad.dh, deltas: deltas.data, ddeltas: ddeltas.data, n: n, cache: cache)
         for (i, m) in members.enumerated() {
-            // aᵢ = mᵢ(x) − x: dx += mᵢ′ᵀ·daᵢ − daᵢ
+            // aᵢ = mᵢ(h, z) − h: grad += mᵢ′ᵀ·daᵢ, dh −= daᵢ
             let da = ddeltas.data + i * n * H
-            applyHookBackward(m, l, s, da, dx, n: n, hidden: H, cache: cache)
-            for j in 0..<(n * H) { dx[j] -= da[j] }
+            applyHookBackward(m, l, s, da, grad, n: n, hidden: H, cache: cache)
+            for j in 0..<(n * H) { grad.dh[j] -= da[j] }
         }
     }
 

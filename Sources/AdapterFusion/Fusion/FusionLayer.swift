@@ -1,9 +1,10 @@
 /// AdapterFusion's attention at one (layer, site) (Pfeiffer et al. 2021, "dynamic" form):
 ///
-///     q = Q·x + b_q                       x: the sublayer output before the adapters  [n, H]
-///     score_i = q · (K·a_i) / T           a_i: member i's output minus x (its delta)  [n, H]
+///     q = Q·u + b_q                       u: the query input: the sublayer output h, or LN(h + x)
+///                                         when the members read that (AdapterHub's seq_bn)  [n, H]
+///     score_i = q · (K·a_i) / T           a_i: member i's output minus h (its delta)  [n, H]
 ///     w = softmax_i(score)                per token
-///     out = x + V·(Σ_i w_i a_i) + b_v     (static: out = x + Σ_i w_i a_i)
+///     out = h + V·(Σ_i w_i a_i) + b_v     (static: out = h + Σ_i w_i a_i)
 ///
 /// Two algebraic shortcuts keep the cost at three H×H products per token whatever the number
 /// of members: q·(K a_i) = (qK)·a_i, so K multiplies q once instead of every a_i (the key bias
@@ -17,7 +18,7 @@ public final class FusionLayer {
     public let value: (weight: Parameter, bias: Parameter)?  // [H, H], [H]; nil for static fusion
     /// What a pass keeps in its `HookCache`, by slot: forward values, then backward scratch.
     enum Slot: Int {
-        case x  // [n, H] input
+        case x  // [n, H] query input
         case q  // [n, H]
         case qk  // [n, H] q·K
         case w  // [n, N] attention weights
@@ -63,15 +64,16 @@ public final class FusionLayer {
     /// The attention weights [n, members] of the last forward pass with `cache`.
     public func weights(_ cache: HookCache, n: Int) -> Tensor { buffer(cache, .w, n * members) }
 
-    /// out[n, H] = x + V·Σ_i softmax_i(qK·a_i / T)·a_i + b_v, with `deltas` = a_i laid out [N, n, H].
+    /// out[n, H] = residual + V·Σ_i softmax_i(qK·a_i / T)·a_i + b_v, with q from `query` and
+    /// `deltas` = a_i laid out [N, n, H].
     /// `deltas` must stay unchanged until `backward` (the caller keeps them, per site).
     ///
     /// Inference (`training` false) on more tokens than H folds the query and key matrices:
-    /// qK = (x·Qᵀ + b_q)·K = x·(QᵀK) + b_q·K, one n×H×H product instead of two, for 2H³ to fold
+    /// qK = (u·Qᵀ + b_q)·K = u·(QᵀK) + b_q·K, one n×H×H product instead of two, for 2H³ to fold
     /// them (so only when n > H). The choice depends on the shape alone.
     public func forward(
-        x xin: UnsafePointer<Float>, deltas: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
-        n: Int, temperature T: Float, training: Bool = true, cache: HookCache
+        query xin: UnsafePointer<Float>, residual: UnsafePointer<Float>, deltas: UnsafePointer<Float>,
+        out: UnsafeMutablePointer<Float>, n: Int, temperature T: Float, training: Bool = true, cache: HookCache
     ) {
         let H = hidden
         let N = members
@@ -83,11 +85,11 @@ public final class FusionLayer {
             let x = buffer(cache, .x, n * H)
             let q = buffer(cache, .q, n * H)
             x.data.update(from: xin, count: n * H)
-            // q = x·Qᵀ + b_q;  qk = q·K
+            // q = u·Qᵀ + b_q;  qk = q·K
             Linear.forward(y: q.data, x: xin, w: query.weight.value.data, b: query.bias.value.data, n: n, inDim: H, outDim: H)
             BLAS.gemm(m: n, n: H, k: H, a: q.data, lda: H, b: key.value.data, ldb: H, c: qk.data, ldc: H)
         } else {
-            // M = QᵀK [H, H] (Q stored [out, in]);  m = b_q·K [H];  qk = x·M + m
+            // M = QᵀK [H, H] (Q stored [out, in]);  m = b_q·K [H];  qk = u·M + m
             let m = buffer(cache, .folded, H * H)
             let mb = buffer(cache, .foldedBias, H)
             BLAS.gemm(transA: true, m: H, n: H, k: H, a: query.weight.value.data, lda: H, b: key.value.data, ldb: H, c: m.data, ldc: H)
@@ -109,20 +111,21 @@ public final class FusionLayer {
                 for j in 0..<H { ct[j] += wi * a[j] }
             }
         }
-        // out = x + V·c + b_v  (static: x + c)
+        // out = residual + V·c + b_v  (static: residual + c)
         if let value {
             Linear.forward(y: out, x: c.data, w: value.weight.value.data, b: value.bias.value.data, n: n, inDim: H, outDim: H)
         } else {
             out.update(from: c.data, count: n * H)
         }
-        VectorMath.add(out, xin, n * H)
+        VectorMath.add(out, residual, n * H)
     }
 
-    /// dx += ∂L/∂x through the query and the residual (not through the deltas: the caller
-    /// routes `ddeltas` [N, n, H] (+=) back through the members); parameter gradients accumulate.
+    /// dquery += ∂L/∂(query input), dresidual += ∂L/∂residual (the two may be one buffer); not
+    /// through the deltas: the caller routes `ddeltas` [N, n, H] (+=) back through the members.
+    /// Parameter gradients accumulate.
     public func backward(
-        dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, deltas: UnsafePointer<Float>, ddeltas: UnsafeMutablePointer<Float>,
-        n: Int, cache: HookCache
+        dout: UnsafePointer<Float>, dquery: UnsafeMutablePointer<Float>, dresidual: UnsafeMutablePointer<Float>,
+        deltas: UnsafePointer<Float>, ddeltas: UnsafeMutablePointer<Float>, n: Int, cache: HookCache
     ) {
         let H = hidden
         let N = members
@@ -137,7 +140,7 @@ public final class FusionLayer {
         let dq = buffer(cache, .dq, n * H)
         let dw = buffer(cache, .dw, n * N)
         let ds = buffer(cache, .ds, n * N)
-        VectorMath.add(dx, dout, n * H)  // residual
+        VectorMath.add(dresidual, dout, n * H)
         // dc = dout·V (dynamic) or dout (static)
         if let value {
             dc.data.update(repeating: 0, count: n * H)
@@ -175,9 +178,9 @@ public final class FusionLayer {
         // qk = q·K:  dq = dqk·Kᵀ;  dK += qᵀ·dqk
         BLAS.gemm(transB: true, m: n, n: H, k: H, a: dqk.data, lda: H, b: key.value.data, ldb: H, c: dq.data, ldc: H)
         BLAS.gemm(transA: true, m: H, n: H, k: n, a: q.data, lda: H, b: dqk.data, ldb: H, beta: 1, c: key.grad.data, ldc: H)
-        // q = x·Qᵀ + b_q
+        // q = u·Qᵀ + b_q
         Linear.backward(
-            dx: dx, dw: query.weight.grad.data, db: query.bias.grad.data, dy: dq.data, x: x.data,
+            dx: dquery, dw: query.weight.grad.data, db: query.bias.grad.data, dy: dq.data, x: x.data,
             w: query.weight.value.data, n: n, inDim: H, outDim: H)
     }
 

@@ -4,13 +4,14 @@ import Foundation
 /// (`save_adapter(…, use_safetensors=True)`): `adapter_config.json`, `adapter.safetensors`,
 /// `head_config.json`, `model_head.safetensors`.
 ///
-/// afusion's placement is AdapterHub's `BnConfig` with its defaults — the adapter reads the
-/// sublayer output h and the layer's LayerNorm follows: LN(h + up(f(down(h))) + x)
-/// (original_ln_before false, original_ln_after true, residual_before_ln true) — at the output
-/// (`pfeiffer`), or at the attention output too (`houlsby`: mh_adapter). A config that computes
-/// anything else (seq_bn's original_ln_before, scaling, gating, layer norms inside the adapter,
-/// PHM, parallel, invertible adapters) is refused, naming the field: importing it would give
-/// other outputs than AdapterHub's.
+/// afusion's adapters compute AdapterHub's bottleneck with original_ln_after true and
+/// residual_before_ln true: out = LN(h + up(f(down(u))) + x), where u is the sublayer output h
+/// (original_ln_before false: double_seq_bn and `BnConfig`'s defaults) or LN(h + x) with the
+/// layer's own LayerNorm (original_ln_before true: seq_bn, AdapterHub's "pfeiffer") — at the
+/// output (`pfeiffer`), or at the attention output too (`houlsby`: mh_adapter). A config that
+/// computes anything else (scaling, gating, layer norms inside the adapter, PHM, parallel,
+/// invertible adapters) is refused, naming the field: importing it would give other outputs
+/// than AdapterHub's.
 public struct AdapterHubAdapter {
     public let adapter: Adapter
     public let head: PredictionHead
@@ -57,7 +58,6 @@ public struct AdapterHubAdapter {
         func flag(_ k: String, _ expected: Bool) throws {
             if let v = c[k] as? Bool, v != expected { throw refuse(file, "\(k) = \(v) is not supported (afusion's placement has \(expected))") }
         }
-        try flag("original_ln_before", false)
         try flag("original_ln_after", true)
         try flag("adapter_residual_before_ln", false)
         try flag("ln_before", false)
@@ -94,7 +94,10 @@ public struct AdapterHubAdapter {
         guard leaveOut.allSatisfy({ (0..<layers).contains($0) }) else {
             throw refuse(file, "leave_out \(leaveOut) names layers outside 0..<\(layers)")
         }
-        return AdapterConfig(placement: placement, reductionFactor: reduction, nonLinearity: nonLinearity, leaveOut: leaveOut)
+        if let v = c["original_ln_before"], !(v is Bool) { throw refuse(file, "original_ln_before = \(v) is not a boolean") }
+        return AdapterConfig(
+            placement: placement, reductionFactor: reduction, nonLinearity: nonLinearity, leaveOut: leaveOut,
+            lnBefore: c["original_ln_before"] as? Bool ?? false)
     }
 
     /// A head saved by `save_head` (or beside an adapter): the head and its label names.
@@ -171,7 +174,7 @@ extension AdapterHubAdapter {
             "factorized_phm_rule": false, "hypercomplex_nonlinearity": "glorot-uniform", "init_weights": "bert",
             "init_weights_seed": NSNull(), "inv_adapter": NSNull(), "inv_adapter_reduction_factor": NSNull(), "is_parallel": false,
             "learn_phm": true, "leave_out": c.leaveOut, "ln_after": false, "ln_before": false, "mh_adapter": c.placement == .houlsby,
-            "non_linearity": c.nonLinearity.rawValue, "original_ln_after": true, "original_ln_before": false, "output_adapter": true,
+            "non_linearity": c.nonLinearity.rawValue, "original_ln_after": true, "original_ln_before": c.lnBefore, "output_adapter": true,
             "phm_bias": true, "phm_c_init": "normal", "phm_dim": 4, "phm_init_range": 0.0001, "phm_layer": false, "phm_rank": 1,
             "reduction_factor": c.reductionFactor, "residual_before_ln": true, "scaling": 1.0, "shared_W_phm": false,
             "shared_phm_rule": true, "stochastic_depth": 0.0, "use_gating": false,
