@@ -97,7 +97,7 @@ import Testing
         }
 
         let i = try Self.run(["inspect", "s.h5"], in: dir)
-        #expect(i.status == 0 && i.out.contains("zebra2") && i.out.contains("pfeiffer/2"), "\(i.out)\n\(i.err)")
+        #expect(i.status == 0 && i.out.contains("zebra2") && i.out.contains("pfeiffer+ln/2"), "\(i.out)\n\(i.err)")
 
         try Data("fusion zf\nbase model\nstore s.h5\ntask z.toml\ncompose fuse(zebra, zebra2)\ntrain epochs 1, lr 1e-2, batch 16\n".utf8)
             .write(to: dir.appendingPathComponent("zf.fuse"))

@@ -45,6 +45,7 @@ public final class BertEncoder {
         try validate(batch)
         precondition(dropout == nil || ws.training, "a training pass needs EncoderWorkspace(training: true)")
         ws.reserve(for: batch)
+        ws.hookCache.dropout = dropout
         embed(batch, ws, into: ws.hidden[0], dropout)
         for l in 0..<config.numHiddenLayers {
             layerForward(l, input: ws.hidden[l % 2], output: ws.hidden[(l + 1) % 2], batch, ws, hook, dropout)

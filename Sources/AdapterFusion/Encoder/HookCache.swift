@@ -12,6 +12,9 @@ public final class HookCache {
     }
     private var tensors: [Key: Tensor] = [:]
     private var masks: [Key: Mask] = [:]
+    /// The dropout of the current training pass (nil in inference), for hooks that drop out
+    /// too (fusion scores); set by the encoder at the start of each pass.
+    public var dropout: DropoutState?
 
     public init() {}
 

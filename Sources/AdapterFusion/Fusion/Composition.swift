@@ -49,8 +49,31 @@ public struct FusionOptions: Codable, Sendable, Equatable {
     public var anneal = false
     /// Weight λ of the regulariser λ·Σ‖I − V‖².
     public var lambda: Float = 0.01
+    /// A bias b_v after the value matrix. AdapterHub's value has none; fusions stored before
+    /// this option existed have one (and read as true).
+    public var valueBias = false
+    /// Dropout on the attention scores before the softmax while training, with the encoder's
+    /// attention dropout probability (as AdapterHub's BertFusion). Fusions stored before this
+    /// option existed trained without it (and read as false).
+    public var scoreDropout = true
 
     public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case dynamic, temperature, anneal, lambda
+        case valueBias = "value_bias"
+        case scoreDropout = "score_dropout"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        dynamic = try c.decode(Bool.self, forKey: .dynamic)
+        temperature = try c.decode(Float.self, forKey: .temperature)
+        anneal = try c.decode(Bool.self, forKey: .anneal)
+        lambda = try c.decode(Float.self, forKey: .lambda)
+        valueBias = try c.decodeIfPresent(Bool.self, forKey: .valueBias) ?? true
+        scoreDropout = try c.decodeIfPresent(Bool.self, forKey: .scoreDropout) ?? false
+    }
 }
 
 /// `out = f(h, z)` when `hook` acts at (layer, site), else `out = h`.
@@ -211,7 +234,7 @@ public final class FuseNode: LayerHook {
                 let name = prefix + HookSite(l, s).fusionPrefix
                 fusionLayers[HookSite(l, s)] = FusionLayer(
                     prefix: name, hidden: hidden, members: members.count,
-                    dynamic: options.dynamic, rng: &rng)
+                    dynamic: options.dynamic, valueBias: options.valueBias, rng: &rng)
             }
         }
     }
@@ -241,8 +264,10 @@ public final class FuseNode: LayerHook {
         }
         let fl = fusionLayers[HookSite(l, s)]!
         let query = queryReadsNormalized(l, s) ? input.normed! : h
+        let dropout = training && options.scoreDropout ? cache.dropout : nil
         fl.forward(
-            query: query, residual: h, deltas: deltas.data, out: out, n: n, temperature: temperature, training: training, cache: cache)
+            query: query, residual: h, deltas: deltas.data, out: out, n: n, temperature: temperature, training: training,
+            scoreDropout: dropout, cache: cache)
         if recordAttention {
             let w = Tensor(zeros: [n, N])
             w.data.update(from: fl.weights(cache, n: n).data, count: n * N)

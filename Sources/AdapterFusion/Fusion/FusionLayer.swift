@@ -2,8 +2,8 @@
 ///
 ///     q = Q·u + b_q                       u: the query input: the sublayer output h, or LN(h + x)
 ///                                         when the members read that (AdapterHub's seq_bn)  [n, H]
-///     score_i = q · (K·a_i) / T           a_i: member i's output minus h (its delta)  [n, H]
-///     w = softmax_i(score)                per token
+///     score_i = q · (K·a_i)               a_i: member i's output minus h (its delta)  [n, H]
+///     w = softmax_i(dropout(score) / T)   per token (score dropout in training only, optional)
 ///     out = h + V·(Σ_i w_i a_i) + b_v     (static: out = h + Σ_i w_i a_i)
 ///
 /// Two algebraic shortcuts keep the cost at three H×H products per token whatever the number
@@ -15,7 +15,7 @@ public final class FusionLayer {
     public let members: Int
     public let query: (weight: Parameter, bias: Parameter)  // [H, H], [H]
     public let key: Parameter  // [H, H]
-    public let value: (weight: Parameter, bias: Parameter)?  // [H, H], [H]; nil for static fusion
+    public let value: (weight: Parameter, bias: Parameter?)?  // [H, H], [H] (optional); nil for static fusion
     /// What a pass keeps in its `HookCache`, by slot: forward values, then backward scratch.
     enum Slot: Int {
         case x  // [n, H] query input
@@ -24,6 +24,7 @@ public final class FusionLayer {
         case w  // [n, N] attention weights
         case c  // [n, H] Σ w_i a_i
         case temperature  // [1]
+        case dropoutP  // [1] score dropout probability of the pass (0: none)
         case folded, foldedBias  // [H, H] QᵀK and [H] b_q·K, for inference on large batches
         case dc, dqk, dq  // [n, H]
         case dw, ds  // [n, N]
@@ -40,7 +41,7 @@ public final class FusionLayer {
     private final class SharedScratch: Sendable {}
 
     /// Q and K ~ N(0, 0.02²), V = I with 1e-6 off the diagonal (as AdapterHub), biases zero.
-    public init(prefix: String, hidden: Int, members: Int, dynamic: Bool, rng: inout SeededRNG) {
+    public init(prefix: String, hidden: Int, members: Int, dynamic: Bool, valueBias: Bool = false, rng: inout SeededRNG) {
         self.hidden = hidden
         self.members = members
         query = (
@@ -51,14 +52,17 @@ public final class FusionLayer {
         if dynamic {
             let v = Tensor(zeros: [hidden, hidden])
             for i in 0..<hidden { for j in 0..<hidden { v[i * hidden + j] = i == j ? 1 : 1e-6 } }
-            value = (Parameter(prefix + "value/weight", v, decay: false), Parameter(prefix + "value/bias", Tensor(zeros: [hidden]), decay: false))
+            value = (
+                Parameter(prefix + "value/weight", v, decay: false),
+                valueBias ? Parameter(prefix + "value/bias", Tensor(zeros: [hidden]), decay: false) : nil
+            )
         } else {
             value = nil
         }
     }
 
     public var parameters: [Parameter] {
-        [query.weight, query.bias, key] + (value.map { [$0.weight, $0.bias] } ?? [])
+        [query.weight, query.bias, key] + (value.map { [$0.weight] + ($0.bias.map { [$0] } ?? []) } ?? [])
     }
 
     /// The attention weights [n, members] of the last forward pass with `cache`.
@@ -73,7 +77,8 @@ public final class FusionLayer {
     /// them (so only when n > H). The choice depends on the shape alone.
     public func forward(
         query xin: UnsafePointer<Float>, residual: UnsafePointer<Float>, deltas: UnsafePointer<Float>,
-        out: UnsafeMutablePointer<Float>, n: Int, temperature T: Float, training: Bool = true, cache: HookCache
+        out: UnsafeMutablePointer<Float>, n: Int, temperature T: Float, training: Bool = true, scoreDropout: DropoutState? = nil,
+        cache: HookCache
     ) {
         let H = hidden
         let N = members
@@ -101,6 +106,12 @@ public final class FusionLayer {
         for t in 0..<n {
             for i in 0..<N { w[t * N + i] = VectorMath.dot(qk.data + t * H, deltas + (i * n + t) * H, H) }
         }
+        let p = scoreDropout?.attention ?? 0
+        buffer(cache, .dropoutP, 1)[0] = p
+        if let scoreDropout, p > 0 {
+            Dropout.forward(
+                out: w.data, mask: cache.mask(self, 0, count: n * N).data, inp: w.data, count: n * N, p: p, rng: &scoreDropout.rng)
+        }
         Softmax.forward(out: w.data, inp: w.data, n: n, c: N, ld: N, scale: 1 / T)
         c.data.update(repeating: 0, count: n * H)
         for t in 0..<n {
@@ -113,7 +124,7 @@ public final class FusionLayer {
         }
         // out = residual + V·c + b_v  (static: residual + c)
         if let value {
-            Linear.forward(y: out, x: c.data, w: value.weight.value.data, b: value.bias.value.data, n: n, inDim: H, outDim: H)
+            Linear.forward(y: out, x: c.data, w: value.weight.value.data, b: value.bias?.value.data, n: n, inDim: H, outDim: H)
         } else {
             out.update(from: c.data, count: n * H)
         }
@@ -145,7 +156,7 @@ public final class FusionLayer {
         if let value {
             dc.data.update(repeating: 0, count: n * H)
             Linear.backward(
-                dx: dc.data, dw: value.weight.grad.data, db: value.bias.grad.data, dy: dout, x: c.data,
+                dx: dc.data, dw: value.weight.grad.data, db: value.bias?.grad.data, dy: dout, x: c.data,
                 w: value.weight.value.data, n: n, inDim: H, outDim: H)
         } else {
             dc.data.update(from: dout, count: n * H)
@@ -163,6 +174,8 @@ public final class FusionLayer {
         // scores → softmax(score / T):  ds = ∂L/∂(qk·a_i)
         ds.data.update(repeating: 0, count: n * N)
         Softmax.backward(dinp: ds.data, dout: dw.data, out: w.data, n: n, c: N, ld: N, scale: 1 / temperature)
+        let p = buffer(cache, .dropoutP, 1)[0]
+        if p > 0 { Dropout.apply(out: ds.data, inp: ds.data, mask: cache.mask(self, 0, count: n * N).data, count: n * N, p: p) }
         // score_i = qk·a_i:  dqk[t] = Σ_i ds[t, i] a_i[t];  da_i[t] += ds[t, i] qk[t]
         dqk.data.update(repeating: 0, count: n * H)
         for t in 0..<n {

@@ -3,9 +3,11 @@ import Foundation
 /// An AdapterFusion layer saved by AdapterHub `adapters` 1.x (`save_adapter_fusion(…,
 /// use_safetensors=True)`: `adapter_fusion_config.json`, `model_adapter_fusion.safetensors`).
 ///
-/// AdapterHub's dynamic fusion is afusion's with the value bias at zero: the query reads the
-/// sublayer output h, keys and values are the members' up-projections, the residual is h, and
-/// the key bias adds the same q·b_k to every score (it cancels in the softmax, so it is dropped).
+/// AdapterHub's dynamic fusion is afusion's default one (no value bias, dropout on the scores
+/// while training): the query reads what the last member reads (the sublayer output h, or
+/// LN(h + x) for seq_bn members), keys and values are the members' up-projections, the residual
+/// is h, and the key bias adds the same q·b_k to every score (it cancels in the softmax, so it
+/// is dropped).
 /// Static fusion, temperature annealing, query_before_ln, residual_before and a value applied
 /// after the softmax are refused by name.
 public enum AdapterHubFusion {
@@ -56,7 +58,6 @@ public enum AdapterHubFusion {
             layer.key.value.copy(from: try weights.tensor(base + "key.weight", shape: [hidden, hidden]))
             guard let value = layer.value else { throw AdapterHubAdapter.refuse(file, "internal: dynamic fusion without a value matrix") }
             value.weight.value.copy(from: try weights.tensor(base + "value.weight", shape: [hidden, hidden]))
-            value.bias.value.zero()  // AdapterHub's value has no bias
         }
         comp.finishTraining()
         return comp

@@ -108,6 +108,8 @@ public struct Recipe: Sendable {
     /// The keys of an `options` line; a new key fails to compile until its case is handled.
     enum OptionKey: String, CaseIterable {
         case dynamic, `static`, temperature, lambda
+        case valueBias = "value_bias"
+        case scoreDropout = "score_dropout"
     }
 
     /// The keys of a `train` line.
@@ -163,6 +165,15 @@ public struct Recipe: Sendable {
                     throw err(at.line, at.column, "lambda must be a number ≥ 0", "e.g. lambda 0.01")
                 }
                 o.lambda = l
+            case .valueBias, .scoreDropout:
+                var on = true
+                if let v = item.value {
+                    guard v.value == "on" || v.value == "off" else {
+                        throw err(v.line, v.column, "'\(k.value)' takes 'on' or 'off', not '\(Token.cut(v.value))'", nil)
+                    }
+                    on = v.value == "on"
+                }
+                if key == .valueBias { o.valueBias = on } else { o.scoreDropout = on }
             }
         }
         return o
