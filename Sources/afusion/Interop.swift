@@ -58,20 +58,28 @@ struct ImportAdapterHub: ParsableCommand {
     }
 }
 
-/// `afusion export adapterhub DIR --adapter NAME`: a stored adapter + head in the format
-/// AdapterHub `adapters` 1.x's `load_adapter(DIR)` reads.
+/// `afusion export adapterhub DIR --adapter NAME | --fusion NAME`: a stored adapter + head, or a
+/// fusion with its members and head, in the format AdapterHub `adapters` 1.x's `load_adapter`,
+/// `load_adapter_fusion` and `load_head` read.
 struct ExportAdapterHub: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "adapterhub", abstract: "Export a stored adapter and its head as an AdapterHub adapter directory (safetensors).")
+        commandName: "adapterhub",
+        abstract: "Export a stored adapter (or fusion, with its members) and its head as AdapterHub directories (safetensors).")
 
     @Argument(help: "Directory to write.") var directory: String
     @Option(help: "HDF5 store.") var store = "runs/store.h5"
-    @Option(help: "The stored adapter.") var adapter: String
+    @Option(help: "The stored adapter.") var adapter: String?
+    @Option(help: "The stored fusion: writes DIR/<member>/ per adapter, DIR/fusion/ and DIR/head/.") var fusion: String?
 
-    func validate() throws { try Check.name(adapter, option: "--adapter") }
+    func validate() throws {
+        guard (adapter == nil) != (fusion == nil) else { throw ValidationError("give one of --adapter NAME or --fusion NAME") }
+        if let adapter { try Check.name(adapter, option: "--adapter") }
+        if let fusion { try Check.name(fusion, option: "--fusion") }
+    }
 
     func run() throws {
         guard FileManager.default.fileExists(atPath: store) else { throw CommandError("no store at '\(store)'") }
+        guard let adapter else { return try exportFusion(fusion!) }
         let (a, head, record) = try AdapterStore.load(store, name: adapter, baseFingerprint: nil)
         try AdapterHubAdapter(adapter: a, head: head, labels: record.labels).write(directory: directory, name: adapter)
         print(
@@ -134,5 +142,35 @@ struct ImportAdapterHubFusion: ParsableCommand {
             seed: 0, created: ISO8601DateFormatter().string(from: Date()))
         try FusionStore.save(composition: comp, head: fusionHead, record: record, to: store)
         print("imported AdapterHub fusion \(comp.expr) as '\(name)' with its head into \(store)")
+    }
+}
+
+extension ExportAdapterHub {
+    /// The fusion, its members and its head: DIR/<member>/ per adapter, DIR/fusion/, DIR/head/.
+    func exportFusion(_ fusion: String) throws {
+        let loaded = try FusionStore.load(store, name: fusion, baseFingerprint: nil)
+        let comp = loaded.composition
+        func sub(_ s: String) -> String { (directory as NSString).appendingPathComponent(s) }
+        try AdapterHubFusion.write(comp, directory: sub("fusion"))  // checks first, before any member is written
+        for member in comp.expr.adapterNames {
+            let (a, head, record) = try AdapterStore.load(store, name: member, baseFingerprint: loaded.record.baseFingerprint)
+            try AdapterHubAdapter(adapter: a, head: head, labels: record.labels).write(directory: sub(member), name: member)
+        }
+        try AdapterHubAdapter.writeHead(loaded.head, labels: loaded.record.labels, name: fusion, directory: sub("head"))
+        let names = comp.expr.adapterNames
+        print("exported fusion '\(fusion)' (\(comp.expr)) to \(directory): \(names.map { $0 + "/" }.joined(separator: ", ")), fusion/, head/")
+        print(
+            """
+            load it with AdapterHub `adapters` 1.x:
+                from adapters import BertAdapterModel
+                from adapters.composition import Fuse
+                model = BertAdapterModel.from_pretrained("\(loaded.record.baseModel)")
+            \(names.map { "    model.load_adapter(\"\(sub($0))\", with_head=False)" }.joined(separator: "\n"))
+                model.load_adapter_fusion("\(sub("fusion"))")
+                model.load_head("\(sub("head"))")
+                model.set_active_adapters(Fuse(\(names.map { "\"\($0)\"" }.joined(separator: ", "))))
+                model.active_head = "\(fusion)"
+            """)
+    
     }
 }

@@ -109,8 +109,7 @@ extension AdapterHubTests {
                 let a = Double(out[r * 3 + j])
                 #expect(abs(a - b) <= 1e-5 * max(1, abs(b)), "row \(r): \(a) vs \(b)")
             }
-        }
-    }
+        }    }
 }
 
 extension AdapterHubTests {
@@ -150,5 +149,25 @@ extension AdapterHubTests {
                 #expect(abs(a - b) <= 1e-5 * max(1, abs(b)), "row \(r): \(a) vs \(b)")
             }
         }
+
+        // Export the stored fusion again: read back as AdapterHub directories, it computes the
+        // same outputs bit for bit (a peer check of the same export: scripts/check_adapterhub_parity.py).
+        let exported = try CLITests.run(["export", "adapterhub", "out", "--fusion", "zf", "--store", "s.h5"], in: tmp)
+        #expect(exported.status == 0 && exported.out.contains("load_adapter_fusion"), "\(exported.out)\n\(exported.err)")
+        let outDir = tmp.appendingPathComponent("out").path
+        var again: [String: Adapter] = [:]
+        for m in ["seqfusion_a", "seqfusion_b"] {
+            again[m] = try AdapterHubAdapter.read(directory: outDir + "/" + m, hidden: 16, layers: 2).adapter
+            #expect(again[m]!.config.lnBefore)
+        }
+        let comp = try AdapterHubFusion.read(directory: outDir + "/fusion", adapters: again, hidden: 16, layers: 2)
+        let (head2, labels2) = try AdapterHubAdapter.readHead(directory: outDir + "/head", hidden: 16)
+        #expect(labels2 == ["neg", "neu", "pos"])
+        let out2 = head2.forward(try encoder.forward(batch, workspace: EncoderWorkspace(config: encoder.config), hook: comp.root), batch: batch)
+        #expect(out2.array == out.array)
+        // A fusion AdapterHub cannot compute is refused, and nothing is written.
+        let refused = try CLITests.run(["export", "adapterhub", "out2", "--store", "s.h5"], in: tmp)
+        #expect(refused.status != 0 && refused.err.contains("--adapter NAME or --fusion NAME"))
+
     }
 }

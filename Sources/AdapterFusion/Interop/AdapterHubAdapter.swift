@@ -194,6 +194,13 @@ extension AdapterHubAdapter {
             ]
         }
         try SafeTensorsFile.write(tensors, to: path(Self.adapterWeightsFile))
+        try Self.writeHead(head, labels: labels, name: name, directory: directory)
+    }
+
+    /// Writes `head` as `save_head` would (`head_config.json`, `model_head.safetensors`).
+    public static func writeHead(_ head: PredictionHead, labels: [String], name: String, directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        func path(_ f: String) -> String { (directory as NSString).appendingPathComponent(f) }
         let hc = head.config
         let names = hc.kind == .regression ? ["LABEL_0"] : labels
         let headConfig: [String: Any] = [
@@ -203,7 +210,7 @@ extension AdapterHubAdapter {
         ]
         try Self.writeJSON(
             [
-                "config": headConfig, "hidden_size": H, "model_class": "BertAdapterModel", "model_name": "", "model_type": "bert",
+                "config": headConfig, "hidden_size": head.hidden, "model_class": "BertAdapterModel", "model_name": "", "model_type": "bert",
                 "name": name, "version": "adapters.1.2.0",
             ], to: path(Self.headConfigFile))
         var headTensors: [(String, Tensor)] = []

@@ -63,3 +63,53 @@ public enum AdapterHubFusion {
         return comp
     }
 }
+
+extension AdapterHubFusion {
+    /// Writes the fusion layers of `composition` — a dynamic `fuse(a, b, …)` of plain adapters,
+    /// without a value bias (or with an all-zero one) at temperature 1 — as `save_adapter_fusion`
+    /// would, so that `load_adapter_fusion(directory)` loads it once its members are loaded.
+    /// Anything AdapterHub cannot compute is refused with the reason.
+    public static func write(_ composition: Composition, directory: String) throws {
+        func refuse(_ why: String) -> ModelError { ModelError("cannot export to AdapterHub: \(why)") }
+        guard case .fuse(let members) = composition.expr, let node = composition.fuseNodes.first?.node, composition.fuseNodes.count == 1
+        else { throw refuse("only a single fuse(…) of adapters has an AdapterHub form, not \(composition.expr)") }
+        let names = try members.map { m -> String in
+            guard case .adapter(let n) = m else { throw refuse("member \(m) is not an adapter (AdapterHub fuses adapters only)") }
+            return n
+        }
+        let inputs = Set(node.members.compactMap { ($0 as? Adapter)?.config.lnBefore })
+        guard inputs.count == 1 else {
+            throw refuse("some members read LN(h + x) and some h; AdapterHub feeds every member what the last one reads")
+        }
+        let o = composition.options
+        guard o.dynamic else { throw refuse("static fusion (AdapterHub's fusion configs all have a value matrix)") }
+        guard o.anneal || o.temperature == 1 else { throw refuse("temperature \(o.temperature) (AdapterHub evaluates at 1)") }
+        let fusionName = names.joined(separator: ",")
+        var tensors: [(String, Tensor)] = []
+        let H = node.hidden
+        for site in node.fusionLayers.keys.sorted() {
+            let layer = node.fusionLayers[site]!
+            guard let value = layer.value else { throw refuse("internal: dynamic fusion without a value matrix") }
+            if let b = value.bias, b.value.array.contains(where: { $0 != 0 }) {
+                throw refuse("the fusion was trained with a value bias (option value_bias), which AdapterHub's value layer lacks")
+            }
+            let base = AdapterHubAdapter.sublayerPath(site) + ".adapter_fusion_layer.\(fusionName)."
+            tensors += [
+                (base + "query.weight", layer.query.weight.value), (base + "query.bias", layer.query.bias.value),
+                (base + "key.weight", layer.key.value), (base + "key.bias", Tensor(zeros: [H])),  // cancels in the softmax
+                (base + "value.weight", value.weight.value),
+            ]
+        }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let config: [String: Any] = [
+            "dropout_prob": NSNull(), "key": true, "query": true, "query_before_ln": false, "regularization": true,
+            "residual_before": false, "temperature": false, "value": true, "value_before_softmax": true, "value_initialized": true,
+        ]
+        try AdapterHubAdapter.writeJSON(
+            [
+                "adapter_names": names, "config": config, "hidden_size": H, "model_class": "BertAdapterModel", "model_name": "",
+                "model_type": "bert", "name": fusionName, "version": "adapters.1.2.0",
+            ], to: (directory as NSString).appendingPathComponent(configFile))
+        try SafeTensorsFile.write(tensors, to: (directory as NSString).appendingPathComponent(weightsFile))
+    }
+}
