@@ -70,6 +70,7 @@ struct ExportAdapterHub: ParsableCommand {
     @Option(help: "HDF5 store.") var store = "runs/store.h5"
     @Option(help: "The stored adapter.") var adapter: String?
     @Option(help: "The stored fusion: writes DIR/<member>/ per adapter, DIR/fusion/ and DIR/head/.") var fusion: String?
+    @Flag(help: "Write *.safetensors (load with use_safetensors=True) instead of PyTorch *.bin files.") var safetensors = false
 
     func validate() throws {
         guard (adapter == nil) != (fusion == nil) else { throw ValidationError("give one of --adapter NAME or --fusion NAME") }
@@ -81,7 +82,7 @@ struct ExportAdapterHub: ParsableCommand {
         guard FileManager.default.fileExists(atPath: store) else { throw CommandError("no store at '\(store)'") }
         guard let adapter else { return try exportFusion(fusion!) }
         let (a, head, record) = try AdapterStore.load(store, name: adapter, baseFingerprint: nil)
-        try AdapterHubAdapter(adapter: a, head: head, labels: record.labels).write(directory: directory, name: adapter)
+        try AdapterHubAdapter(adapter: a, head: head, labels: record.labels).write(directory: directory, name: adapter, safetensors: safetensors)
         print(
             "exported adapter '\(adapter)' and its head to \(directory) (base model \(record.baseModel), sha256 \(record.baseFingerprint.prefix(12))…)"
         )
@@ -151,13 +152,14 @@ extension ExportAdapterHub {
         let loaded = try FusionStore.load(store, name: fusion, baseFingerprint: nil)
         let comp = loaded.composition
         func sub(_ s: String) -> String { (directory as NSString).appendingPathComponent(s) }
-        try AdapterHubFusion.write(comp, directory: sub("fusion"))  // checks first, before any member is written
+        try AdapterHubFusion.write(comp, directory: sub("fusion"), safetensors: safetensors)  // checks first, before any member is written
         for member in comp.expr.adapterNames {
             let (a, head, record) = try AdapterStore.load(store, name: member, baseFingerprint: loaded.record.baseFingerprint)
-            try AdapterHubAdapter(adapter: a, head: head, labels: record.labels).write(directory: sub(member), name: member)
+            try AdapterHubAdapter(adapter: a, head: head, labels: record.labels).write(directory: sub(member), name: member, safetensors: safetensors)
         }
-        try AdapterHubAdapter.writeHead(loaded.head, labels: loaded.record.labels, name: fusion, directory: sub("head"))
+        try AdapterHubAdapter.writeHead(loaded.head, labels: loaded.record.labels, name: fusion, directory: sub("head"), safetensors: safetensors)
         let names = comp.expr.adapterNames
+        let st = safetensors ? ", use_safetensors=True" : ""
         print("exported fusion '\(fusion)' (\(comp.expr)) to \(directory): \(names.map { $0 + "/" }.joined(separator: ", ")), fusion/, head/")
         print(
             """
@@ -165,12 +167,12 @@ extension ExportAdapterHub {
                 from adapters import BertAdapterModel
                 from adapters.composition import Fuse
                 model = BertAdapterModel.from_pretrained("\(loaded.record.baseModel)")
-            \(names.map { "    model.load_adapter(\"\(sub($0))\", with_head=False)" }.joined(separator: "\n"))
-                model.load_adapter_fusion("\(sub("fusion"))")
-                model.load_head("\(sub("head"))")
+            \(names.map { "    model.load_adapter(\"\(sub($0))\", with_head=False\(st))" }.joined(separator: "\n"))
+                model.load_adapter_fusion("\(sub("fusion"))"\(st))
+                model.load_head("\(sub("head"))"\(st))
                 model.set_active_adapters(Fuse(\(names.map { "\"\($0)\"" }.joined(separator: ", "))))
                 model.active_head = "\(fusion)"
             """)
-    
+
     }
 }

@@ -19,7 +19,7 @@ import Testing
         return (0..<inputs.count).map { r in (0..<c).map { out[r * c + $0] } }
     }
 
-    @Test(arguments: ["pfeiffer", "houlsby", "regress", "seq_bn"])
+    @Test(arguments: ["pfeiffer", "houlsby", "regress", "seq_bn", "seq_bn_bin"])
     func importedAdapterGivesThePeersLogits(_ name: String) throws {
         let dir = try Self.fixtureDir()
         let encoder = try BertEncoder(directory: dir + "/model")
@@ -28,7 +28,7 @@ import Testing
         let fixture = try #require(
             try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/logits.json"))) as? [String: Any])
         let inputs = try #require(fixture["inputs"] as? [[Int]]).map { $0.map(Int32.init) }
-        let expected = try #require((fixture["logits"] as? [String: [[Double]]])?[name])
+        let expected = try #require((fixture["logits"] as? [String: [[Double]]])?[name == "seq_bn_bin" ? "seq_bn" : name])
         let got = try Self.logits(imported, encoder: encoder, inputs: inputs)
         #expect(got.count == expected.count && got.allSatisfy { $0.count == expected[0].count } && !expected[0].isEmpty)
         for (g, e) in zip(got, expected) {
@@ -37,7 +37,7 @@ import Testing
         if name == "pfeiffer" { #expect(imported.labels == ["neg", "neu", "pos"]) }
         if name == "regress" { #expect(imported.head.config.kind == .regression && imported.adapter.config.leaveOut == [0]) }
         if name == "houlsby" { #expect(imported.adapter.config.placement == .houlsby) }
-        #expect(imported.adapter.config.lnBefore == (name == "seq_bn"))
+        #expect(imported.adapter.config.lnBefore == name.hasPrefix("seq_bn"))
     }
 
     /// Export → import reproduces every weight bit for bit, and the export reads as AdapterHub's.
@@ -50,6 +50,34 @@ import Testing
         #expect(b.adapter.parameters.map(\.value.array) == a.adapter.parameters.map(\.value.array))
         #expect(b.head.parameters.map(\.value.array) == a.head.parameters.map(\.value.array))
         #expect(b.labels == a.labels && b.adapter.config == a.adapter.config)
+    }
+
+    /// PyTorch `.bin` export (the default) → import reproduces every weight bit for bit; the
+    /// reader refuses what is not a plain state dict of Float32 tensors, saying why.
+    @Test func torchCheckpointsRoundTripAndRefuseOtherContent() throws {
+        let dir = try Self.fixtureDir()
+        let a = try AdapterHubAdapter.read(directory: dir + "/seq_bn_bin", hidden: 16, layers: 2)
+        let out = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: out) }
+        try a.write(directory: out.path, name: "again")
+        #expect(FileManager.default.fileExists(atPath: out.path + "/pytorch_adapter.bin"))
+        let b = try AdapterHubAdapter.read(directory: out.path, hidden: 16, layers: 2)
+        #expect(b.adapter.parameters.map(\.value.array) == a.adapter.parameters.map(\.value.array))
+        #expect(b.head.parameters.map(\.value.array) == a.head.parameters.map(\.value.array))
+        let good = try Data(contentsOf: URL(fileURLWithPath: out.path + "/pytorch_adapter.bin"))
+        func error(_ bytes: Data) -> String {
+            let f = out.path + "/bad.bin"
+            try? bytes.write(to: URL(fileURLWithPath: f))
+            do { _ = try TorchCheckpoint(path: f); return "no error" } catch { return "\(error)" }
+        }
+        #expect(error(good.prefix(good.count / 2)).contains("bad.bin"))  // truncated: no zip directory
+        #expect(error(Data("hello".utf8)).contains("no zip end record"))
+        // A pickle that calls something other than the tensor rebuild: refused, never run.
+        var evil = [UInt8](good)
+        let needle = Array("_rebuild_tensor_v2".utf8)
+        let at = try #require((0...(evil.count - needle.count)).first { Array(evil[$0..<($0 + needle.count)]) == needle })
+        evil.replaceSubrange(at..<(at + needle.count), with: Array("system\n\n\n\n\n\n\n\n\n\n\n\n".utf8))
+        let e = error(Data(evil))
+        #expect(e.contains("not allowed") || e.contains("not supported"), "\(e)")
     }
 
     /// Configs that compute something else are refused, naming the field.
@@ -109,7 +137,8 @@ extension AdapterHubTests {
                 let a = Double(out[r * 3 + j])
                 #expect(abs(a - b) <= 1e-5 * max(1, abs(b)), "row \(r): \(a) vs \(b)")
             }
-        }    }
+        }
+    }
 }
 
 extension AdapterHubTests {

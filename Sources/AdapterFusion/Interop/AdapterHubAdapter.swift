@@ -25,9 +25,9 @@ public struct AdapterHubAdapter {
     }
 
     static let adapterConfigFile = "adapter_config.json"
-    static let adapterWeightsFile = "adapter.safetensors"
+    static let adapterWeights = (safe: "adapter.safetensors", bin: "pytorch_adapter.bin")
     static let headConfigFile = "head_config.json"
-    static let headWeightsFile = "model_head.safetensors"
+    static let headWeights = (safe: "model_head.safetensors", bin: "pytorch_model_head.bin")
 
     /// Reads the adapter and head in `directory` for an encoder of `hidden` × `layers`.
     public static func read(directory: String, hidden: Int, layers: Int, name: String? = nil) throws -> AdapterHubAdapter {
@@ -40,7 +40,7 @@ public struct AdapterHubAdapter {
         }
         let adapterConfig = try Self.adapterConfig(config, file: path(adapterConfigFile), layers: layers)
         let adapter = Adapter(name: name ?? stored, config: adapterConfig, hidden: hidden, layers: layers, seed: 0)
-        let weights = try SafeTensorsFile(path: path(adapterWeightsFile))
+        let weights = try Self.weights(directory, safetensors: adapterWeights.safe, bin: adapterWeights.bin)
         for (l, s) in adapterConfig.sites(layers: layers) {
             let m = adapter.module(layer: l, site: s)!
             let base = Self.sublayerPath(HookSite(l, s)) + ".adapters.\(stored)."
@@ -123,7 +123,7 @@ public struct AdapterHubAdapter {
         let regression = outputs == 1
         let config = HeadConfig(kind: regression ? .regression : .classification, outputs: outputs, preDense: layers == 2)
         let head = PredictionHead(config: config, hidden: hidden, seed: 0)
-        let weights = try SafeTensorsFile(path: (directory as NSString).appendingPathComponent(headWeightsFile))
+        let weights = try Self.weights(directory, safetensors: headWeights.safe, bin: headWeights.bin)
         let base = "heads.\(stored)."
         if let dense = head.dense {
             dense.weight.value.copy(from: try weights.tensor(base + "1.weight", shape: dense.weight.value.shape))
@@ -164,7 +164,9 @@ public struct AdapterHubAdapter {
 extension AdapterHubAdapter {
     /// Writes the adapter and head into `directory` so that AdapterHub `adapters` 1.x's
     /// `load_adapter(directory)` loads them unchanged and computes the same outputs.
-    public func write(directory: String, name: String) throws {
+    /// `safetensors`: write `*.safetensors` (load with `use_safetensors=True`) instead of the
+    /// PyTorch `*.bin` files `load_adapter` reads by default.
+    public func write(directory: String, name: String, safetensors: Bool = false) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         func path(_ f: String) -> String { (directory as NSString).appendingPathComponent(f) }
         let c = adapter.config
@@ -193,12 +195,12 @@ extension AdapterHubAdapter {
                 (base + "adapter_up.weight", m.upWeight.value), (base + "adapter_up.bias", m.upBias.value),
             ]
         }
-        try SafeTensorsFile.write(tensors, to: path(Self.adapterWeightsFile))
-        try Self.writeHead(head, labels: labels, name: name, directory: directory)
+        try Self.writeWeights(tensors, directory, safetensors: safetensors, names: Self.adapterWeights)
+        try Self.writeHead(head, labels: labels, name: name, directory: directory, safetensors: safetensors)
     }
 
     /// Writes `head` as `save_head` would (`head_config.json`, `model_head.safetensors`).
-    public static func writeHead(_ head: PredictionHead, labels: [String], name: String, directory: String) throws {
+    public static func writeHead(_ head: PredictionHead, labels: [String], name: String, directory: String, safetensors: Bool = false) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         func path(_ f: String) -> String { (directory as NSString).appendingPathComponent(f) }
         let hc = head.config
@@ -217,7 +219,7 @@ extension AdapterHubAdapter {
         let out = Self.outputIndex(preDense: hc.preDense)
         if let dense = head.dense { headTensors += [("heads.\(name).1.weight", dense.weight.value), ("heads.\(name).1.bias", dense.bias.value)] }
         headTensors += [("heads.\(name).\(out).weight", head.output.weight.value), ("heads.\(name).\(out).bias", head.output.bias.value)]
-        try SafeTensorsFile.write(headTensors, to: path(Self.headWeightsFile))
+        try Self.writeWeights(headTensors, directory, safetensors: safetensors, names: Self.headWeights)
     }
 
     static func writeJSON(_ object: [String: Any], to path: String) throws {

@@ -12,7 +12,7 @@ import Foundation
 /// after the softmax are refused by name.
 public enum AdapterHubFusion {
     static let configFile = "adapter_fusion_config.json"
-    static let weightsFile = "model_adapter_fusion.safetensors"
+    static let weightsFiles = (safe: "model_adapter_fusion.safetensors", bin: "pytorch_model_adapter_fusion.bin")
 
     /// The member adapter names, in AdapterHub's order, of the fusion in `directory`.
     public static func members(directory: String) throws -> [String] {
@@ -48,7 +48,7 @@ public enum AdapterHubFusion {
         options.dynamic = true
         options.temperature = 1
         let comp = Composition(.fuse(names.map { .adapter($0) }), adapters: adapters, options: options, hidden: hidden, layers: layers, seed: 0)
-        let weights = try SafeTensorsFile(path: (directory as NSString).appendingPathComponent(weightsFile))
+        let weights = try AdapterHubAdapter.weights(directory, safetensors: weightsFiles.safe, bin: weightsFiles.bin)
         let fusionName = meta["name"] as? String ?? names.joined(separator: ",")
         let node = comp.fuseNodes[0].node
         for (site, layer) in node.fusionLayers {
@@ -69,7 +69,7 @@ extension AdapterHubFusion {
     /// without a value bias (or with an all-zero one) at temperature 1 — as `save_adapter_fusion`
     /// would, so that `load_adapter_fusion(directory)` loads it once its members are loaded.
     /// Anything AdapterHub cannot compute is refused with the reason.
-    public static func write(_ composition: Composition, directory: String) throws {
+    public static func write(_ composition: Composition, directory: String, safetensors: Bool = false) throws {
         func refuse(_ why: String) -> ModelError { ModelError("cannot export to AdapterHub: \(why)") }
         guard case .fuse(let members) = composition.expr, let node = composition.fuseNodes.first?.node, composition.fuseNodes.count == 1
         else { throw refuse("only a single fuse(…) of adapters has an AdapterHub form, not \(composition.expr)") }
@@ -110,6 +110,6 @@ extension AdapterHubFusion {
                 "adapter_names": names, "config": config, "hidden_size": H, "model_class": "BertAdapterModel", "model_name": "",
                 "model_type": "bert", "name": fusionName, "version": "adapters.1.2.0",
             ], to: (directory as NSString).appendingPathComponent(configFile))
-        try SafeTensorsFile.write(tensors, to: (directory as NSString).appendingPathComponent(weightsFile))
+        try AdapterHubAdapter.writeWeights(tensors, directory, safetensors: safetensors, names: weightsFiles)
     }
 }
