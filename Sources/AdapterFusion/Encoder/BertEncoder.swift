@@ -46,6 +46,7 @@ public final class BertEncoder {
         precondition(dropout == nil || ws.training, "a training pass needs EncoderWorkspace(training: true)")
         ws.reserve(for: batch)
         ws.hookCache.dropout = dropout
+        dropout?.batch = batch
         embed(batch, ws, into: ws.hidden[0], dropout)
         for l in 0..<config.numHiddenLayers {
             layerForward(l, input: ws.hidden[l % 2], output: ws.hidden[(l + 1) % 2], batch, ws, hook, dropout)
@@ -73,7 +74,7 @@ public final class BertEncoder {
             out: out.data, mean: nil, rstd: nil, inp: ws.embSum.data,
             weight: w.embLNWeight.data, bias: w.embLNBias.data, n: n, c: H, eps: config.layerNormEps)
         if let dropout, dropout.hidden > 0 {
-            Dropout.forward(out: out.data, mask: ws.embMask.data, inp: out.data, count: n * H, p: dropout.hidden, rng: &dropout.rng)
+            dropout.apply(out: out.data, mask: ws.embMask.data, inp: out.data, rowCount: n, width: H, p: dropout.hidden, perSequence: false)
         }
     }
 
@@ -127,7 +128,8 @@ public final class BertEncoder {
     ) {
         let count = n * config.hiddenSize
         if let dropout, dropout.hidden > 0 {
-            Dropout.forward(out: proj.data, mask: mask.data, inp: proj.data, count: count, p: dropout.hidden, rng: &dropout.rng)
+            dropout.apply(
+                out: proj.data, mask: mask.data, inp: proj.data, rowCount: n, width: config.hiddenSize, p: dropout.hidden, perSequence: false)
         }
         if let hook, hook.acts(layer: l, site: site) {
             let normed =

@@ -31,15 +31,48 @@ public final class LayerActivations {
 }
 
 /// Dropout probabilities and the seeded generator that draws the masks.
+///
+/// Every dropout site draws one seed per pass from `rng`; each sequence's mask then comes from
+/// its own generator, seeded by that draw and the sequence's example id. So the units an example
+/// drops depend only on the seed, the step and the example — not on the batch it shares or the
+/// data-parallel rank that computes it.
 public final class DropoutState {
     public var hidden: Float
     public var attention: Float
     public var rng: SeededRNG
+    /// The batch of the current pass (set by the encoder): its token rows and example ids.
+    public internal(set) var batch: TokenBatch?
 
     public init(hidden: Float, attention: Float, seed: UInt64) {
         self.hidden = hidden
         self.attention = attention
         self.rng = SeededRNG(seed: seed)
+    }
+
+    /// The generator of example `id` at a site whose per-pass seed is `seed`.
+    static func generator(_ seed: UInt64, example id: Int) -> SeededRNG {
+        SeededRNG(seed: seed ^ (UInt64(truncatingIfNeeded: id) &* 0x9E37_79B9_7F4A_7C15 &+ 0x632B_E59B_D9B4_E019))
+    }
+
+    /// out = dropout(inp) over rows of `width` values, where the batch's sequence s owns rows
+    /// `rows[s] ..< rows[s + 1]` (`tokenRows`: its tokens; `sequenceRows`: one row each). Rows
+    /// that match no such layout (a slice of the batch) count as one sequence of id 0.
+    func apply(
+        out: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<UInt8>, inp: UnsafePointer<Float>,
+        rowCount: Int, width: Int, p: Float, perSequence: Bool
+    ) {
+        let seed = rng.next()
+        var rows = [0, rowCount]
+        var ids = [0]
+        if let batch {
+            let layout = perSequence ? Array(0...batch.count) : batch.offsets
+            if layout.last == rowCount { rows = layout; ids = batch.exampleIDs }
+        }
+        for s in 0..<(rows.count - 1) {
+            var g = Self.generator(seed, example: ids[s])
+            Dropout.sample(mask: mask + rows[s] * width, count: (rows[s + 1] - rows[s]) * width, p: p, rng: &g)
+        }
+        Dropout.apply(out: out, inp: inp, mask: mask, count: rowCount * width, p: p)
     }
 }
 

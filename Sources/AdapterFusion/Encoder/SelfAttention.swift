@@ -38,8 +38,8 @@ public enum SelfAttention {
     /// ctx[tokens, H] = concatₕ dropout(softmax(Qₕ Kₕᵀ / √d)) Vₕ, per sequence.
     /// `att` receives the probabilities P, sequence by sequence, head by head, each [L, L].
     /// With `dropout` (p, mask buffer laid out like `att`, scratch of maxLength² floats),
-    /// P ⊙ mask is what multiplies V; (sequence, head) block k draws its mask from its own
-    /// generator, seeded from one draw of `rng` and k.
+    /// P ⊙ mask is what multiplies V; each (sequence, head) block draws its mask from its own
+    /// generator, seeded from one draw of `rng`, the sequence's example id and the head.
     public static func forward(
         ctx: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
         qkv: UnsafePointer<Float>, batch: TokenBatch, heads: Int, headSize d: Int,
@@ -68,7 +68,7 @@ public enum SelfAttention {
                 afk_softmax(p, L, L, L, scale)
                 var used = UnsafePointer(p)
                 if let dropout {
-                    var blockRNG = SeededRNG(seed: seed &+ UInt64(item) &* 0x9E37_79B9_7F4A_7C15)
+                    var blockRNG = DropoutState.generator(seed, example: batch.exampleIDs[item / heads] &* heads &+ item % heads)
                     let scratch = dropout.scratch + slot * maxL * maxL
                     Dropout.forward(out: scratch, mask: dropout.mask + offset, inp: p, count: L * L, p: dropout.p, rng: &blockRNG)
                     used = UnsafePointer(scratch)

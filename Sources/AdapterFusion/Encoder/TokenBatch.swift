@@ -13,6 +13,9 @@ public struct TokenBatch: Sendable {
     public let positions: [Int32]
     /// Sequence `s` occupies rows `offsets[s] ..< offsets[s + 1]`.
     public let offsets: [Int]
+    /// Which example each sequence is (its index in the training set): the key of its dropout
+    /// masks, so a sequence drops the same units whatever else shares its batch (0, 1, … unless set).
+    public var exampleIDs: [Int]
 
     /// Number of sequences.
     public var count: Int { offsets.count - 1 }
@@ -40,6 +43,7 @@ public struct TokenBatch: Sendable {
             offsets.append(ids.count)
         }
         self.ids = ids; self.typeIds = types; self.positions = pos; self.offsets = offsets
+        exampleIDs = Array(0..<sequences.count)
     }
 
     /// Builds a batch from tokenizer encodings.

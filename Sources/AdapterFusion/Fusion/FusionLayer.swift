@@ -109,8 +109,8 @@ public final class FusionLayer {
         let p = scoreDropout?.attention ?? 0
         buffer(cache, .dropoutP, 1)[0] = p
         if let scoreDropout, p > 0 {
-            Dropout.forward(
-                out: w.data, mask: cache.mask(self, 0, count: n * N).data, inp: w.data, count: n * N, p: p, rng: &scoreDropout.rng)
+            scoreDropout.apply(
+                out: w.data, mask: cache.mask(self, 0, count: n * N).data, inp: w.data, rowCount: n, width: N, p: p, perSequence: false)
         }
         Softmax.forward(out: w.data, inp: w.data, n: n, c: N, ld: N, scale: 1 / T)
         c.data.update(repeating: 0, count: n * H)

@@ -115,7 +115,7 @@ public final class PredictionHead {
 
     private func dropoutForward(_ x: Tensor, into y: Tensor, mask: Mask, _ count: Int, _ dropout: DropoutState?) {
         if let dropout, config.dropout > 0 {
-            Dropout.forward(out: y.data, mask: mask.data, inp: x.data, count: count, p: config.dropout, rng: &dropout.rng)
+            dropout.apply(out: y.data, mask: mask.data, inp: x.data, rowCount: count / hidden, width: hidden, p: config.dropout, perSequence: true)
         } else {
             y.data.update(from: x.data, count: count)
         }

@@ -12,7 +12,12 @@ public struct EncodedSplit: Sendable {
 
     public var lengths: [Int] { encodings.map(\.ids.count) }
 
-    func batch(_ idx: [Int]) -> TokenBatch { TokenBatch(encodings: idx.map { encodings[$0] }) }
+    /// The examples `idx` as a batch, each sequence keyed by its index here (for its dropout masks).
+    func batch(_ idx: [Int]) -> TokenBatch {
+        var b = TokenBatch(encodings: idx.map { encodings[$0] })
+        b.exampleIDs = idx
+        return b
+    }
 
     func targets(_ idx: [Int], regression: Bool) -> Targets {
         regression ? .values(idx.map { examples[$0].value }) : .labels(idx.map { examples[$0].label })
