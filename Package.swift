@@ -18,12 +18,14 @@ let package = Package(
         .target(
             name: "CKernels", path: "Sources/CKernels",
             cSettings: [.unsafeFlags(["-O2", "-fno-math-errno"])]),
+        // MPI, dlopened at run time only when an MPI launcher started the process (no build dependency).
+        .target(name: "CMPI", path: "Sources/CMPI"),
         .systemLibrary(
             name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5-serial",
             providers: [.apt(["libhdf5-dev"])]),
         .target(
             name: "AdapterFusion",
-            dependencies: ["CKernels", "CHDF5"],
+            dependencies: ["CKernels", "CHDF5", "CMPI"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
         .executableTarget(
             name: "afusion",

@@ -2,14 +2,8 @@ import AdapterFusion
 import ArgumentParser
 import Foundation
 
-struct TrainAdapter: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "train-adapter",
-        abstract: "Stage one: train a bottleneck adapter and a task head on a frozen encoder; store them in an HDF5 file.")
-
-    @Option(help: "Task file (tasks/*.toml).") var task: String
-    @Option(help: "HDF5 store to add the adapter to (created if missing).") var store = "runs/store.h5"
-    @Option(help: "Name of the adapter in the store (default: the task's name).") var name: String?
+/// What `train-adapter` and `train-adapters` share: the adapter's shape and the training settings.
+struct AdapterTrainingOptions: ParsableArguments {
     @Option(help: "Placement: pfeiffer (one per layer, after the FFN) or houlsby (two per layer).") var config: AdapterPlacement = .pfeiffer
     @Flag(
         inversion: .prefixedNo,
@@ -32,9 +26,8 @@ struct TrainAdapter: ParsableCommand {
     @Option(help: "Evaluate on at most N dev examples (a seeded sample).") var maxDev: Int?
     @Flag(help: "Skip rows with a missing field, unknown label, empty text or invalid UTF-8 (counted) instead of stopping.")
     var skipBadRows = false
-    @Flag(help: "Do nothing if the store already holds an adapter of this name for this base model and task.")
-    var ifMissing = false
     @OptionGroup var modelOptions: ModelOptions
+
 
     func validate() throws {
         try Check.range(epochs, 1...100_000, option: "--epochs")
@@ -46,26 +39,14 @@ struct TrainAdapter: ParsableCommand {
         try Check.range(maxDev, 1...Int.max, option: "--max-dev")
         try Check.range(reduction, 1...100_000, option: "--reduction")
         try Check.range(modelOptions.threads, 1...4096, option: "--threads")
-        if let name { try Check.name(name, option: "--name") }
     }
 
-    func run() throws {
-        try Threads.apply(modelOptions.threads)
-        try StoreFile.checkWritable(store)  // before any training: a save that would fail is found now
-        let spec = try TaskSpec.load(task)
-        let adapterName = name ?? spec.name
-        let fingerprint = try ModelDirectory.fingerprint(modelOptions.modelDirectory)
-        if ifMissing, FileManager.default.fileExists(atPath: store),
-            let rec = try AdapterStore.list(store).first(where: { $0.name == adapterName }),
-            rec.baseFingerprint == fingerprint, rec.task == spec.name
-        {
-            print(
-                "adapter '\(adapterName)' is already in \(store) (dev \(spec.metric.rawValue) \(fmt(rec.bestDevMetric ?? .nan)) at epoch \(rec.bestEpoch)); skipping"
-            )
-            return
-        }
-        try Check.name(adapterName, option: "adapter name")
-        let (encoder, tokenizer) = try ModelDirectory.load(modelOptions.modelDirectory)
+    /// Trains an adapter named `name` for `spec` (data-parallel over `cluster`'s ranks). Returns
+    /// what to store on rank 0, nil on the other ranks.
+    func train(
+        _ spec: TaskSpec, name adapterName: String, encoder: BertEncoder, tokenizer: WordPieceTokenizer, fingerprint: String,
+        cluster: Cluster
+    ) throws -> (Adapter, PredictionHead, AdapterRecord)? {
         let c = encoder.config
         try Check.maxLength(maxLen, model: c)
         var tc = TrainingConfig()
@@ -93,24 +74,76 @@ struct TrainAdapter: ParsableCommand {
         print(
             "adapter \(adapterName): \(adapterConfig.architecture), reduction \(reduction) (bottleneck \(adapterConfig.bottleneckSize(hidden: c.hiddenSize))), "
                 + "\(nonLinearity.rawValue); \(params.reduce(0) { $0 + $1.value.count }) trainable parameters; lr \(lr), batch \(batch), "
-                + "max \(epochs) epochs, \(BLAS.threads) thread(s)")
+                + "max \(epochs) epochs, \(BLAS.threads) thread(s)" + (cluster.isParallel ? " × \(cluster.size) ranks" : ""))
         let trainer = Trainer(encoder: encoder, model: adapter, head: head)
-        let result = try trainer.train(train: train, dev: dev, spec: spec, config: tc) { event in
+        let result = try trainer.train(train: train, dev: dev, spec: spec, config: tc, cluster: cluster) { event in
             report(event, metric: spec.metric.rawValue, status: status)
         }
         status.finish()
-        let formatter = ISO8601DateFormatter()
+        guard cluster.isRoot else { return nil }
         let record = AdapterRecord(
             name: adapterName, task: spec.name, taskFile: spec.path, labels: spec.labels, metric: spec.metric.rawValue,
             adapterConfig: adapterConfig, headConfig: headConfig, baseModel: ModelDirectory.name(modelOptions.modelDirectory),
             baseFingerprint: fingerprint, hiddenSize: c.hiddenSize, numLayers: c.numHiddenLayers,
             devMetrics: result.devMetrics, bestEpoch: result.bestEpoch, settings: tc,
-            seed: Int(seed), created: formatter.string(from: Date()))
-        let dir = (store as NSString).deletingLastPathComponent
-        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        try AdapterStore.save(adapter: adapter, head: head, record: record, to: store)
-        print(
-            "best epoch \(result.bestEpoch): dev \(spec.metric.rawValue) \(fmt(result.bestDevMetric)); saved adapter '\(adapterName)' and its head to \(store)"
-        )
+            seed: Int(seed), created: ISO8601DateFormatter().string(from: Date()))
+        return (adapter, head, record)
+    }
+}
+
+/// Saves a trained adapter into `store` (creating its folder) and says so.
+func saveAdapter(_ trained: (Adapter, PredictionHead, AdapterRecord), to store: String) throws {
+    let (adapter, head, record) = trained
+    let dir = (store as NSString).deletingLastPathComponent
+    if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+    try AdapterStore.save(adapter: adapter, head: head, record: record, to: store)
+    print(
+        "best epoch \(record.bestEpoch): dev \(record.metric) \(fmt(record.bestDevMetric ?? .nan)); saved adapter '\(record.name)' and its head to \(store)"
+    )
+}
+
+struct TrainAdapter: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-adapter",
+        abstract: "Stage one: train a bottleneck adapter and a task head on a frozen encoder; store them in an HDF5 file.",
+        discussion: "Under mpirun (Open MPI), the ranks train the one adapter data-parallel; rank 0 evaluates and writes the store.")
+
+    @Option(help: "Task file (tasks/*.toml).") var task: String
+    @Option(help: "HDF5 store to add the adapter to (created if missing).") var store = "runs/store.h5"
+    @Option(help: "Name of the adapter in the store (default: the task's name).") var name: String?
+    @Flag(help: "Do nothing if the store already holds an adapter of this name for this base model and task.")
+    var ifMissing = false
+    @OptionGroup var options: AdapterTrainingOptions
+
+    func validate() throws {
+        if let name { try Check.name(name, option: "--name") }
+    }
+
+    func run() throws {
+        try Distributed.run { cluster in
+            try Threads.apply(options.modelOptions.threads)
+            if cluster.isRoot { try StoreFile.checkWritable(store) }  // before any training: a save that would fail is found now
+            let spec = try TaskSpec.load(task)
+            let adapterName = name ?? spec.name
+            let fingerprint = try ModelDirectory.fingerprint(options.modelOptions.modelDirectory)
+            var skip = 0
+            if cluster.isRoot, ifMissing, FileManager.default.fileExists(atPath: store),
+                let rec = try AdapterStore.list(store).first(where: { $0.name == adapterName }),
+                rec.baseFingerprint == fingerprint, rec.task == spec.name
+            {
+                print(
+                    "adapter '\(adapterName)' is already in \(store) (dev \(spec.metric.rawValue) \(fmt(rec.bestDevMetric ?? .nan)) at epoch \(rec.bestEpoch)); skipping"
+                )
+                skip = 1
+            }
+            if try cluster.broadcast(skip) == 1 { return }
+            try Check.name(adapterName, option: "adapter name")
+            let (encoder, tokenizer) = try ModelDirectory.load(options.modelOptions.modelDirectory)
+            guard
+                let trained = try options.train(
+                    spec, name: adapterName, encoder: encoder, tokenizer: tokenizer, fingerprint: fingerprint, cluster: cluster)
+            else { return }
+            try saveAdapter(trained, to: store)
+        }
     }
 }

@@ -5,7 +5,8 @@ import Foundation
 struct TrainFusion: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train-fusion",
-        abstract: "Stage two: train the AdapterFusion layers and a new head for a recipe's target task; store them.")
+        abstract: "Stage two: train the AdapterFusion layers and a new head for a recipe's target task; store them.",
+        discussion: "Under mpirun (Open MPI), the ranks train the fusion data-parallel; rank 0 evaluates and writes the store.")
 
     @Argument(help: "Recipe file (fusion-recipes/*.fuse).") var recipe: String
     @Option(help: "Use this store instead of the recipe's.") var store: String?
@@ -14,24 +15,30 @@ struct TrainFusion: ParsableCommand {
     @Flag(help: "Do nothing if the store already holds this fusion, trained on the same recipe and members.") var ifMissing = false
 
     func run() throws {
+        try Distributed.run { cluster in try train(cluster) }
+    }
+
+    func train(_ cluster: Cluster) throws {
         try Threads.apply(threads)
         let p = try PreparedRecipe(recipe, store: store)
         let r = p.recipe
         let storePath = p.storePath
-        try StoreFile.checkWritable(storePath)  // before any training
+        if cluster.isRoot { try StoreFile.checkWritable(storePath) }  // before any training
         guard let spec = p.spec else {
             throw CommandError("\(recipe): a parallel recipe trains nothing; run it with `afusion predict --recipe \(recipe)`")
         }
         let c = p.encoder.config
         let memberFingerprints = p.memberFingerprints
-        if ifMissing, let old = try FusionStore.list(storePath).first(where: { $0.name == r.name }),
+        var skip = 0
+        if cluster.isRoot, ifMissing, let old = try FusionStore.list(storePath).first(where: { $0.name == r.name }),
             old.recipe == r.text, old.memberFingerprints == memberFingerprints, old.baseFingerprint == p.fingerprint
         {
             print(
                 "fusion '\(r.name)' is already in \(storePath) (dev \(old.metric) \(fmt(old.bestDevMetric ?? .nan)) at epoch \(old.bestEpoch)); skipping"
             )
-            return
+            skip = 1
         }
+        if try cluster.broadcast(skip) == 1 { return }
         var tc = r.training
         tc.hiddenDropout = c.hiddenDropoutProb
         tc.attentionDropout = c.attentionProbsDropoutProb
@@ -47,8 +54,11 @@ struct TrainFusion: ParsableCommand {
                 + "(\(comp.parameters.reduce(0) { $0 + $1.value.count }) fusion + head); lr \(tc.learningRate), batch \(tc.batchSize), max \(tc.epochs) epochs"
         )
         let trainer = Trainer(encoder: p.encoder, model: comp, head: head)
-        let result = try trainer.train(train: train, dev: dev, spec: spec, config: tc) { report($0, metric: spec.metric.rawValue, status: status) }
+        let result = try trainer.train(train: train, dev: dev, spec: spec, config: tc, cluster: cluster) {
+            report($0, metric: spec.metric.rawValue, status: status)
+        }
         status.finish()
+        guard cluster.isRoot else { return }
         let record = FusionRecord(
             name: r.name, recipe: r.text, recipeFile: recipe, task: spec.name, taskFile: spec.path, labels: spec.labels,
             metric: spec.metric.rawValue, composition: r.expr.description, memberFingerprints: memberFingerprints, options: r.options,

@@ -30,7 +30,8 @@ extension Composition: Trainable {
 
 /// One optimisation step, the same for the trainer and the benchmarks: forward with dropout,
 /// the head's loss, backward through the frozen encoder, the model's regulariser, global
-/// gradient-norm clipping, AdamW.
+/// gradient-norm clipping, AdamW. Data-parallel: each rank runs its shard of the global batch,
+/// and the gradients of the global mean loss are summed over the ranks before the update.
 public final class TrainingStep {
     public let encoder: BertEncoder
     public let model: Trainable
@@ -39,6 +40,11 @@ public final class TrainingStep {
     public let workspace: EncoderWorkspace
     public let dropout: DropoutState
     public let maxGradNorm: Float
+    /// Dropout seeds derive from (seed, step): a step's masks do not depend on earlier steps'
+    /// batches, nor on whether a rank had any examples in them.
+    let seed: UInt64
+    private var steps: UInt64 = 0
+    private var flat: [Float] = []
 
     public init(
         encoder: BertEncoder, model: Trainable, head: PredictionHead, weightDecay: Float = 0.01,
@@ -51,17 +57,35 @@ public final class TrainingStep {
         workspace = EncoderWorkspace(config: encoder.config, training: true)
         dropout = DropoutState(hidden: hiddenDropout, attention: attentionDropout, seed: seed)
         self.maxGradNorm = maxGradNorm
+        self.seed = seed
     }
 
     /// Runs one step on `batch` at learning rate `lr`; returns the loss before the update
     /// (the head's loss plus the regulariser). A non-finite loss updates nothing and throws.
     @discardableResult
     public func run(_ batch: TokenBatch, _ targets: Targets, lr: Float) throws -> Float {
-        let hidden = try encoder.forward(batch, workspace: workspace, hook: model.hook, dropout: dropout)
-        let cache = workspace.hookCache
-        head.forward(hidden, batch: batch, dropout: dropout, cache: cache)
-        var loss = head.loss(targets, cache: cache)
-        encoder.backward(head.backward(targets, batch: batch, cache: cache), workspace: workspace, hook: model.hook, dropout: dropout)
+        try run(shard: (batch, targets), of: batch.count, lr: lr, cluster: nil)
+    }
+
+    /// One step of a data-parallel job: this rank's `shard` (nil when it has no examples) of a
+    /// global batch of `globalCount` examples. Every rank gets the same summed gradients and
+    /// makes the same update; returns the global loss.
+    @discardableResult
+    public func run(shard: (batch: TokenBatch, targets: Targets)?, of globalCount: Int, lr: Float, cluster: Cluster?) throws -> Float {
+        dropout.rng = SeededRNG(seed: seed &+ steps &* 0xD1B5_4A32_D192_ED03)
+        steps += 1
+        var partial = [0.0]
+        if let (batch, targets) = shard, batch.count > 0 {
+            let hidden = try encoder.forward(batch, workspace: workspace, hook: model.hook, dropout: dropout)
+            let cache = workspace.hookCache
+            head.forward(hidden, batch: batch, dropout: dropout, cache: cache)
+            let share = Float(batch.count) / Float(globalCount)  // the shard's part of the global mean
+            partial[0] = Double(head.loss(targets, cache: cache) * share)
+            encoder.backward(head.backward(targets, batch: batch, cache: cache), workspace: workspace, hook: model.hook, dropout: dropout)
+            if share != 1 { for p in optimizer.parameters { VectorMath.scale(p.grad.data, share, p.grad.count) } }
+        }
+        if let cluster, cluster.isParallel { try sumOverRanks(cluster, &partial) }
+        var loss = Float(partial[0])
         loss += model.regularize()
         guard loss.isFinite else {
             optimizer.zeroGradients()
@@ -76,5 +100,19 @@ public final class TrainingStep {
         }
         optimizer.update(lr: lr)
         return loss
+    }
+
+    /// Sums every gradient and the loss over the ranks (one allreduce of all gradients packed).
+    private func sumOverRanks(_ cluster: Cluster, _ loss: inout [Double]) throws {
+        let total = optimizer.parameters.reduce(0) { $0 + $1.grad.count }
+        if flat.count != total { flat = [Float](repeating: 0, count: total) }
+        try flat.withUnsafeMutableBufferPointer { buf in
+            var o = 0
+            for p in optimizer.parameters { (buf.baseAddress! + o).update(from: p.grad.data, count: p.grad.count); o += p.grad.count }
+            try cluster.sum(buf.baseAddress!, count: total)
+            o = 0
+            for p in optimizer.parameters { p.grad.data.update(from: buf.baseAddress! + o, count: p.grad.count); o += p.grad.count }
+        }
+        try cluster.sum(&loss)
     }
 }

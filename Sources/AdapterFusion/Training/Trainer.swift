@@ -19,6 +19,11 @@ public struct TrainingResult: Sendable {
 /// Trains a hook (an adapter, a fusion) and a head on a frozen encoder: AdamW with linear
 /// warm-up and decay, gradient clipping, seeded dropout, length-bucketed batches, a dev
 /// evaluation after every epoch, early stopping, and the best epoch's parameters restored.
+///
+/// In a data-parallel job (`cluster` of several ranks) every rank forms the same global batches
+/// in the same order, computes its shard (every size-th example of each), and the summed
+/// gradients make the same update everywhere; rank 0 alone evaluates, reports progress and
+/// decides on early stopping. The result is the single-process one up to float summation order.
 public final class Trainer {
     public let encoder: BertEncoder
     public let model: Trainable
@@ -34,9 +39,10 @@ public final class Trainer {
     public var parameters: [Parameter] { model.parameters + head.parameters }
 
     public func train(
-        train: EncodedSplit, dev: EncodedSplit, spec: TaskSpec, config: TrainingConfig,
+        train: EncodedSplit, dev: EncodedSplit, spec: TaskSpec, config: TrainingConfig, cluster: Cluster = .shared,
         progress: (TrainingEvent) -> Void = { _ in }
     ) throws -> TrainingResult {
+        let progress = cluster.isRoot ? progress : { _ in }
         var rng = SeededRNG(seed: config.seed)
         let lengths = train.lengths
         let probe = Batching.bucketed(lengths: lengths, batchSize: config.batchSize, rng: &rng)
@@ -66,15 +72,17 @@ public final class Trainer {
             var lossSum: Double = 0
             for (k, idx) in batches.enumerated() {
                 model.setProgress(Float(step) / Float(stepsPerEpoch * config.epochs))
-                let batch = train.batch(idx)
-                let targets = train.targets(idx, regression: spec.isRegression)
+                let mine = cluster.isParallel ? Array(stride(from: cluster.rank, to: idx.count, by: cluster.size).map { idx[$0] }) : idx
+                let shard = mine.isEmpty ? nil : (train.batch(mine), train.targets(mine, regression: spec.isRegression))
                 let loss: Float
-                do { loss = try stepper.run(batch, targets, lr: schedule.rate(at: step)) } catch let e as TrainingError {
+                do {
+                    loss = try stepper.run(shard: shard, of: idx.count, lr: schedule.rate(at: step), cluster: cluster)
+                } catch let e as TrainingError {
                     throw TrainingError("\(e.description) at epoch \(epoch), step \(k + 1); try a lower learning rate")
                 }
                 step += 1
                 lossSum += Double(loss)
-                tokensDone += Double(batch.tokenCount)
+                tokensDone += Double(idx.reduce(0) { $0 + lengths[$1] })
                 let elapsed = Clock.now() - t0
                 progress(
                     .step(
@@ -82,24 +90,31 @@ public final class Trainer {
                         tokensPerSecond: tokensDone / elapsed, secondsLeft: elapsed / tokensDone * (totalTokens - tokensDone)))
             }
             model.prepareForEvaluation()
-            let metric = try Evaluator(encoder: encoder, hook: model.hook, head: head).evaluate(dev, spec: spec, batchSize: config.batchSize).metric
-            devMetrics.append(metric)
-            // The first epoch always counts as the best so far (even with a NaN metric), so the
-            // weights restored at the end are always ones that were trained.
-            let improved = best.epoch == 0 || metric > best.metric
-            if improved {
-                best = (epoch, metric)
-                for (s, p) in zip(snapshot, parameters) { s.copy(from: p.value) }
+            // Rank 0 evaluates; the others only learn whether to stop.
+            var stop = false
+            if cluster.isRoot {
+                let metric = try Evaluator(encoder: encoder, hook: model.hook, head: head).evaluate(dev, spec: spec, batchSize: config.batchSize)
+                    .metric
+                devMetrics.append(metric)
+                // The first epoch always counts as the best so far (even with a NaN metric), so the
+                // weights restored at the end are always ones that were trained.
+                let improved = best.epoch == 0 || metric > best.metric
+                if improved {
+                    best = (epoch, metric)
+                    for (s, p) in zip(snapshot, parameters) { s.copy(from: p.value) }
+                }
+                progress(
+                    .epochEnded(
+                        epoch: epoch, meanLoss: Float(lossSum / Double(batches.count)), devMetric: metric, best: improved,
+                        seconds: Clock.now() - epochStart))
+                stop = epoch - best.epoch >= config.patience && epoch < config.epochs
             }
-            progress(
-                .epochEnded(
-                    epoch: epoch, meanLoss: Float(lossSum / Double(batches.count)), devMetric: metric, best: improved,
-                    seconds: Clock.now() - epochStart))
-            if epoch - best.epoch >= config.patience && epoch < config.epochs {
+            if try cluster.broadcast(stop ? 1 : 0) == 1 {
                 progress(.stoppedEarly(epoch: epoch))
                 break
             }
         }
+        guard cluster.isRoot else { return TrainingResult(devMetrics: [], bestEpoch: 0) }
         for (s, p) in zip(snapshot, parameters) { p.value.copy(from: s) }
         snapshot = []
         model.prepareForEvaluation()

@@ -1,0 +1,113 @@
+import AdapterFusion
+import ArgumentParser
+import Foundation
+
+/// How a command runs as one rank of an MPI job (or alone).
+enum Distributed {
+    /// Joins the job (a no-op without an MPI launcher), silences standard output on ranks other
+    /// than 0 (they would repeat rank 0's lines), and on an error ends the whole job: the other
+    /// ranks would otherwise wait forever in a collective.
+    static func run(_ body: (Cluster) throws -> Void) throws {
+        let cluster = Cluster.shared
+        try cluster.check()
+        guard cluster.isParallel else { return try body(cluster) }
+        if !cluster.isRoot { _ = freopen("/dev/null", "w", stdout) }
+        do {
+            try body(cluster)
+        } catch {
+            FileHandle.standardError.write(Data("afusion (rank \(cluster.rank) of \(cluster.size)): error: \(error)\n".utf8))
+            cluster.abort(1)
+        }
+        cluster.barrier()
+    }
+}
+
+/// `train-adapters tasks/a.toml tasks/b.toml …`: stage one for many tasks into one store. Under
+/// mpirun every rank trains whole tasks (largest data first, each to the least-loaded rank),
+/// each exactly as `train-adapter --task` alone would; rank 0 writes them all into the store as
+/// they arrive, so one store, one writer.
+struct TrainAdapters: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-adapters",
+        abstract: "Stage one for many tasks: an adapter per task file, into one store; under mpirun, whole tasks per rank.")
+
+    @Argument(help: "Task files (tasks/*.toml); each adapter is named after its task.") var tasks: [String]
+    @Option(help: "HDF5 store to add the adapters to (created if missing).") var store = "runs/store.h5"
+    @Flag(help: "Skip tasks whose adapter the store already holds for this base model.") var ifMissing = false
+    @OptionGroup var options: AdapterTrainingOptions
+
+    func validate() throws {
+        guard !tasks.isEmpty else { throw ValidationError("give at least one task file") }
+    }
+
+    func run() throws {
+        try Distributed.run { cluster in
+            try Threads.apply(options.modelOptions.threads)
+            if cluster.isRoot { try StoreFile.checkWritable(store) }
+            let specs = try tasks.map { try TaskSpec.load($0) }
+            for (i, s) in specs.enumerated() {
+                try Check.name(s.name, option: "task name")
+                if let j = specs[..<i].firstIndex(where: { $0.name == s.name }) {
+                    throw CommandError("\(tasks[i]) and \(tasks[j]) both name the task '\(s.name)'; each adapter is named after its task")
+                }
+            }
+            let fingerprint = try ModelDirectory.fingerprint(options.modelOptions.modelDirectory)
+            // Rank 0 decides which tasks still need training; every rank learns the same list.
+            var todo = Array(specs.indices)
+            if cluster.isRoot, ifMissing, FileManager.default.fileExists(atPath: store) {
+                let stored = try AdapterStore.list(store)
+                todo = todo.filter { i in !stored.contains { $0.name == specs[i].name && $0.baseFingerprint == fingerprint && $0.task == specs[i].name } }
+                for i in specs.indices where !todo.contains(i) { print("adapter '\(specs[i].name)' is already in \(store); skipping") }
+            }
+            let decided = todo
+            todo = try specs.indices.filter { try cluster.broadcast(decided.contains($0) ? 1 : 0) == 1 }
+            let owner = Self.assign(todo.map { (task: $0, size: Self.dataSize(specs[$0])) }, ranks: cluster.size)
+            if cluster.isRoot && cluster.isParallel {
+                for r in 0..<cluster.size {
+                    print("rank \(r): " + (owner.filter { $0.value == r }.keys.sorted().map { specs[$0].name }.joined(separator: ", ")))
+                }
+            }
+            let (encoder, tokenizer) = try ModelDirectory.load(options.modelOptions.modelDirectory)
+            let mine = todo.filter { owner[$0] == cluster.rank }
+            for i in mine {
+                let trained = try options.train(
+                    specs[i], name: specs[i].name, encoder: encoder, tokenizer: tokenizer, fingerprint: fingerprint, cluster: .alone)!
+                if cluster.isRoot {
+                    try saveAdapter(trained, to: store)
+                } else {
+                    // Through a one-adapter store file: the same bytes rank 0 would have written.
+                    let tmp = NSTemporaryDirectory() + "afusion-rank\(cluster.rank)-\(UUID().uuidString).h5"
+                    defer { try? FileManager.default.removeItem(atPath: tmp) }
+                    try AdapterStore.save(adapter: trained.0, head: trained.1, record: trained.2, to: tmp)
+                    try cluster.send(try Data(contentsOf: URL(fileURLWithPath: tmp)), to: 0, tag: i)
+                }
+            }
+            guard cluster.isRoot else { return }
+            for i in todo where owner[i] != 0 {
+                let data = try cluster.receive(from: owner[i]!, tag: i)
+                let tmp = NSTemporaryDirectory() + "afusion-received-\(UUID().uuidString).h5"
+                defer { try? FileManager.default.removeItem(atPath: tmp) }
+                try data.write(to: URL(fileURLWithPath: tmp))
+                try saveAdapter(try AdapterStore.load(tmp, name: specs[i].name, baseFingerprint: fingerprint), to: store)
+                print("(trained by rank \(owner[i]!))")
+            }
+        }
+    }
+
+    /// Bytes of a task's data files: how large its training is, roughly.
+    static func dataSize(_ spec: TaskSpec) -> Int {
+        spec.files.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int) ?? 0) }
+    }
+
+    /// Largest first, each to the rank with the least assigned so far (ties: the lower rank).
+    static func assign(_ tasks: [(task: Int, size: Int)], ranks: Int) -> [Int: Int] {
+        var load = [Int](repeating: 0, count: ranks)
+        var owner: [Int: Int] = [:]
+        for t in tasks.sorted(by: { ($0.size, -$0.task) > ($1.size, -$1.task) }) {
+            let r = load.indices.min { (load[$0], $0) < (load[$1], $1) }!
+            owner[t.task] = r
+            load[r] += max(t.size, 1)
+        }
+        return owner
+    }
+}
