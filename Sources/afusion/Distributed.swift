@@ -56,7 +56,9 @@ struct TrainAdapters: ParsableCommand {
             var todo = Array(specs.indices)
             if cluster.isRoot, ifMissing, FileManager.default.fileExists(atPath: store) {
                 let stored = try AdapterStore.list(store)
-                todo = todo.filter { i in !stored.contains { $0.name == specs[i].name && $0.baseFingerprint == fingerprint && $0.task == specs[i].name } }
+                todo = todo.filter { i in
+                    !stored.contains { $0.name == specs[i].name && $0.baseFingerprint == fingerprint && $0.task == specs[i].name }
+                }
                 for i in specs.indices where !todo.contains(i) { print("adapter '\(specs[i].name)' is already in \(store); skipping") }
             }
             let decided = todo

@@ -28,7 +28,6 @@ struct AdapterTrainingOptions: ParsableArguments {
     var skipBadRows = false
     @OptionGroup var modelOptions: ModelOptions
 
-
     func validate() throws {
         try Check.range(epochs, 1...100_000, option: "--epochs")
         try Check.range(batch, 1...65_536, option: "--batch")

@@ -121,21 +121,22 @@ public final class PredictionHead {
         }
     }
 
-    /// Loss of the last forward pass with `cache`: mean cross-entropy or mean squared error.
-    public func loss(_ targets: Targets, cache: HookCache? = nil) -> Float {
+    /// Loss of the last forward pass with `cache`: mean cross-entropy or mean squared error
+    /// (the sum divided by `over` when given: a data-parallel shard's part of the global mean).
+    public func loss(_ targets: Targets, cache: HookCache? = nil, over: Int? = nil) -> Float {
         let cache = cache ?? ownCache
         let n = Int(buffer(cache, .state, 2)[0]) * config.outputs
         let logits = buffer(cache, .logits, n)
         let probs = buffer(cache, .probs, n)
         switch targets {
-        case .labels(let y): return CrossEntropy.forward(probs: probs.data, logits: logits.data, labels: y, classes: config.outputs)
-        case .values(let t): return MeanSquaredError.forward(pred: logits.data, targets: t)
+        case .labels(let y): return CrossEntropy.forward(probs: probs.data, logits: logits.data, labels: y, classes: config.outputs, over: over)
+        case .values(let t): return MeanSquaredError.forward(pred: logits.data, targets: t, over: over)
         }
     }
 
     /// Backward of `loss` and `forward`: accumulates parameter gradients and returns
     /// ∂L/∂(hidden states) [tokens, H] (non-zero only at [CLS] rows).
-    public func backward(_ targets: Targets, batch: TokenBatch, cache: HookCache? = nil) -> Tensor {
+    public func backward(_ targets: Targets, batch: TokenBatch, cache: HookCache? = nil, over: Int? = nil) -> Tensor {
         let cache = cache ?? ownCache
         let state = buffer(cache, .state, 2)
         let B = Int(state[0])
@@ -152,8 +153,8 @@ public final class PredictionHead {
         let dLogits = Tensor(zeros: [B, C])
         let dX2 = Tensor(zeros: [B, H])
         switch targets {
-        case .labels(let y): CrossEntropy.backward(dlogits: dLogits.data, probs: probs.data, labels: y, classes: C)
-        case .values(let t): MeanSquaredError.backward(dpred: dLogits.data, pred: logits.data, targets: t)
+        case .labels(let y): CrossEntropy.backward(dlogits: dLogits.data, probs: probs.data, labels: y, classes: C, over: over)
+        case .values(let t): MeanSquaredError.backward(dpred: dLogits.data, pred: logits.data, targets: t, over: over)
         }
         Linear.backward(
             dx: dX2.data, dw: output.weight.grad.data, db: output.bias.grad.data, dy: dLogits.data,

@@ -60,11 +60,6 @@ public enum VectorMath {
         elements(n) { a, b in afk_add(y + a, x + a, b - a) }
     }
 
-    /// y *= s (elementwise).
-    public static func scale(_ y: UnsafeMutablePointer<Float>, _ s: Float, _ n: Int) {
-        for i in 0..<n { y[i] *= s }
-    }
-
     /// Runs `body(a, b)` over elements a..<b covering 0..<count, in parallel blocks of whole
     /// 16-element groups when the count is large (for elementwise work any split is exact).
     @inline(__always)

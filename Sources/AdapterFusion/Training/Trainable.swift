@@ -79,10 +79,10 @@ public final class TrainingStep {
             let hidden = try encoder.forward(batch, workspace: workspace, hook: model.hook, dropout: dropout)
             let cache = workspace.hookCache
             head.forward(hidden, batch: batch, dropout: dropout, cache: cache)
-            let share = Float(batch.count) / Float(globalCount)  // the shard's part of the global mean
-            partial[0] = Double(head.loss(targets, cache: cache) * share)
-            encoder.backward(head.backward(targets, batch: batch, cache: cache), workspace: workspace, hook: model.hook, dropout: dropout)
-            if share != 1 { for p in optimizer.parameters { VectorMath.scale(p.grad.data, share, p.grad.count) } }
+            // The shard's part of the global mean: each example's gradient is what one process computes.
+            partial[0] = Double(head.loss(targets, cache: cache, over: globalCount))
+            encoder.backward(
+                head.backward(targets, batch: batch, cache: cache, over: globalCount), workspace: workspace, hook: model.hook, dropout: dropout)
         }
         if let cluster, cluster.isParallel { try sumOverRanks(cluster, &partial) }
         var loss = Float(partial[0])
