@@ -15,7 +15,6 @@ struct CheckRecipe: ParsableCommand {
             do {
                 let p = try PreparedRecipe(path, store: store)
                 let r = p.recipe
-                let c = p.encoder.config
                 let members = r.expr.adapterNames
                 let comp = p.composition(seed: 0)
                 let fusionParams = comp.parameters.reduce(0) { $0 + $1.value.count }

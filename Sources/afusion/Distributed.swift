@@ -15,7 +15,7 @@ enum Distributed {
         do {
             try body(cluster)
         } catch {
-            FileHandle.standardError.write(Data("afusion (rank \(cluster.rank) of \(cluster.size)): error: \(error)\n".utf8))
+            FileHandle.standardError.write(Data("afusion (rank \(cluster.rank) of \(cluster.size)): \(error)\n".utf8))
             cluster.abort(1)
         }
         cluster.barrier()
