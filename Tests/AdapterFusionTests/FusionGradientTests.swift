@@ -199,6 +199,32 @@ import Testing
 extension FusionGradientTests {
     /// Inference on more tokens than H folds QᵀK: the same outputs as the training path up to
     /// Float32 reassociation of the H-term sums (relative 1e-5, 10× the rounding of H = 8 terms).
+    /// Inference through a fuse of plain adapters on enough tokens folds Q into K and V into
+    /// the members' up projections; a training pass without dropout computes the same function
+    /// with neither fold. Both ways agree within 1e-5 of the output scale (Float32 reassociation).
+    @Test(arguments: [false, true])
+    func foldedFusionInferenceEqualsTrainingPath(valueBias: Bool) throws {
+        var o = FusionOptions()
+        o.valueBias = valueBias
+        let m = try model(.fuse([.adapter("a"), .adapter("b"), .adapter("c")]), options: o, lnBefore: [1])
+        // 5 × 12 = 60 tokens: above H = 8 (QᵀK fold) and above H·Σr / (H − Σr) = 24 (value fold, Σr = 6).
+        var sequences: [[Int32]] = []
+        for s in 0..<5 {
+            var seq: [Int32] = []
+            for t in 0..<12 { seq.append(Int32(1 + (t * 7 + s * 3) % 29)) }
+            sequences.append(seq)
+        }
+        let batch = TokenBatch(sequences: sequences)
+        let plain = try m.encoder.forward(
+            batch, workspace: EncoderWorkspace(config: m.encoder.config, training: true), hook: m.composition.root,
+            dropout: DropoutState(hidden: 0, attention: 0, seed: 1))
+        let folded = try m.encoder.forward(batch, workspace: EncoderWorkspace(config: m.encoder.config), hook: m.composition.root)
+        let scale = plain.array.map { abs($0) }.max()!
+        let worst = zip(plain.array, folded.array).map { abs($0 - $1) }.max()!
+        #expect(worst <= 1e-5 * scale, "largest difference \(worst) at scale \(scale)")
+        #expect(worst > 0, "the folded paths ran (their rounding differs)")
+    }
+
     @Test func foldedQueryKeyEqualsTwoProducts() {
         let (n, H, N) = (40, 8, 3)
         var rng = SeededRNG(seed: 21)

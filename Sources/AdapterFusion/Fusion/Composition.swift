@@ -265,9 +265,16 @@ public final class FuseNode: LayerHook {
         let fl = fusionLayers[HookSite(l, s)]!
         let query = queryReadsNormalized(l, s) ? input.normed! : h
         let dropout = training && options.scoreDropout ? cache.dropout : nil
+        // Inference over plain adapters: their activations let the value matrix fold into them.
+        var bottlenecks: [(module: BottleneckAdapter, act: UnsafePointer<Float>)?]?
+        if !training, members.allSatisfy({ $0 is Adapter || !$0.acts(layer: l, site: s) }) {
+            bottlenecks = members.map { m in
+                (m as? Adapter)?.module(layer: l, site: s).map { ($0, UnsafePointer($0.buffer(cache, .act, n * $0.bottleneck).data)) }
+            }
+        }
         fl.forward(
             query: query, residual: h, deltas: deltas.data, out: out, n: n, temperature: temperature, training: training,
-            scoreDropout: dropout, cache: cache)
+            scoreDropout: dropout, bottlenecks: bottlenecks, cache: cache)
         if recordAttention {
             let w = Tensor(zeros: [n, N])
             w.data.update(from: fl.weights(cache, n: n).data, count: n * N)

@@ -26,6 +26,7 @@ public final class FusionLayer {
         case temperature  // [1]
         case dropoutP  // [1] score dropout probability of the pass (0: none)
         case folded, foldedBias  // [H, H] QᵀK and [H] b_q·K, for inference on large batches
+        case valueUp, valueBias, memberValue  // [H, r] V·U_i, [H] V·b_i, [n, H] V·a_i: the value fold
         case dc, dqk, dq  // [n, H]
         case dw, ds  // [n, N]
     }
@@ -75,10 +76,15 @@ public final class FusionLayer {
     /// Inference (`training` false) on more tokens than H folds the query and key matrices:
     /// qK = (u·Qᵀ + b_q)·K = u·(QᵀK) + b_q·K, one n×H×H product instead of two, for 2H³ to fold
     /// them (so only when n > H). The choice depends on the shape alone.
+    ///
+    /// With `bottlenecks` (inference, every member a bottleneck adapter: its module and its
+    /// activation f(down(u)) [n, r] of this pass, nil where it does not act), the value matrix
+    /// folds into the members' up projections: V·a_i = (V·U_i)·f + V·b_i, so the output costs
+    /// n·H·Σr instead of n·H², for H²·Σr to fold — only when that saves work (shape alone).
     public func forward(
         query xin: UnsafePointer<Float>, residual: UnsafePointer<Float>, deltas: UnsafePointer<Float>,
         out: UnsafeMutablePointer<Float>, n: Int, temperature T: Float, training: Bool = true, scoreDropout: DropoutState? = nil,
-        cache: HookCache
+        bottlenecks: [(module: BottleneckAdapter, act: UnsafePointer<Float>)?]? = nil, cache: HookCache
     ) {
         let H = hidden
         let N = members
@@ -113,6 +119,13 @@ public final class FusionLayer {
                 out: w.data, mask: cache.mask(self, 0, count: n * N).data, inp: w.data, rowCount: n, width: N, p: p, perSequence: false)
         }
         Softmax.forward(out: w.data, inp: w.data, n: n, c: N, ld: N, scale: 1 / T)
+        if !training, let value, let bottlenecks, bottlenecks.count == N {
+            let r = bottlenecks.reduce(0) { $0 + ($1?.module.bottleneck ?? 0) }
+            if n * (H - r) > H * r {
+                foldedValueOutput(value.weight.value, bias: value.bias?.value, bottlenecks, w: w, residual: residual, out: out, n: n, cache: cache)
+                return
+            }
+        }
         c.data.update(repeating: 0, count: n * H)
         for t in 0..<n {
             let ct = c.data + t * H
@@ -129,6 +142,36 @@ public final class FusionLayer {
             out.update(from: c.data, count: n * H)
         }
         VectorMath.add(out, residual, n * H)
+    }
+
+    /// out = residual + Σ_i w_i·((V·U_i)·f_i + V·b_i) + b_v: `forward`'s output with the value
+    /// folded into each member's up projection (members that do not act add nothing).
+    private func foldedValueOutput(
+        _ V: Tensor, bias: Tensor?, _ members: [(module: BottleneckAdapter, act: UnsafePointer<Float>)?], w: Tensor,
+        residual: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, cache: HookCache
+    ) {
+        let H = hidden
+        let N = self.members
+        out.update(from: residual, count: n * H)
+        if let bias { for t in 0..<n { VectorMath.add(out + t * H, bias.data, H) } }
+        let v = buffer(cache, .memberValue, n * H)
+        for (i, member) in members.enumerated() {
+            guard let (m, act) = member else { continue }
+            let r = m.bottleneck
+            let vu = buffer(cache, .valueUp, H * r)
+            let vb = buffer(cache, .valueBias, H)
+            // V·U_i [H, r] (U_i stored [H, r]);  V·b_i [H];  v = f·(V·U_i)ᵀ + V·b_i  [n, H]
+            BLAS.gemm(m: H, n: r, k: H, a: V.data, lda: H, b: m.upWeight.value.data, ldb: r, c: vu.data, ldc: r)
+            BLAS.gemm(transB: true, m: 1, n: H, k: H, a: m.upBias.value.data, lda: H, b: V.data, ldb: H, c: vb.data, ldc: H)
+            for t in 0..<n { (v.data + t * H).update(from: vb.data, count: H) }
+            BLAS.gemm(transB: true, m: n, n: H, k: r, a: act, lda: r, b: vu.data, ldb: r, beta: 1, c: v.data, ldc: H)
+            for t in 0..<n {
+                let wi = w[t * N + i]
+                let o = out + t * H
+                let vt = v.data + t * H
+                for j in 0..<H { o[j] += wi * vt[j] }
+            }
+        }
     }
 
     /// dquery += ∂L/∂(query input), dresidual += ∂L/∂residual (the two may be one buffer); not
