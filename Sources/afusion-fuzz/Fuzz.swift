@@ -4,7 +4,7 @@ import Foundation
 // libFuzzer entry point for the parsers of user input. Built only by `make fuzz` (with
 // `-sanitize=fuzzer,address`; Package.swift adds this target when AFUSION_FUZZ is set).
 // $AFUSION_FUZZ_TARGET picks the parser: recipe, task, csv, tsv, jsonl, label-text, bigbench,
-// safetensors. Errors thrown for bad input are expected; a crash, trap or sanitizer report is a bug.
+// safetensors, torch (PyTorch .bin checkpoints). Errors thrown for bad input are expected; a crash, trap or sanitizer report is a bug.
 
 let target = ProcessInfo.processInfo.environment["AFUSION_FUZZ_TARGET"] ?? "recipe"
 let scratch = "/tmp/afusion-fuzz-\(getpid()).safetensors"
@@ -28,6 +28,11 @@ public func fuzz(_ bytes: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         guard FileManager.default.createFile(atPath: scratch, contents: data) else { return 0 }
         if let f = try? SafeTensorsFile(path: scratch) {
             for name in f.entries.keys { _ = try? f.tensor(name) }
+        }
+    case "torch":
+        guard FileManager.default.createFile(atPath: scratch, contents: data) else { return 0 }
+        if let f = try? TorchCheckpoint(path: scratch) {
+            for name in f.tensors.keys { _ = try? f.tensor(name) }
         }
     default:
         fatalError("unknown AFUSION_FUZZ_TARGET '\(target)'")

@@ -198,7 +198,7 @@ private struct Unpickler {
                 guard n <= 8 else { throw fail("an integer of \(n) bytes") }
                 let v = n == 0 ? 0 : try le(n)
                 stack.append(.int(n < 8 && v >> (8 * n - 1) & 1 == 1 ? v - (1 << (8 * n)) : v))
-            case 0x47: stack.append(.float(Double(bitPattern: UInt64(try take(8).reduce(0) { $0 << 8 | Int($1) }))))  // BINFLOAT
+            case 0x47: stack.append(.float(Double(bitPattern: try take(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) })))  // BINFLOAT
             case 0x58: stack.append(try string(try le(4)))  // BINUNICODE
             case 0x8C: stack.append(try string(try le(1)))  // SHORT_BINUNICODE
             case 0x8D: stack.append(try string(try le(8)))  // BINUNICODE8
