@@ -26,7 +26,7 @@ public final class FusionLayer {
         case temperature  // [1]
         case dropoutP  // [1] score dropout probability of the pass (0: none)
         case folded, foldedBias  // [H, H] QᵀK and [H] b_q·K, for inference on large batches
-        case valueUp, valueBias, memberValue  // [H, r] V·U_i, [H] V·b_i, [n, H] V·a_i: the value fold
+        case valueUp, valueBias, memberValue  // [H, Σr] V·U_i, [N, H] V·b_i, [n, Σr] w_i·f_i: the value fold
         case dc, dqk, dq  // [n, H]
         case dw, ds  // [n, N]
     }
@@ -145,33 +145,46 @@ public final class FusionLayer {
     }
 
     /// out = residual + Σ_i w_i·((V·U_i)·f_i + V·b_i) + b_v: `forward`'s output with the value
-    /// folded into each member's up projection (members that do not act add nothing).
+    /// folded into each member's up projection (members that do not act add nothing), as one
+    /// product: [w_1·f_1 | w_2·f_2 | …] [n, Σr] times [V·U_1 | V·U_2 | …]ᵀ [Σr, H].
     private func foldedValueOutput(
         _ V: Tensor, bias: Tensor?, _ members: [(module: BottleneckAdapter, act: UnsafePointer<Float>)?], w: Tensor,
         residual: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, cache: HookCache
     ) {
         let H = hidden
         let N = self.members
-        out.update(from: residual, count: n * H)
-        if let bias { for t in 0..<n { VectorMath.add(out + t * H, bias.data, H) } }
-        let v = buffer(cache, .memberValue, n * H)
+        let R = members.reduce(0) { $0 + ($1?.module.bottleneck ?? 0) }
+        let vu = buffer(cache, .valueUp, H * R)  // [H, Σr]
+        let vb = buffer(cache, .valueBias, N * H)  // [N, H]: V·b_i
+        let scaled = buffer(cache, .memberValue, n * R)  // [n, Σr]: w_i·f_i
+        vb.data.update(repeating: 0, count: N * H)
+        var offset = 0
         for (i, member) in members.enumerated() {
             guard let (m, act) = member else { continue }
             let r = m.bottleneck
-            let vu = buffer(cache, .valueUp, H * r)
-            let vb = buffer(cache, .valueBias, H)
-            // V·U_i [H, r] (U_i stored [H, r]);  V·b_i [H];  v = f·(V·U_i)ᵀ + V·b_i  [n, H]
-            BLAS.gemm(m: H, n: r, k: H, a: V.data, lda: H, b: m.upWeight.value.data, ldb: r, c: vu.data, ldc: r)
-            BLAS.gemm(transB: true, m: 1, n: H, k: H, a: m.upBias.value.data, lda: H, b: V.data, ldb: H, c: vb.data, ldc: H)
-            for t in 0..<n { (v.data + t * H).update(from: vb.data, count: H) }
-            BLAS.gemm(transB: true, m: n, n: H, k: r, a: act, lda: r, b: vu.data, ldb: r, beta: 1, c: v.data, ldc: H)
+            // V·U_i into columns offset ..< offset + r (U_i stored [H, r]);  V·b_i
+            BLAS.gemm(m: H, n: r, k: H, a: V.data, lda: H, b: m.upWeight.value.data, ldb: r, c: vu.data + offset, ldc: R)
+            BLAS.gemm(transB: true, m: 1, n: H, k: H, a: m.upBias.value.data, lda: H, b: V.data, ldb: H, c: vb.data + i * H, ldc: H)
             for t in 0..<n {
                 let wi = w[t * N + i]
-                let o = out + t * H
-                let vt = v.data + t * H
-                for j in 0..<H { o[j] += wi * vt[j] }
+                let src = act + t * r
+                let dst = scaled.data + t * R + offset
+                for k in 0..<r { dst[k] = wi * src[k] }
+            }
+            offset += r
+        }
+        // out = residual + b_v + Σ_i w_i·V·b_i, then += scaled·vuᵀ
+        out.update(from: residual, count: n * H)
+        for t in 0..<n {
+            let o = out + t * H
+            if let bias { VectorMath.add(o, bias.data, H) }
+            for i in 0..<N where members[i] != nil {
+                let wi = w[t * N + i]
+                let b = vb.data + i * H
+                for j in 0..<H { o[j] += wi * b[j] }
             }
         }
+        BLAS.gemm(transB: true, m: n, n: H, k: R, a: scaled.data, lda: R, b: vu.data, ldb: R, beta: 1, c: out, ldc: H)
     }
 
     /// dquery += ∂L/∂(query input), dresidual += ∂L/∂residual (the two may be one buffer); not
