@@ -16,7 +16,7 @@ RECIPE=fusion-recipes/demo_fusion.fuse
 T=(--threads "${THREADS:-2}")
 
 echo "== stage one: source adapters"
-$AF train-adapter --task tasks/sentiment_score.toml --store $STORE --epochs 6 --patience 6 --max-train 500 "${T[@]}" --if-missing
+$AF train-adapter --task tasks/sentiment_score.toml --store $STORE --epochs 6 --patience 6 --max-train 500 --max-dev 500 "${T[@]}" --if-missing
 $AF train-adapter --task tasks/sms_spam.toml --store $STORE --epochs 2 --max-train 2000 "${T[@]}" --if-missing
 $AF train-adapter --task tasks/sentiment.toml --store $STORE --epochs 2 --max-train 2000 --max-dev 500 "${T[@]}" --if-missing
 
