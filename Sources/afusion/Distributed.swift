@@ -24,8 +24,8 @@ enum Distributed {
 
 /// `train-adapters tasks/a.toml tasks/b.toml …`: stage one for many tasks into one store. Under
 /// mpirun every rank trains whole tasks (largest data first, each to the least-loaded rank),
-/// each exactly as `train-adapter --task` alone would; rank 0 writes them all into the store as
-/// they arrive, so one store, one writer.
+/// each exactly as `train-adapter --task` alone would; rank 0 writes them all into the store, so
+/// one store, one writer. Until then the other ranks keep theirs in `<store>.rank<r>.h5`.
 struct TrainAdapters: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train-adapters",
@@ -71,12 +71,16 @@ struct TrainAdapters: ParsableCommand {
             }
             let (encoder, tokenizer) = try ModelDirectory.load(options.modelOptions.modelDirectory)
             let mine = todo.filter { owner[$0] == cluster.rank }
+            // Ranks other than 0 also keep what they trained in a store of their own until rank 0
+            // has stored it: if the job dies first, nothing trained is lost.
+            let rescue = store + ".rank\(cluster.rank).h5"
             for i in mine {
                 let trained = try options.train(
                     specs[i], name: specs[i].name, encoder: encoder, tokenizer: tokenizer, fingerprint: fingerprint, cluster: .alone)!
                 if cluster.isRoot {
                     try saveAdapter(trained, to: store)
                 } else {
+                    try AdapterStore.save(adapter: trained.0, head: trained.1, record: trained.2, to: rescue)
                     // Through a one-adapter store file: the same bytes rank 0 would have written.
                     let tmp = NSTemporaryDirectory() + "afusion-rank\(cluster.rank)-\(UUID().uuidString).h5"
                     defer { try? FileManager.default.removeItem(atPath: tmp) }
@@ -84,14 +88,21 @@ struct TrainAdapters: ParsableCommand {
                     try cluster.send(try Data(contentsOf: URL(fileURLWithPath: tmp)), to: 0, tag: i)
                 }
             }
-            guard cluster.isRoot else { return }
-            for i in todo where owner[i] != 0 {
-                let data = try cluster.receive(from: owner[i]!, tag: i)
-                let tmp = NSTemporaryDirectory() + "afusion-received-\(UUID().uuidString).h5"
-                defer { try? FileManager.default.removeItem(atPath: tmp) }
-                try data.write(to: URL(fileURLWithPath: tmp))
-                try saveAdapter(try AdapterStore.load(tmp, name: specs[i].name, baseFingerprint: fingerprint), to: store)
-                print("(trained by rank \(owner[i]!))")
+            if cluster.isRoot {
+                for i in todo where owner[i] != 0 {
+                    let data = try cluster.receive(from: owner[i]!, tag: i)
+                    let tmp = NSTemporaryDirectory() + "afusion-received-\(UUID().uuidString).h5"
+                    defer { try? FileManager.default.removeItem(atPath: tmp) }
+                    try data.write(to: URL(fileURLWithPath: tmp))
+                    try saveAdapter(try AdapterStore.load(tmp, name: specs[i].name, baseFingerprint: fingerprint), to: store)
+                    print("(trained by rank \(owner[i]!))")
+                }
+            }
+            // Everything is in the store: the rescue copies can go.
+            cluster.barrier()
+            if !mine.isEmpty && !cluster.isRoot {
+                try? FileManager.default.removeItem(atPath: rescue)
+                try? FileManager.default.removeItem(atPath: rescue + ".lock")
             }
         }
     }

@@ -111,6 +111,8 @@ import Testing
         #expect(r.out.contains("rank 1: "), "\(r.out)")
         let stored = try AdapterStore.list(dir.appendingPathComponent("all.h5").path)
         #expect(Set(stored.map(\.name)) == ["t0", "t1", "t2", "t3"])
+        // Rank 1's rescue copy is gone once rank 0 has stored everything.
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("all.h5.rank1.h5").path))
         // Each identical (bit for bit) to training it alone.
         for t in 0..<4 {
             let alone = try CLITests.run(["train-adapter", "--task", "t\(t).toml", "--store", "alone.h5"] + Self.training, in: dir)
