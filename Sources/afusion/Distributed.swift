@@ -74,6 +74,7 @@ struct TrainAdapters: ParsableCommand {
             // Ranks other than 0 also keep what they trained in a store of their own until rank 0
             // has stored it: if the job dies first, nothing trained is lost.
             let rescue = store + ".rank\(cluster.rank).h5"
+            var outgoing: [(task: Int, data: Data)] = []
             for i in mine {
                 let trained = try options.train(
                     specs[i], name: specs[i].name, encoder: encoder, tokenizer: tokenizer, fingerprint: fingerprint, cluster: .alone)!
@@ -81,13 +82,15 @@ struct TrainAdapters: ParsableCommand {
                     try saveAdapter(trained, to: store)
                 } else {
                     try AdapterStore.save(adapter: trained.0, head: trained.1, record: trained.2, to: rescue)
-                    // Through a one-adapter store file: the same bytes rank 0 would have written.
+                    // Sent as a one-adapter store file: the same bytes rank 0 would have written.
                     let tmp = NSTemporaryDirectory() + "afusion-rank\(cluster.rank)-\(UUID().uuidString).h5"
                     defer { try? FileManager.default.removeItem(atPath: tmp) }
                     try AdapterStore.save(adapter: trained.0, head: trained.1, record: trained.2, to: tmp)
-                    try cluster.send(try Data(contentsOf: URL(fileURLWithPath: tmp)), to: 0, tag: i)
+                    outgoing.append((i, try Data(contentsOf: URL(fileURLWithPath: tmp))))
                 }
             }
+            // Only now: a send waits for rank 0 to receive, which it does after its own tasks.
+            for (i, data) in outgoing { try cluster.send(data, to: 0, tag: i) }
             if cluster.isRoot {
                 for i in todo where owner[i] != 0 {
                     let data = try cluster.receive(from: owner[i]!, tag: i)
