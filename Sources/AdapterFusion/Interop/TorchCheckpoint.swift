@@ -32,13 +32,18 @@ public struct TorchCheckpoint: WeightsFile {
                 throw fail("'\(name)' is \(v.kind), not a tensor")
             }
             guard let bytes = entries[prefix + "data/" + storage] else { throw fail("'\(name)': storage data/\(storage) is missing") }
+            guard shape.count == stride.count, shape.count <= 8, shape.allSatisfy({ (0...(1 << 31)).contains($0) }) else {
+                throw fail("'\(name)' has size \(shape) and stride \(stride)")
+            }
             var expected = 1
             for (d, s) in zip(shape, stride).reversed() {
                 guard s == expected || d == 1 else { throw fail("'\(name)' is not contiguous (stride \(stride) for shape \(shape))") }
-                expected *= d
+                let (product, overflow) = expected.multipliedReportingOverflow(by: d)
+                guard !overflow, product <= bytes.count else { throw fail("'\(name)' of size \(shape) exceeds its storage") }
+                expected = product
             }
-            let count = shape.reduce(1, *)
-            guard offset >= 0, (offset + count) * 4 <= bytes.count else {
+            let count = expected
+            guard (0...bytes.count).contains(offset), (offset + count) * 4 <= bytes.count else {
                 throw fail("'\(name)': \(count) values at offset \(offset) exceed its storage of \(bytes.count / 4)")
             }
             let values = bytes.withUnsafeBytes { raw in
@@ -132,6 +137,13 @@ private indirect enum PickleValue {
     }
 
     var int: Int? { if case .int(let i) = self { i } else { nil } }
+
+    var isContainer: Bool {
+        switch self {
+        case .tuple, .list, .dict, .persistentID: true
+        default: false
+        }
+    }
 }
 
 /// The subset of the pickle machine a Float32 state dict needs.
@@ -209,13 +221,13 @@ private struct Unpickler {
                 let k = try le(op == 0x68 ? 1 : 4)
                 guard let v = memo[k] else { throw fail("memo \(k) is empty") }
                 stack.append(v)
-            case 0x74: stack.append(.tuple(try popToMark()))  // TUPLE
+            case 0x74: stack.append(.tuple(try shallow(popToMark())))  // TUPLE
             case 0x85, 0x86, 0x87:  // TUPLE1-3
                 let n = Int(op - 0x84)
                 guard stack.count >= n else { throw fail("stack underflow") }
                 let items = Array(stack.suffix(n))
                 stack.removeLast(n)
-                stack.append(.tuple(items))
+                stack.append(.tuple(try shallow(items)))
             case 0x63:  // GLOBAL
                 let module = try line()
                 stack.append(.global(module + "." + (try line())))
@@ -245,15 +257,29 @@ private struct Unpickler {
                 default: throw fail("SETITEMS on \(target.kind)")
                 }
                 for i in stride(from: 0, to: items.count, by: 2) { pairs.append((items[i], items[i + 1])) }
+                guard pairs.count <= 1_000_000, !items.contains(where: \.isContainer) else {
+                    throw fail("a dict entry holds a container, not a tensor (not a state dict)")
+                }
                 stack.append(.dict(pairs))
             case 0x61, 0x65:  // APPEND, APPENDS
                 let items = op == 0x61 ? [try pop()] : try popToMark()
                 guard case .list(let l) = try pop() else { throw fail("APPEND to a non-list") }
-                stack.append(.list(l + items))
+                stack.append(.list(l + (try shallow(items))))
             default:
                 throw fail(String(format: "pickle opcode 0x%02x is not supported (only state dicts of tensors are)", op))
             }
         }
+    }
+
+    /// `items`, checked to nest no deeper than a state dict's tuples do (a tuple of tuples of
+    /// scalars): deeper nesting is refused rather than built (and later freed) recursively.
+    func shallow(_ items: [PickleValue]) throws -> [PickleValue] {
+        for item in items {
+            if case .tuple(let inner) = item, inner.contains(where: \.isContainer) { throw fail("values nest deeper than a state dict's") }
+            if case .list(let inner) = item, inner.contains(where: \.isContainer) { throw fail("values nest deeper than a state dict's") }
+            if case .dict = item { throw fail("a dict inside a tuple or list is not part of a state dict") }
+        }
+        return items
     }
 
     func reduce(_ callable: PickleValue, _ args: PickleValue) throws -> PickleValue {
