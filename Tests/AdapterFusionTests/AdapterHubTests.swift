@@ -80,6 +80,51 @@ import Testing
         #expect(e.contains("not allowed") || e.contains("not supported"), "\(e)")
     }
 
+    /// A zip of stored entries `a/data.pkl` (holding `pickle`) and `a/data/0` (16 bytes); the
+    /// reader does not check CRCs, so they are left 0.
+    static func checkpoint(pickle: [UInt8]) -> Data {
+        func le(_ v: Int, _ n: Int) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+        var z: [UInt8] = []
+        var central: [UInt8] = []
+        for (entry, data) in [("a/data.pkl", pickle), ("a/data/0", [UInt8](repeating: 0, count: 16))] {
+            let name = Array(entry.utf8)
+            let offset = z.count
+            z += le(0x0403_4B50, 4) + le(20, 2) + le(0, 2) + le(0, 2) + le(0, 4) + le(0, 4)
+            z += le(data.count, 4) + le(data.count, 4) + le(name.count, 2) + le(0, 2) + name + data
+            central += le(0x0201_4B50, 4) + le(20, 2) + le(20, 2) + le(0, 2) + le(0, 2) + le(0, 4) + le(0, 4)
+            central += le(data.count, 4) + le(data.count, 4) + le(name.count, 2) + le(0, 2) + le(0, 2) + le(0, 2) + le(0, 2)
+            central += le(0, 4) + le(offset, 4) + name
+        }
+        let start = z.count
+        z += central + le(0x0605_4B50, 4) + le(0, 2) + le(0, 2) + le(2, 2) + le(2, 2) + le(central.count, 4) + le(start, 4) + le(0, 2)
+        return Data(z)
+    }
+
+    /// Hostile pickles are refused before they can hurt: 100,000 nested tuples (freeing them
+    /// would recurse that deep), a tensor whose size overflows, and a global other than the
+    /// tensor rebuild.
+    @Test func hostilePicklesAreRefused() throws {
+        let dir = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        func error(_ pickle: [UInt8]) -> String {
+            let f = dir.appendingPathComponent("x.bin").path
+            try? Self.checkpoint(pickle: pickle).write(to: URL(fileURLWithPath: f))
+            do { _ = try TorchCheckpoint(path: f); return "no error" } catch { return "\(error)" }
+        }
+        let deep: [UInt8] = [0x80, 2, 0x7D, 0x28] + Array(repeating: 0x28, count: 100_000) + Array(repeating: 0x74, count: 100_000)
+        #expect(error(deep).contains("nest deeper"))
+        // {'w': _rebuild_tensor_v2(('storage', FloatStorage, '0', 'cpu', 4), 0, (2^31, 2^31), (2^31, 1), False, OrderedDict())}
+        func str(_ s: String) -> [UInt8] { [0x58] + withUnsafeBytes(of: UInt32(s.utf8.count).littleEndian, Array.init) + Array(s.utf8) }
+        func int(_ v: Int32) -> [UInt8] { [0x4A] + withUnsafeBytes(of: v.littleEndian, Array.init) }
+        func global(_ m: String, _ n: String) -> [UInt8] { [0x63] + Array("\(m)\n\(n)\n".utf8) }
+        var huge: [UInt8] = [0x80, 2, 0x7D, 0x28] + str("w") + global("torch._utils", "_rebuild_tensor_v2") + [0x28, 0x28]
+        huge += str("storage") + global("torch", "FloatStorage") + str("0") + str("cpu") + int(4) + [0x74, 0x51]
+        huge += int(0) + [0x28] + int(Int32.max) + int(Int32.max) + [0x74] + [0x28] + int(Int32.max) + int(1) + [0x74]
+        huge += [0x89] + global("collections", "OrderedDict") + [0x29, 0x52, 0x74, 0x52, 0x75, 0x2E]
+        #expect(error(huge).contains("exceeds its storage"), "\(error(huge))")
+        let evil: [UInt8] = [0x80, 2] + global("os", "system") + [0x28] + str("true") + [0x74, 0x52, 0x2E]
+        #expect(error(evil).contains("'os.system' is not allowed"), "\(error(evil))")
+    }
+
     /// Configs that compute something else are refused, naming the field.
     @Test func unsupportedConfigsAreRefusedByName() throws {
         let dir = try Self.fixtureDir()
