@@ -64,7 +64,7 @@ struct ImportAdapterHub: ParsableCommand {
 struct ExportAdapterHub: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "adapterhub",
-        abstract: "Export a stored adapter (or fusion, with its members) and its head as AdapterHub directories (safetensors).")
+        abstract: "Export a stored adapter (or fusion, with its members) and its head as AdapterHub directories (PyTorch .bin, or safetensors).")
 
     @Argument(help: "Directory to write.") var directory: String
     @Option(help: "HDF5 store.") var store = "runs/store.h5"
