@@ -20,7 +20,7 @@ static int (*p_send)(const void *, int, handle, int, int, handle);
 static int (*p_recv)(void *, int, handle, int, int, handle, void *);
 static int (*p_barrier)(handle);
 static int (*p_abort)(handle, int);
-static handle comm_world, t_float, t_double, t_byte, op_sum;
+static handle comm_world, t_float, t_byte, op_sum;
 static int up;
 
 static int launched_by_mpi(void) {
@@ -47,7 +47,7 @@ int afm_init(int *rank, int *size, char *err, size_t errlen) {
     BIND(p_rank, "MPI_Comm_rank") BIND(p_size, "MPI_Comm_size") BIND(p_allreduce, "MPI_Allreduce")
     BIND(p_bcast, "MPI_Bcast") BIND(p_send, "MPI_Send") BIND(p_recv, "MPI_Recv") BIND(p_barrier, "MPI_Barrier")
     BIND(p_abort, "MPI_Abort")
-    BIND(comm_world, "ompi_mpi_comm_world") BIND(t_float, "ompi_mpi_float") BIND(t_double, "ompi_mpi_double")
+    BIND(comm_world, "ompi_mpi_comm_world") BIND(t_float, "ompi_mpi_float")
     BIND(t_byte, "ompi_mpi_byte") BIND(op_sum, "ompi_mpi_op_sum")
 #undef BIND
     int already = 0;
@@ -75,11 +75,6 @@ ready:
 int afm_allreduce_sum_float(float *buf, size_t count) {
     if (!up) return 0;
     CHUNKED(count, p_allreduce((void *)1, buf + off, n, t_float, op_sum, comm_world) != 0)
-}
-
-int afm_allreduce_sum_double(double *buf, size_t count) {
-    if (!up) return 0;
-    CHUNKED(count, p_allreduce((void *)1, buf + off, n, t_double, op_sum, comm_world) != 0)
 }
 
 int afm_bcast(void *buf, size_t count, int root) {

@@ -74,31 +74,25 @@ struct TrainAdapters: ParsableCommand {
             // Ranks other than 0 also keep what they trained in a store of their own until rank 0
             // has stored it: if the job dies first, nothing trained is lost.
             let rescue = store + ".rank\(cluster.rank).h5"
-            var outgoing: [(task: Int, data: Data)] = []
             for i in mine {
                 let trained = try options.train(
                     specs[i], name: specs[i].name, encoder: encoder, tokenizer: tokenizer, fingerprint: fingerprint, cluster: .alone)!
-                if cluster.isRoot {
-                    try saveAdapter(trained, to: store)
-                } else {
-                    try AdapterStore.save(adapter: trained.0, head: trained.1, record: trained.2, to: rescue)
-                    // Sent as a one-adapter store file: the same bytes rank 0 would have written.
-                    let tmp = NSTemporaryDirectory() + "afusion-rank\(cluster.rank)-\(UUID().uuidString).h5"
-                    defer { try? FileManager.default.removeItem(atPath: tmp) }
-                    try AdapterStore.save(adapter: trained.0, head: trained.1, record: trained.2, to: tmp)
-                    outgoing.append((i, try Data(contentsOf: URL(fileURLWithPath: tmp))))
-                }
+                try saveAdapter(trained, to: cluster.isRoot ? store : rescue)
             }
-            // Only now: a send waits for rank 0 to receive, which it does after its own tasks.
-            for (i, data) in outgoing { try cluster.send(data, to: 0, tag: i) }
+            // The rescue store travels to rank 0 whole, once: a send waits for rank 0 to receive,
+            // which it does after its own tasks.
+            if !cluster.isRoot && !mine.isEmpty { try cluster.send(try Data(contentsOf: URL(fileURLWithPath: rescue)), to: 0) }
             if cluster.isRoot {
-                for i in todo where owner[i] != 0 {
-                    let data = try cluster.receive(from: owner[i]!, tag: i)
+                for r in 1..<max(cluster.size, 1) {
+                    let theirs = todo.filter { owner[$0] == r }
+                    if theirs.isEmpty { continue }
                     let tmp = NSTemporaryDirectory() + "afusion-received-\(UUID().uuidString).h5"
                     defer { try? FileManager.default.removeItem(atPath: tmp) }
-                    try data.write(to: URL(fileURLWithPath: tmp))
-                    try saveAdapter(try AdapterStore.load(tmp, name: specs[i].name, baseFingerprint: fingerprint), to: store)
-                    print("(trained by rank \(owner[i]!))")
+                    try cluster.receive(from: r).write(to: URL(fileURLWithPath: tmp))
+                    for i in theirs {
+                        try saveAdapter(try AdapterStore.load(tmp, name: specs[i].name, baseFingerprint: fingerprint), to: store)
+                        print("(trained by rank \(r))")
+                    }
                 }
             }
             // Everything is in the store: the rescue copies can go.

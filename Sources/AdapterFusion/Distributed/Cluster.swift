@@ -49,13 +49,6 @@ public final class Cluster: @unchecked Sendable {
         guard afm_allreduce_sum_float(buffer, count) == 0 else { throw ModelError("MPI_Allreduce failed") }
     }
 
-    /// Sums `values` over all ranks, in place.
-    public func sum(_ values: inout [Double]) throws {
-        guard isParallel else { return }
-        let ok = values.withUnsafeMutableBufferPointer { afm_allreduce_sum_double($0.baseAddress, $0.count) == 0 }
-        guard ok else { throw ModelError("MPI_Allreduce failed") }
-    }
-
     /// Rank `root`'s `value` on every rank.
     public func broadcast(_ value: Int, root: Int = 0) throws -> Int {
         guard isParallel else { return value }

@@ -74,18 +74,17 @@ public final class TrainingStep {
     public func run(shard: (batch: TokenBatch, targets: Targets)?, of globalCount: Int, lr: Float, cluster: Cluster?) throws -> Float {
         dropout.rng = SeededRNG(seed: seed &+ steps &* 0xD1B5_4A32_D192_ED03)
         steps += 1
-        var partial = [0.0]
+        var loss: Float = 0
         if let (batch, targets) = shard, batch.count > 0 {
             let hidden = try encoder.forward(batch, workspace: workspace, hook: model.hook, dropout: dropout)
             let cache = workspace.hookCache
             head.forward(hidden, batch: batch, dropout: dropout, cache: cache)
             // The shard's part of the global mean: each example's gradient is what one process computes.
-            partial[0] = Double(head.loss(targets, cache: cache, over: globalCount))
+            loss = head.loss(targets, cache: cache, over: globalCount)
             encoder.backward(
                 head.backward(targets, batch: batch, cache: cache, over: globalCount), workspace: workspace, hook: model.hook, dropout: dropout)
         }
-        if let cluster, cluster.isParallel { try sumOverRanks(cluster, &partial) }
-        var loss = Float(partial[0])
+        if let cluster, cluster.isParallel { try sumOverRanks(cluster, &loss) }
         loss += model.regularize()
         guard loss.isFinite else {
             optimizer.zeroGradients()
@@ -102,17 +101,18 @@ public final class TrainingStep {
         return loss
     }
 
-    /// Sums every gradient and the loss over the ranks (one allreduce of all gradients packed).
-    private func sumOverRanks(_ cluster: Cluster, _ loss: inout [Double]) throws {
+    /// Sums every gradient and the loss over the ranks: one allreduce of them all, packed.
+    private func sumOverRanks(_ cluster: Cluster, _ loss: inout Float) throws {
         let total = optimizer.parameters.reduce(0) { $0 + $1.grad.count }
-        if flat.count != total { flat = [Float](repeating: 0, count: total) }
+        if flat.count != total + 1 { flat = [Float](repeating: 0, count: total + 1) }
         try flat.withUnsafeMutableBufferPointer { buf in
             var o = 0
             for p in optimizer.parameters { (buf.baseAddress! + o).update(from: p.grad.data, count: p.grad.count); o += p.grad.count }
-            try cluster.sum(buf.baseAddress!, count: total)
+            buf[total] = loss
+            try cluster.sum(buf.baseAddress!, count: total + 1)
             o = 0
             for p in optimizer.parameters { p.grad.data.update(from: buf.baseAddress! + o, count: p.grad.count); o += p.grad.count }
+            loss = buf[total]
         }
-        try cluster.sum(&loss)
     }
 }

@@ -8,9 +8,8 @@
 /// 1: this process was not started by an MPI launcher (run alone). 0: MPI is up; rank and size
 /// are set. -1: it was, but MPI could not be loaded or initialised; `err` says why.
 int afm_init(int *rank, int *size, char *err, size_t errlen);
-/// In-place sums over all ranks. 0 on success.
+/// In-place sum over all ranks. 0 on success.
 int afm_allreduce_sum_float(float *buf, size_t count);
-int afm_allreduce_sum_double(double *buf, size_t count);
 /// Copies `count` bytes from `root` to every rank. 0 on success.
 int afm_bcast(void *buf, size_t count, int root);
 /// Point to point, for collecting results on one rank. 0 on success.
