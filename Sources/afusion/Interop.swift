@@ -95,7 +95,7 @@ struct ExportAdapterHub: ParsableCommand {
 struct ImportAdapterHubFusion: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "adapterhub-fusion",
-        abstract: "Import an AdapterHub fusion directory (adapter_fusion_config.json, model_adapter_fusion.safetensors) and its head.")
+        abstract: "Import an AdapterHub fusion directory (adapter_fusion_config.json, model_adapter_fusion.safetensors or .bin) and its head.")
 
     @Argument(help: "The directory save_adapter_fusion wrote.") var directory: String
     @Option(help: "The directory save_head wrote for the fusion's head.") var head: String

@@ -12,10 +12,12 @@ import Testing
         let err: String
     }
 
-    static func run(_ args: [String], stdin: String? = nil, in dir: URL) throws -> Run {
+    /// `afusion ARGS` in `dir`, or `LAUNCHER… afusion ARGS` (e.g. mpirun and its options).
+    static func run(_ args: [String], stdin: String? = nil, in dir: URL, launcher: [String] = []) throws -> Run {
         let p = Process()
-        p.executableURL = try FaultInjectionTests.afusionBinary()
-        p.arguments = args
+        let afusion = try FaultInjectionTests.afusionBinary()
+        p.executableURL = launcher.first.map { URL(fileURLWithPath: $0) } ?? afusion
+        p.arguments = launcher.isEmpty ? args : Array(launcher.dropFirst()) + [afusion.path] + args
         p.currentDirectoryURL = dir
         var env = ProcessInfo.processInfo.environment
         env["AFUSION_MODEL"] = nil

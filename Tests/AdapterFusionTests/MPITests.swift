@@ -17,21 +17,8 @@ import Testing
 
     /// `mpirun -np 2 afusion ARGS` in `dir`.
     static func mpi(_ args: [String], in dir: URL) throws -> CLITests.Run {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try #require(mpirun))
-        p.arguments =
-            ["--oversubscribe", "-np", "2"] + (geteuid() == 0 ? ["--allow-run-as-root"] : [])
-            + [try FaultInjectionTests.afusionBinary().path] + args
-        p.currentDirectoryURL = dir
-        let out = Pipe()
-        let err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return CLITests.Run(status: p.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: e, as: UTF8.self))
+        let launcher = [try #require(mpirun), "--oversubscribe", "-np", "2"] + (geteuid() == 0 ? ["--allow-run-as-root"] : [])
+        return try CLITests.run(args, in: dir, launcher: launcher)
     }
 
     /// A folder with the tiny model and `tasks` synthetic tasks t0, t1, … of different sizes.
