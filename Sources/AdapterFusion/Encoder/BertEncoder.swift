@@ -2,9 +2,10 @@ import Foundation
 
 /// A frozen BERT-family encoder (embeddings, then post-LayerNorm transformer layers).
 ///
-/// Its weights never receive gradients. With a `LayerHook` (adapters, fusion) the forward pass
-/// routes sublayer outputs through the hook, and `backward` carries the loss gradient down
-/// through the frozen layers only as far as the lowest place the hook acts.
+/// Its weights never receive gradients. With a `LayerHook` (adapters, LoRA, prefixes, fusion,
+/// …) the forward pass lets the hook change what it names — sublayer outputs, projections,
+/// the attention's keys and values, the input tokens, whole layers — and `backward` carries the
+/// loss gradient down through the frozen layers only as far as the lowest place the hook acts.
 public final class BertEncoder {
     public let config: BertConfig
     public let weights: BertWeights
@@ -36,33 +37,67 @@ public final class BertEncoder {
         }
     }
 
+    /// Checks a batch that a hook's soft prompt lengthens by `prompt` tokens per sequence.
+    func validate(_ batch: TokenBatch, prompt: Int) throws {
+        try validate(batch)
+        if prompt > 0, batch.maxLength + prompt > config.maxPositionEmbeddings {
+            throw ModelError(
+                "a sequence of \(batch.maxLength) tokens plus \(prompt) prompt tokens exceeds max_position_embeddings \(config.maxPositionEmbeddings)")
+        }
+    }
+
     /// Runs the encoder and returns the last hidden states [tokens, H] (packed, see `TokenBatch`).
     /// With `dropout` the pass is a training pass (the workspace must be a training workspace).
+    /// A hook's soft prompt tokens are inserted after each first token and left out of the result.
     public func forward(
         _ batch: TokenBatch, workspace ws: EncoderWorkspace, hook: LayerHook? = nil,
         dropout: DropoutState? = nil
     ) throws -> Tensor {
-        try validate(batch)
+        let prompt = hook?.promptLength ?? 0
+        try validate(batch, prompt: prompt)
         precondition(dropout == nil || ws.training, "a training pass needs EncoderWorkspace(training: true)")
-        ws.reserve(for: batch)
+        let inner = prompt > 0 ? batch.insertingPrompt(prompt) : batch
+        ws.reserve(for: inner, prefix: hook?.maxPrefixLength(layers: config.numHiddenLayers) ?? 0)
         ws.hookCache.dropout = dropout
-        dropout?.batch = batch
-        embed(batch, ws, into: ws.hidden[0], dropout)
+        dropout?.batch = inner
+        hook?.beginPass(batch: inner, training: dropout != nil, cache: ws.hookCache)
+        embed(inner, ws, into: ws.hidden[0], dropout, prompt: prompt > 0 ? hook?.promptEmbeddings(cache: ws.hookCache) : nil)
+        let runner = LayerRunner(encoder: self, batch: inner, workspace: ws, dropout: dropout, stop: nil)
         for l in 0..<config.numHiddenLayers {
-            layerForward(l, input: ws.hidden[l % 2], output: ws.hidden[(l + 1) % 2], batch, ws, hook, dropout)
+            let x = ws.hidden[l % 2]
+            let y = ws.hidden[(l + 1) % 2]
+            if let hook, hook.replacesLayer(l) {
+                hook.layerForward(l, input: x, output: y, run: runner, training: dropout != nil, cache: ws.hookCache)
+            } else {
+                layerForward(l, input: x, output: y, inner, ws, hook, dropout, run: 0)
+            }
         }
-        let out = Tensor(zeros: [batch.tokenCount, config.hiddenSize])
-        out.data.update(from: ws.hidden[config.numHiddenLayers % 2].data, count: out.count)
+        let H = config.hiddenSize
+        let last = ws.hidden[config.numHiddenLayers % 2]
+        let out = Tensor(zeros: [batch.tokenCount, H])
+        if prompt > 0 {
+            for s in 0..<batch.count {
+                let src = inner.offsets[s]
+                out.data.advanced(by: batch.offsets[s] * H).update(from: last.data + src * H, count: H)
+                (out.data + (batch.offsets[s] + 1) * H).update(from: last.data + (src + 1 + prompt) * H, count: (batch.length(s) - 1) * H)
+            }
+        } else {
+            out.data.update(from: last.data, count: out.count)
+        }
         return out
     }
 
-    /// Embeddings: dropout(LayerNorm(word[id] + position[pos] + type[tt])) → out [N, H].
-    func embed(_ batch: TokenBatch, _ ws: EncoderWorkspace, into out: Tensor, _ dropout: DropoutState?) {
+    /// Embeddings: dropout(LayerNorm(word[id] + position[pos] + type[tt])) → out [N, H], where a
+    /// soft prompt's rows (after each first token) take `prompt`'s vectors in place of words.
+    func embed(_ batch: TokenBatch, _ ws: EncoderWorkspace, into out: Tensor, _ dropout: DropoutState?, prompt: UnsafePointer<Float>?) {
         let n = batch.tokenCount
         let H = config.hiddenSize
         let w = weights
         batch.ids.withUnsafeBufferPointer { ids in
             Embedding.forward(out: ws.embSum.data, table: w.wordEmbeddings.data, ids: ids.baseAddress!, n: n, dim: H)
+        }
+        if let prompt, let P = batch.promptLength {
+            for s in 0..<batch.count { (ws.embSum.data + (batch.offsets[s] + 1) * H).update(from: prompt, count: P * H) }
         }
         batch.positions.withUnsafeBufferPointer { pos in
             Embedding.forward(out: ws.embSum.data, table: w.positionEmbeddings.data, ids: pos.baseAddress!, n: n, dim: H, accumulate: true)
@@ -70,61 +105,93 @@ public final class BertEncoder {
         batch.typeIds.withUnsafeBufferPointer { tt in
             Embedding.forward(out: ws.embSum.data, table: w.tokenTypeEmbeddings.data, ids: tt.baseAddress!, n: n, dim: H, accumulate: true)
         }
+        let keep = dropout != nil && prompt != nil
         LayerNorm.forward(
-            out: out.data, mean: nil, rstd: nil, inp: ws.embSum.data,
+            out: out.data, mean: keep ? ws.embMean.data : nil, rstd: keep ? ws.embRstd.data : nil, inp: ws.embSum.data,
             weight: w.embLNWeight.data, bias: w.embLNBias.data, n: n, c: H, eps: config.layerNormEps)
         if let dropout, dropout.hidden > 0 {
             dropout.apply(out: out.data, mask: ws.embMask.data, inp: out.data, rowCount: n, width: H, p: dropout.hidden, perSequence: false)
         }
     }
 
-    /// One post-LN transformer layer: x → LN(x + hook(Attn(x))) → LN(· + hook(FFN(·))), where a hook
-    /// may also read LN(h + x) of its sublayer output h (see `HookInput`).
+    /// Backward of `embed` for a soft prompt: d[P, H] = Σₛ ∂L/∂(prompt rows of sequence s),
+    /// given dOut = ∂L/∂(embedding output) [N, H] (overwritten).
+    private func embedBackward(_ dOut: Tensor, _ batch: TokenBatch, _ ws: EncoderWorkspace, _ dropout: DropoutState, into d: Tensor) {
+        let n = batch.tokenCount
+        let H = config.hiddenSize
+        let P = batch.promptLength ?? 0
+        if dropout.hidden > 0 { Dropout.apply(out: dOut.data, inp: dOut.data, mask: ws.embMask.data, count: n * H, p: dropout.hidden) }
+        ws.dA.data.update(repeating: 0, count: n * H)
+        LayerNorm.backward(
+            dinp: ws.dA.data, dweight: nil, dbias: nil, dout: dOut.data, inp: ws.embSum.data, weight: weights.embLNWeight.data,
+            mean: ws.embMean.data, rstd: ws.embRstd.data, n: n, c: H)
+        d.data.update(repeating: 0, count: P * H)
+        for s in 0..<batch.count { VectorMath.add(d.data, ws.dA.data + (batch.offsets[s] + 1) * H, P * H) }
+    }
+
+    /// One post-LN transformer layer: x → LN(x + hook(Attn(x))) → LN(· + hook(FFN(·))), where a
+    /// hook may also read LN(h + x) of its sublayer output h (see `HookInput`), change the
+    /// projections and LayerNorm outputs it names (`LayerPoint`) and prepend attention prefixes.
+    /// Its activations go to run `run` of the workspace.
     func layerForward(
         _ l: Int, input x: Tensor, output: Tensor, _ batch: TokenBatch,
-        _ ws: EncoderWorkspace, _ hook: LayerHook?, _ dropout: DropoutState?
+        _ ws: EncoderWorkspace, _ hook: LayerHook?, _ dropout: DropoutState?, run: Int
     ) {
         let n = batch.tokenCount
         let H = config.hiddenSize
         let F = config.intermediateSize
         let w = weights.layers[l]
-        let a = ws.activations(l)
+        let a = ws.activations(l, run: run)
         let eps = config.layerNormEps
-        // qkv[N, 3H] = x · Wqkvᵀ + b;  ctx = attention(qkv)
+        let training = dropout != nil
+        let cache = ws.hookCache
+        func point(_ p: LayerPoint, _ input: Tensor?, _ y: Tensor) {
+            if let hook, hook.changes(layer: l, point: p) {
+                hook.forward(layer: l, point: p, x: input.map { UnsafePointer($0.data) }, y: y.data, n: n, training: training, cache: cache)
+            }
+        }
+        // qkv[N, 3H] = x · Wqkvᵀ + b;  ctx = attention(qkv, prefix)
         Linear.forward(y: a.qkv.data, x: x.data, w: w.qkvWeight.data, b: w.qkvBias.data, n: n, inDim: H, outDim: 3 * H)
+        point(.qkv, x, a.qkv)
+        let prefix = hook?.prefix(layer: l, cache: cache)
         var noRNG = SeededRNG(seed: 0)
         if let dropout, dropout.attention > 0 {
             SelfAttention.forward(
                 ctx: ws.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
-                heads: config.numAttentionHeads, headSize: config.headSize,
+                heads: config.numAttentionHeads, headSize: config.headSize, prefix: prefix,
                 dropout: (dropout.attention, a.attMask.data, ws.scratch.data, ws.scratchSlots), rng: &dropout.rng)
         } else {
             SelfAttention.forward(
                 ctx: ws.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
-                heads: config.numAttentionHeads, headSize: config.headSize, rng: &noRNG)
+                heads: config.numAttentionHeads, headSize: config.headSize, prefix: prefix, rng: &noRNG)
         }
         // attnProj = dropout(ctx · Woᵀ + bo);  attnSum = hook(attnProj) + x;  attnOut = LN(attnSum)
         Linear.forward(y: ws.attnProj.data, x: ws.ctx.data, w: w.attnOutWeight.data, b: w.attnOutBias.data, n: n, inDim: H, outDim: H)
-        sublayerOutput(l, .attention, proj: ws.attnProj, mask: a.attnProjMask, sum: a.attnSum, residual: x, n: n, hook, dropout, cache: ws.hookCache)
+        point(.attnProj, ws.ctx, ws.attnProj)
+        sublayerOutput(l, .attention, proj: ws.attnProj, mask: a.attnProjMask, sum: a.attnSum, residual: x, n: n, hook, dropout, a, cache)
         LayerNorm.forward(
             out: ws.attnOut.data, mean: a.attnMean.data, rstd: a.attnRstd.data, inp: a.attnSum.data,
             weight: w.attnLNWeight.data, bias: w.attnLNBias.data, n: n, c: H, eps: eps)
+        point(.attnNorm, nil, ws.attnOut)
         // ffnPre[N, F] = attnOut · W1ᵀ + b1;  ffnAct = gelu(ffnPre)  (bias added inside the GELU pass)
         Linear.forward(y: a.ffnPre.data, x: ws.attnOut.data, w: w.ffnInWeight.data, b: nil, n: n, inDim: H, outDim: F)
+        point(.ffnPre, ws.attnOut, a.ffnPre)
         GELU.forward(out: ws.ffnAct.data, pre: a.ffnPre.data, bias: w.ffnInBias.data, n: n, c: F)
+        point(.ffnAct, nil, ws.ffnAct)
         // ffnProj = dropout(ffnAct · W2ᵀ + b2);  ffnSum = hook(ffnProj) + attnOut;  output = LN(ffnSum)
         Linear.forward(y: ws.ffnProj.data, x: ws.ffnAct.data, w: w.ffnOutWeight.data, b: w.ffnOutBias.data, n: n, inDim: F, outDim: H)
-        sublayerOutput(
-            l, .output, proj: ws.ffnProj, mask: a.ffnProjMask, sum: a.ffnSum, residual: ws.attnOut, n: n, hook, dropout, cache: ws.hookCache)
+        point(.ffnProj, ws.ffnAct, ws.ffnProj)
+        sublayerOutput(l, .output, proj: ws.ffnProj, mask: a.ffnProjMask, sum: a.ffnSum, residual: ws.attnOut, n: n, hook, dropout, a, cache)
         LayerNorm.forward(
             out: output.data, mean: a.ffnMean.data, rstd: a.ffnRstd.data, inp: a.ffnSum.data,
             weight: w.ffnLNWeight.data, bias: w.ffnLNBias.data, n: n, c: H, eps: eps)
+        point(.outNorm, nil, output)
     }
 
     /// sum = hook(dropout(proj)) + residual, the input of a sublayer's LayerNorm.
     private func sublayerOutput(
         _ l: Int, _ site: AdapterSite, proj: Tensor, mask: Mask, sum: Tensor,
-        residual: Tensor, n: Int, _ hook: LayerHook?, _ dropout: DropoutState?, cache: HookCache
+        residual: Tensor, n: Int, _ hook: LayerHook?, _ dropout: DropoutState?, _ a: LayerActivations, _ cache: HookCache
     ) {
         let count = n * config.hiddenSize
         if let dropout, dropout.hidden > 0 {
@@ -134,10 +201,10 @@ public final class BertEncoder {
         if let hook, hook.acts(layer: l, site: site) {
             let normed =
                 hook.readsNormalized(layer: l, site: site)
-                ? normalizedInput(l, site, proj: proj, residual: residual, n: n, training: dropout != nil, cache: cache) : nil
+                ? normalizedInput(l, site, proj: proj, residual: residual, n: n, a, cache) : nil
             hook.forward(
-                layer: l, site: site, input: HookInput(h: proj.data, normed: normed), out: sum.data, n: n, training: dropout != nil,
-                cache: cache)
+                layer: l, site: site, input: HookInput(h: proj.data, normed: normed, x: residual.data), out: sum.data, n: n,
+                training: dropout != nil, cache: cache)
         } else {
             sum.data.update(from: proj.data, count: count)
         }
@@ -150,19 +217,19 @@ public final class BertEncoder {
         return site == .attention ? (w.attnLNWeight, w.attnLNBias) : (w.ffnLNWeight, w.ffnLNBias)
     }
 
-    /// Where the residual sum s = h + x of `normalizedInput` and its LayerNorm statistics live
-    /// in the cache: per (layer, site) in training (backward reads them), shared otherwise.
-    private func normSlots(_ l: Int, _ site: AdapterSite, training: Bool) -> Int { 1 + 3 * (training ? HookSite(l, site).index : 0) }
+    /// Where `normalizedInput` keeps the residual sum s = h + x and its LayerNorm statistics:
+    /// beside the layer's activations of this run (backward reads them), three slots per site.
+    private func normSlot(_ site: AdapterSite) -> Int { 3 * site.rawValue }
 
     /// z = LN(h + x) [n, H] with the sublayer's own LayerNorm, for hooks that read it.
     private func normalizedInput(
-        _ l: Int, _ site: AdapterSite, proj: Tensor, residual: Tensor, n: Int, training: Bool, cache: HookCache
+        _ l: Int, _ site: AdapterSite, proj: Tensor, residual: Tensor, n: Int, _ a: LayerActivations, _ cache: HookCache
     ) -> UnsafePointer<Float> {
         let H = config.hiddenSize
-        let slot = normSlots(l, site, training: training)
-        let sum = cache.tensor(self, slot, count: n * H)
-        let mean = cache.tensor(self, slot + 1, count: n)
-        let rstd = cache.tensor(self, slot + 2, count: n)
+        let slot = normSlot(site)
+        let sum = cache.tensor(a, slot, count: n * H)
+        let mean = cache.tensor(a, slot + 1, count: n)
+        let rstd = cache.tensor(a, slot + 2, count: n)
         let z = cache.tensor(self, 0, count: n * H)  // read by the hooks' forward only (they keep copies)
         sum.data.update(from: proj.data, count: n * H)
         VectorMath.add(sum.data, residual.data, n * H)
@@ -178,93 +245,193 @@ public final class BertEncoder {
     /// stops below the lowest such place: frozen weights get no gradients and nothing beneath
     /// the lowest adapter is computed.
     public func backward(_ dHidden: Tensor, workspace ws: EncoderWorkspace, hook: LayerHook, dropout: DropoutState) {
-        guard let batch = ws.batch, let lowest = hook.lowestSite(layers: config.numHiddenLayers) else { return }
+        guard let batch = ws.batch, let stop = hook.backwardStop(layers: config.numHiddenLayers) else { return }
         precondition(ws.training, "backward needs the training workspace of the forward pass")
         let n = batch.tokenCount
         let H = config.hiddenSize
-        let F = config.intermediateSize
-        let dOut = ws.dX
-        dOut.data.update(from: dHidden.data, count: n * H)
-        for l in stride(from: config.numHiddenLayers - 1, through: lowest.layer, by: -1) {
-            let a = ws.activations(l)
-            let w = weights.layers[l]
-            // out = LN(ffnSum): dA = ∂L/∂ffnSum
-            ws.dA.data.update(repeating: 0, count: n * H)
-            LayerNorm.backward(
-                dinp: ws.dA.data, dweight: nil, dbias: nil, dout: dOut.data, inp: a.ffnSum.data,
-                weight: w.ffnLNWeight.data, mean: a.ffnMean.data, rstd: a.ffnRstd.data, n: n, c: H)
-            // ffnSum = hook(ffnProj) + attnOut: dB = ∂L/∂attnOut (residual), dProj = ∂L/∂ffnProj
-            ws.dB.data.update(from: ws.dA.data, count: n * H)
-            sublayerBackward(l, .output, dSum: ws.dA, mask: a.ffnProjMask, residualGrad: ws.dB, n: n, ws, hook, dropout)
-            if l == lowest.layer && lowest.site == .output { break }
-            // ffnProj = ffnAct · W2ᵀ + b2;  ffnAct = gelu(ffnPre);  ffnPre = attnOut · W1ᵀ + b1
-            ws.dF1.data.update(repeating: 0, count: n * F)
-            Linear.backward(
-                dx: ws.dF1.data, dw: nil, db: nil, dy: ws.dProj.data, x: nil,
-                w: w.ffnOutWeight.data, n: n, inDim: F, outDim: H)
-            ws.dF2.data.update(repeating: 0, count: n * F)
-            GELU.backward(dinp: ws.dF2.data, dout: ws.dF1.data, inp: a.ffnPre.data, count: n * F)
-            Linear.backward(
-                dx: ws.dB.data, dw: nil, db: nil, dy: ws.dF2.data, x: nil,
-                w: w.ffnInWeight.data, n: n, inDim: H, outDim: F)
-            // attnOut = LN(attnSum): dA = ∂L/∂attnSum
-            ws.dA.data.update(repeating: 0, count: n * H)
-            LayerNorm.backward(
-                dinp: ws.dA.data, dweight: nil, dbias: nil, dout: ws.dB.data, inp: a.attnSum.data,
-                weight: w.attnLNWeight.data, mean: a.attnMean.data, rstd: a.attnRstd.data, n: n, c: H)
-            // attnSum = hook(attnProj) + x: dOut becomes ∂L/∂x (residual), dProj = ∂L/∂attnProj
-            dOut.data.update(from: ws.dA.data, count: n * H)
-            sublayerBackward(l, .attention, dSum: ws.dA, mask: a.attnProjMask, residualGrad: dOut, n: n, ws, hook, dropout)
-            if l == lowest.layer { break }
-            // attnProj = ctx · Woᵀ + bo
-            ws.dCtx.data.update(repeating: 0, count: n * H)
-            Linear.backward(
-                dx: ws.dCtx.data, dw: nil, db: nil, dy: ws.dProj.data, x: nil,
-                w: w.attnOutWeight.data, n: n, inDim: H, outDim: H)
-            SelfAttention.backward(
-                dqkv: ws.dQKV.data, dctx: ws.dCtx.data, att: a.att.data,
-                mask: dropout.attention > 0 ? UnsafePointer(a.attMask.data) : nil,
-                dropoutP: dropout.attention, qkv: a.qkv.data,
-                batch: batch, heads: config.numAttentionHeads, headSize: config.headSize,
-                scratch: ws.scratch.data, scratchSlots: ws.scratchSlots)
-            Linear.backward(
-                dx: dOut.data, dw: nil, db: nil, dy: ws.dQKV.data, x: nil,
-                w: w.qkvWeight.data, n: n, inDim: H, outDim: 3 * H)
+        let d = ws.dX
+        if let P = batch.promptLength {
+            // The result left the prompt rows out: they get no gradient from above.
+            d.data.update(repeating: 0, count: n * H)
+            var row = 0
+            for s in 0..<batch.count {
+                let L = batch.length(s) - P
+                (d.data + batch.offsets[s] * H).update(from: dHidden.data + row * H, count: H)
+                (d.data + (batch.offsets[s] + 1 + P) * H).update(from: dHidden.data + (row + 1) * H, count: (L - 1) * H)
+                row += L
+            }
+        } else {
+            d.data.update(from: dHidden.data, count: n * H)
         }
+        let lowest: Int
+        switch stop {
+        case .outputSite(let l), .attentionSite(let l), .layerInput(let l): lowest = l
+        case .embeddings: lowest = 0
+        }
+        let runner = LayerRunner(encoder: self, batch: batch, workspace: ws, dropout: dropout, stop: stop)
+        for l in stride(from: config.numHiddenLayers - 1, through: lowest, by: -1) {
+            if hook.replacesLayer(l) {
+                ws.dIn.data.update(repeating: 0, count: n * H)
+                hook.layerBackward(l, dOutput: d, dInput: ws.dIn, run: runner, cache: ws.hookCache)
+                d.data.update(from: ws.dIn.data, count: n * H)
+            } else {
+                layerBackward(l, d, batch, ws, hook, dropout, run: 0, stop: stop)
+            }
+        }
+        if stop == .embeddings {
+            let dPrompt = ws.hookCache.tensor(self, -2, count: (batch.promptLength ?? 0) * H)
+            embedBackward(d, batch, ws, dropout, into: dPrompt)
+            hook.promptBackward(dPrompt.data, cache: ws.hookCache)
+        }
+        hook.endBackward(cache: ws.hookCache)
+    }
+
+    /// Backward of layer `l` (run `run`): d holds ∂L/∂(layer output) on entry and ∂L/∂(layer
+    /// input) on return, unless the pass stops inside this layer (`stop`).
+    func layerBackward(
+        _ l: Int, _ d: Tensor, _ batch: TokenBatch, _ ws: EncoderWorkspace, _ hook: LayerHook?, _ dropout: DropoutState, run: Int,
+        stop: BackwardStop?
+    ) {
+        let n = batch.tokenCount
+        let H = config.hiddenSize
+        let F = config.intermediateSize
+        let a = ws.activations(l, run: run)
+        let w = weights.layers[l]
+        let cache = ws.hookCache
+        func point(_ p: LayerPoint, _ dy: Tensor, _ dx: Tensor?) {
+            if let hook, hook.changes(layer: l, point: p) {
+                hook.backward(layer: l, point: p, dy: dy.data, dx: dx?.data, n: n, cache: cache)
+            }
+        }
+        // out = LN(ffnSum): dA = ∂L/∂ffnSum
+        point(.outNorm, d, nil)
+        ws.dA.data.update(repeating: 0, count: n * H)
+        LayerNorm.backward(
+            dinp: ws.dA.data, dweight: nil, dbias: nil, dout: d.data, inp: a.ffnSum.data,
+            weight: w.ffnLNWeight.data, mean: a.ffnMean.data, rstd: a.ffnRstd.data, n: n, c: H)
+        // ffnSum = hook(ffnProj) + attnOut: dB = ∂L/∂attnOut (residual), dProj = ∂L/∂ffnProj
+        ws.dB.data.update(from: ws.dA.data, count: n * H)
+        sublayerBackward(l, .output, dSum: ws.dA, mask: a.ffnProjMask, residualGrad: ws.dB, n: n, ws, hook, dropout, a)
+        if stop == .outputSite(l) { return }
+        // ffnProj = ffnAct · W2ᵀ + b2;  ffnAct = gelu(ffnPre);  ffnPre = attnOut · W1ᵀ + b1
+        ws.dF1.data.update(repeating: 0, count: n * F)
+        point(.ffnProj, ws.dProj, ws.dF1)
+        Linear.backward(
+            dx: ws.dF1.data, dw: nil, db: nil, dy: ws.dProj.data, x: nil,
+            w: w.ffnOutWeight.data, n: n, inDim: F, outDim: H)
+        point(.ffnAct, ws.dF1, nil)
+        ws.dF2.data.update(repeating: 0, count: n * F)
+        GELU.backward(dinp: ws.dF2.data, dout: ws.dF1.data, inp: a.ffnPre.data, count: n * F)
+        point(.ffnPre, ws.dF2, ws.dB)
+        Linear.backward(
+            dx: ws.dB.data, dw: nil, db: nil, dy: ws.dF2.data, x: nil,
+            w: w.ffnInWeight.data, n: n, inDim: H, outDim: F)
+        // attnOut = LN(attnSum): dA = ∂L/∂attnSum
+        point(.attnNorm, ws.dB, nil)
+        ws.dA.data.update(repeating: 0, count: n * H)
+        LayerNorm.backward(
+            dinp: ws.dA.data, dweight: nil, dbias: nil, dout: ws.dB.data, inp: a.attnSum.data,
+            weight: w.attnLNWeight.data, mean: a.attnMean.data, rstd: a.attnRstd.data, n: n, c: H)
+        // attnSum = hook(attnProj) + x: d becomes ∂L/∂x (residual), dProj = ∂L/∂attnProj
+        d.data.update(from: ws.dA.data, count: n * H)
+        sublayerBackward(l, .attention, dSum: ws.dA, mask: a.attnProjMask, residualGrad: d, n: n, ws, hook, dropout, a)
+        if stop == .attentionSite(l) { return }
+        // attnProj = ctx · Woᵀ + bo
+        ws.dCtx.data.update(repeating: 0, count: n * H)
+        point(.attnProj, ws.dProj, ws.dCtx)
+        Linear.backward(
+            dx: ws.dCtx.data, dw: nil, db: nil, dy: ws.dProj.data, x: nil,
+            w: w.attnOutWeight.data, n: n, inDim: H, outDim: H)
+        var prefixGrad: SelfAttention.PrefixGradient?
+        if let hook, let prefix = hook.prefix(layer: l, cache: cache) {
+            let P = prefix.count
+            Tensor.ensure(&ws.dPrefixKeys, P * H)
+            Tensor.ensure(&ws.dPrefixValues, batch.count * P * H)
+            Tensor.ensure(
+                &ws.prefixScratch, SelfAttention.prefixScratchCount(batch, heads: config.numAttentionHeads, headSize: config.headSize, prefix: P))
+            prefixGrad = .init(prefix: prefix, dkeys: ws.dPrefixKeys.data, dvalues: ws.dPrefixValues.data, scratch: ws.prefixScratch.data)
+        }
+        SelfAttention.backward(
+            dqkv: ws.dQKV.data, dctx: ws.dCtx.data, att: a.att.data,
+            mask: dropout.attention > 0 ? UnsafePointer(a.attMask.data) : nil,
+            dropoutP: dropout.attention, qkv: a.qkv.data,
+            batch: batch, heads: config.numAttentionHeads, headSize: config.headSize, prefix: prefixGrad,
+            scratch: ws.scratch.data, scratchSlots: ws.scratchSlots)
+        if let hook, let g = prefixGrad { hook.prefixBackward(layer: l, dkeys: g.dkeys, dvalues: g.dvalues, cache: cache) }
+        point(.qkv, ws.dQKV, d)
+        Linear.backward(
+            dx: d.data, dw: nil, db: nil, dy: ws.dQKV.data, x: nil,
+            w: w.qkvWeight.data, n: n, inDim: H, outDim: 3 * H)
     }
 
     /// dProj = ∂L/∂proj from dSum = ∂L/∂sum, through the hook (if it acts here) and the dropout.
-    /// A hook that read z = LN(h + x) also adds ∂L/∂x to `residualGrad`.
+    /// A hook that read z = LN(h + x) or x itself also adds ∂L/∂x to `residualGrad`.
     private func sublayerBackward(
         _ l: Int, _ site: AdapterSite, dSum: Tensor, mask: Mask, residualGrad: Tensor, n: Int,
-        _ ws: EncoderWorkspace, _ hook: LayerHook, _ dropout: DropoutState
+        _ ws: EncoderWorkspace, _ hook: LayerHook?, _ dropout: DropoutState, _ a: LayerActivations
     ) {
         let H = config.hiddenSize
         let count = n * H
         let dProj = ws.dProj
-        if hook.acts(layer: l, site: site) {
+        if let hook, hook.acts(layer: l, site: site) {
             dProj.data.update(repeating: 0, count: count)
+            let cache = ws.hookCache
             if hook.readsNormalized(layer: l, site: site) {
                 // z = LN(s), s = h + x: ∂L/∂s goes to both h and the residual x
-                let cache = ws.hookCache
-                let slot = normSlots(l, site, training: true)
+                let slot = normSlot(site)
                 let dz = cache.tensor(self, 0, count: count)
                 let ds = cache.tensor(self, -1, count: count)
                 dz.data.update(repeating: 0, count: count)
-                hook.backward(layer: l, site: site, dout: dSum.data, grad: HookGradient(dh: dProj.data, dnormed: dz.data), n: n, cache: cache)
+                hook.backward(
+                    layer: l, site: site, dout: dSum.data, grad: HookGradient(dh: dProj.data, dnormed: dz.data, dx: residualGrad.data), n: n,
+                    cache: cache)
                 ds.data.update(repeating: 0, count: count)
                 LayerNorm.backward(
-                    dinp: ds.data, dweight: nil, dbias: nil, dout: dz.data, inp: cache.tensor(self, slot, count: count).data,
-                    weight: norm(l, site).weight.data, mean: cache.tensor(self, slot + 1, count: n).data,
-                    rstd: cache.tensor(self, slot + 2, count: n).data, n: n, c: H)
+                    dinp: ds.data, dweight: nil, dbias: nil, dout: dz.data, inp: cache.tensor(a, slot, count: count).data,
+                    weight: norm(l, site).weight.data, mean: cache.tensor(a, slot + 1, count: n).data,
+                    rstd: cache.tensor(a, slot + 2, count: n).data, n: n, c: H)
                 VectorMath.add(dProj.data, ds.data, count)
                 VectorMath.add(residualGrad.data, ds.data, count)
             } else {
-                hook.backward(layer: l, site: site, dout: dSum.data, grad: HookGradient(dh: dProj.data), n: n, cache: ws.hookCache)
+                hook.backward(
+                    layer: l, site: site, dout: dSum.data, grad: HookGradient(dh: dProj.data, dx: residualGrad.data), n: n, cache: cache)
             }
         } else {
             dProj.data.update(from: dSum.data, count: count)
         }
         if dropout.hidden > 0 { Dropout.apply(out: dProj.data, inp: dProj.data, mask: mask.data, count: count, p: dropout.hidden) }
+    }
+}
+
+/// What a hook that computes whole layers (`LayerHook.replacesLayer`) gets to run the encoder's
+/// own layer with other hooks: each run keeps its activations apart (run 0 is the encoder's).
+public struct LayerRunner {
+    let encoder: BertEncoder
+    let batch: TokenBatch
+    let workspace: EncoderWorkspace
+    let dropout: DropoutState?
+    let stop: BackwardStop?
+
+    /// Tokens of the pass.
+    public var tokenCount: Int { batch.tokenCount }
+
+    /// output = layer `l` of `input` with `hook`, keeping its activations in run `run`.
+    public func forward(_ l: Int, input: Tensor, output: Tensor, hook: LayerHook?, run: Int) {
+        encoder.layerForward(l, input: input, output: output, batch, workspace, hook, dropout, run: run)
+    }
+
+    /// True when the pass needs ∂L/∂(input of layer l): not at the lowest layer of the pass.
+    public func needsInputGradient(_ l: Int) -> Bool {
+        switch stop {
+        case .layerInput(let s), .outputSite(let s), .attentionSite(let s): return l > s
+        case .embeddings: return true
+        case nil: return false
+        }
+    }
+
+    /// dInput += ∂L/∂input of run `run`'s layer `l`, given dOutput = ∂L/∂output (overwritten).
+    public func backward(_ l: Int, dOutput: Tensor, dInput: Tensor, hook: LayerHook?, run: Int) {
+        encoder.layerBackward(l, dOutput, batch, workspace, hook, dropout!, run: run, stop: nil)
+        VectorMath.add(dInput.data, dOutput.data, batch.tokenCount * encoder.config.hiddenSize)
     }
 }

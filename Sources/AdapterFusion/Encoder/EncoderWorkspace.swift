@@ -92,14 +92,21 @@ public final class EncoderWorkspace {
     private(set) var ffnAct = Tensor(zeros: [0])  // [N, F] GELU output
     private(set) var ffnProj = Tensor(zeros: [0])  // [N, H] FFN output projection: hook input
     private(set) var hidden = [Tensor(zeros: [0]), Tensor(zeros: [0])]  // [N, H] layer outputs, ping-pong
-    private(set) var layers: [LayerActivations] = []
+    /// Activations by run, then layer: run 0 is the encoder's own pass; a hook that computes a
+    /// layer several times over (`LayerFuseNode`) keeps its other runs in 1, 2, …
+    private var runs: [[LayerActivations]] = []
     private(set) var embMask = Mask(count: 0)
-    var scratch = Tensor(zeros: [0])  // attention: 3 · maxLength² per thread
+    private(set) var embMean = Tensor(zeros: [0]), embRstd = Tensor(zeros: [0])  // [N] embedding LayerNorm statistics (training)
+    var scratch = Tensor(zeros: [0])  // attention: 3 · maxLength · (maxLength + prefix) per thread
+    /// Prefix gradient buffers (prefix tuning): ∂L/∂keys [P, H], ∂L/∂values [sequences·P, H], per-block scratch.
+    var dPrefixKeys = Tensor(zeros: [0]), dPrefixValues = Tensor(zeros: [0]), prefixScratch = Tensor(zeros: [0])
+    private var attCount = 0
     /// Threads the attention scratch has room for (in this pass).
     private(set) var scratchSlots = 1
     // Backward buffers (training only).
     var dX = Tensor(zeros: [0]), dA = Tensor(zeros: [0]), dB = Tensor(zeros: [0]), dProj = Tensor(zeros: [0])
     var dCtx = Tensor(zeros: [0]), dQKV = Tensor(zeros: [0]), dF1 = Tensor(zeros: [0]), dF2 = Tensor(zeros: [0])
+    var dIn = Tensor(zeros: [0])  // [N, H] ∂L/∂(layer input) of a layer a hook computes
     /// What the hooks (adapters, fusion) keep between this workspace's forward and backward passes.
     public let hookCache = HookCache()
     /// The batch of the last forward pass (backward runs on it).
@@ -110,37 +117,53 @@ public final class EncoderWorkspace {
         self.training = training
     }
 
-    /// Makes sure the buffers fit `batch`; allocates only when it is larger than any before.
-    public func reserve(for batch: TokenBatch) {
+    /// Makes sure the buffers fit `batch` with `prefix` attention prefix vectors; allocates only
+    /// when it is larger than any before.
+    public func reserve(for batch: TokenBatch, prefix: Int = 0) {
         let n = batch.tokenCount
         let H = config.hiddenSize
         let F = config.intermediateSize
-        let attCount = SelfAttention.probabilityCount(batch, heads: config.numAttentionHeads)
+        attCount = SelfAttention.probabilityCount(batch, heads: config.numAttentionHeads, prefix: prefix)
         if n > capacity {
             capacity = n
             embSum = Tensor(zeros: [n, H]); ctx = Tensor(zeros: [n, H]); attnProj = Tensor(zeros: [n, H])
             attnOut = Tensor(zeros: [n, H]); ffnAct = Tensor(zeros: [n, F]); ffnProj = Tensor(zeros: [n, H])
             hidden = [Tensor(zeros: [n, H]), Tensor(zeros: [n, H])]
             embMask = Mask(count: training ? n * H : 0)
-            layers = (0..<(training ? config.numHiddenLayers : 1)).map { _ in
-                LayerActivations(capacity: n, attCapacity: attCount, config: config, training: training)
-            }
+            embMean = Tensor(zeros: [training ? n : 0]); embRstd = Tensor(zeros: [training ? n : 0])
+            runs = (0..<max(runs.count, 1)).map { _ in newRun() }
             if training {
                 dX = Tensor(zeros: [n, H]); dA = Tensor(zeros: [n, H]); dB = Tensor(zeros: [n, H])
                 dProj = Tensor(zeros: [n, H]); dCtx = Tensor(zeros: [n, H]); dQKV = Tensor(zeros: [n, 3 * H])
-                dF1 = Tensor(zeros: [n, F]); dF2 = Tensor(zeros: [n, F])
+                dF1 = Tensor(zeros: [n, F]); dF2 = Tensor(zeros: [n, F]); dIn = Tensor(zeros: [n, H])
             }
         }
-        for l in layers where l.att.count < attCount {
-            l.att = Tensor(zeros: [attCount])
-            if training { l.attMask = Mask(count: attCount) }
-        }
+        for run in runs { for l in run { fit(l) } }
         let L = batch.maxLength
-        Tensor.ensure(&scratch, 3 * L * L * Parallel.threads)
-        scratchSlots = scratch.count / max(3 * L * L, 1)
+        Tensor.ensure(&scratch, 3 * L * (L + prefix) * Parallel.threads)
+        scratchSlots = scratch.count / max(3 * L * (L + prefix), 1)
         self.batch = batch
     }
 
-    /// Buffers of layer `l`.
-    public func activations(_ l: Int) -> LayerActivations { layers[training ? l : 0] }
+    private func newRun() -> [LayerActivations] {
+        (0..<(training ? config.numHiddenLayers : 1)).map { _ in
+            LayerActivations(capacity: capacity, attCapacity: attCount, config: config, training: training)
+        }
+    }
+
+    private func fit(_ l: LayerActivations) {
+        if l.att.count < attCount {
+            l.att = Tensor(zeros: [attCount])
+            if training { l.attMask = Mask(count: attCount) }
+        }
+    }
+
+    /// Buffers of layer `l` in run `run` (0: the encoder's own pass). An inference workspace
+    /// shares one set among the layers of a run.
+    public func activations(_ l: Int, run: Int = 0) -> LayerActivations {
+        while runs.count <= run { runs.append(newRun()) }
+        let a = runs[run][training ? l : 0]
+        fit(a)
+        return a
+    }
 }

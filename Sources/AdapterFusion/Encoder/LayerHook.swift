@@ -33,28 +33,72 @@ public struct HookSite: Hashable, Sendable, Comparable {
 }
 
 /// What a hook reads at one (layer, site), all [n, H]: the sublayer's output h (after its
-/// dropout, before the residual sum) and, when the hook asks for it, z = LN(h + x), the layer's
-/// own LayerNorm applied to the residual sum (AdapterHub's `original_ln_before`, the input of a
-/// seq_bn / Pfeiffer adapter and of its fusion query).
+/// dropout, before the residual sum), the sublayer's input x (the residual; a parallel adapter
+/// reads it) and, when the hook asks for it, z = LN(h + x), the layer's own LayerNorm applied
+/// to the residual sum (AdapterHub's `original_ln_before`, the input of a seq_bn / Pfeiffer
+/// adapter and of its fusion query).
 public struct HookInput {
     public let h: UnsafePointer<Float>
     public let normed: UnsafePointer<Float>?
+    public let x: UnsafePointer<Float>?
 
-    public init(h: UnsafePointer<Float>, normed: UnsafePointer<Float>? = nil) { self.h = h; self.normed = normed }
+    public init(h: UnsafePointer<Float>, normed: UnsafePointer<Float>? = nil, x: UnsafePointer<Float>? = nil) {
+        self.h = h; self.normed = normed; self.x = x
+    }
 
     /// The rows from `offset` on (a slice of the batch).
-    func advanced(by offset: Int) -> HookInput { HookInput(h: h + offset, normed: normed.map { $0 + offset }) }
+    func advanced(by offset: Int) -> HookInput { HookInput(h: h + offset, normed: normed.map { $0 + offset }, x: x.map { $0 + offset }) }
+
+    /// The same input with another h (a stack's next member).
+    func with(h: UnsafePointer<Float>) -> HookInput { HookInput(h: h, normed: normed, x: x) }
 }
 
-/// Where a hook's backward pass adds its input gradients: ∂L/∂h and, when the hook read z,
-/// ∂L/∂z (the encoder carries it through the LayerNorm to h and the residual).
+/// Where a hook's backward pass adds its input gradients: ∂L/∂h, ∂L/∂x (the residual, for
+/// hooks that read x) and, when the hook read z, ∂L/∂z (the encoder carries it through the
+/// LayerNorm to h and the residual).
 public struct HookGradient {
     public let dh: UnsafeMutablePointer<Float>
     public let dnormed: UnsafeMutablePointer<Float>?
+    public let dx: UnsafeMutablePointer<Float>?
 
-    public init(dh: UnsafeMutablePointer<Float>, dnormed: UnsafeMutablePointer<Float>? = nil) { self.dh = dh; self.dnormed = dnormed }
+    public init(dh: UnsafeMutablePointer<Float>, dnormed: UnsafeMutablePointer<Float>? = nil, dx: UnsafeMutablePointer<Float>? = nil) {
+        self.dh = dh; self.dnormed = dnormed; self.dx = dx
+    }
 
-    func advanced(by offset: Int) -> HookGradient { HookGradient(dh: dh + offset, dnormed: dnormed.map { $0 + offset }) }
+    func advanced(by offset: Int) -> HookGradient {
+        HookGradient(dh: dh + offset, dnormed: dnormed.map { $0 + offset }, dx: dx.map { $0 + offset })
+    }
+
+    /// The same gradient with another dh (a stack's inner member).
+    func with(dh: UnsafeMutablePointer<Float>) -> HookGradient { HookGradient(dh: dh, dnormed: dnormed, dx: dx) }
+}
+
+/// Frozen tensors inside a layer that a method may change in place: LoRA adds ΔW·x to a
+/// projection, IA³ scales one, BitFit adds a bias delta. Each is named by what it holds.
+public enum LayerPoint: Int, Sendable, CaseIterable {
+    /// [n, 3H] = x·Wqkvᵀ + b: the query, key and value projections side by side (input: the layer input).
+    case qkv
+    /// [n, H] = ctx·Woᵀ + bo, before its dropout (input: the attention context).
+    case attnProj
+    /// [n, H] the first LayerNorm's output, the FFN's input (no input).
+    case attnNorm
+    /// [n, F] = attnOut·W1ᵀ, before the bias b1 and the GELU (input: attnOut).
+    case ffnPre
+    /// [n, F] = GELU(ffnPre + b1) (no input).
+    case ffnAct
+    /// [n, H] = ffnAct·W2ᵀ + b2, before its dropout (input: ffnAct).
+    case ffnProj
+    /// [n, H] the layer's output, after its LayerNorm (no input).
+    case outNorm
+
+    /// Values per token.
+    public func width(hidden H: Int, intermediate F: Int) -> Int {
+        switch self {
+        case .qkv: return 3 * H
+        case .ffnPre, .ffnAct: return F
+        default: return H
+        }
+    }
 }
 
 /// Something that replaces a sublayer output h by f(h, z) inside the encoder: adapters, their
@@ -71,12 +115,107 @@ public protocol LayerHook: AnyObject {
     /// grad.dh[n, H] += ∂L/∂h (and grad.dnormed += ∂L/∂z) given dout = ∂L/∂out, reading what the
     /// forward pass kept in `cache`.
     func backward(layer: Int, site: AdapterSite, dout: UnsafePointer<Float>, grad: HookGradient, n: Int, cache: HookCache)
+
+    /// True when the hook changes `point` of layer `layer` (default: never).
+    func changes(layer: Int, point: LayerPoint) -> Bool
+    /// y[n, width] = g(y, x) in place, x [n, in] being the point's input (nil for points without one).
+    func forward(layer: Int, point: LayerPoint, x: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, cache: HookCache)
+    /// Given dy = ∂L/∂(changed y), turns dy into ∂L/∂(y before the change) in place and adds
+    /// ∂L/∂x to `dx` (when the point has an input); accumulates the hook's parameter gradients.
+    func backward(layer: Int, point: LayerPoint, dy: UnsafeMutablePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int, cache: HookCache)
+
+    /// How many key and value vectors the hook prepends to layer `layer`'s attention (prefix tuning).
+    func prefixLength(layer: Int) -> Int
+    /// Those vectors for the current pass (after `beginPass`).
+    func prefix(layer: Int, cache: HookCache) -> AttentionPrefix?
+    /// Receives ∂L/∂(the prefix of `prefix(layer:cache:)`), laid out like it.
+    func prefixBackward(layer: Int, dkeys: UnsafePointer<Float>, dvalues: UnsafePointer<Float>, cache: HookCache)
+
+    /// Soft tokens the hook inserts after each sequence's first token (prompt tuning).
+    var promptLength: Int { get }
+    /// out[promptLength, H]: the soft tokens' input embeddings (before positions and LayerNorm).
+    func promptEmbeddings(cache: HookCache) -> UnsafePointer<Float>?
+    /// Receives ∂L/∂(prompt embeddings) summed over the batch [promptLength, H].
+    func promptBackward(_ d: UnsafePointer<Float>, cache: HookCache)
+
+    /// Called at the start of every encoder pass with its batch (a hook with state derived from
+    /// its parameters — prefix tuning's re-parameterisation — computes it here).
+    func beginPass(batch: TokenBatch, training: Bool, cache: HookCache)
+    /// Called once the encoder's backward pass is done (gradients of such derived state go back
+    /// to the parameters here).
+    func endBackward(cache: HookCache)
+
+    /// True when the hook computes layer `layer` as a whole (a fusion over members that change
+    /// more than a sublayer's output: see `LayerFuseNode`).
+    func replacesLayer(_ layer: Int) -> Bool
+    /// output = the layer computed by the hook (with `run` the encoder's own layer function).
+    func layerForward(_ layer: Int, input: Tensor, output: Tensor, run: LayerRunner, training: Bool, cache: HookCache)
+    /// dInput += ∂L/∂input given dOutput = ∂L/∂output (which it may overwrite).
+    func layerBackward(_ layer: Int, dOutput: Tensor, dInput: Tensor, run: LayerRunner, cache: HookCache)
+}
+
+/// A prefix of key and value vectors for one layer's attention: `count` rows of [H] each,
+/// shared by every sequence or (`perSequence`) one block of `count` rows per sequence.
+public struct AttentionPrefix {
+    public let keys: UnsafePointer<Float>
+    public let values: UnsafePointer<Float>
+    public let count: Int
+    /// Values differ per sequence (a gated prefix): values + s·count·H is sequence s's block.
+    public let valuesPerSequence: Bool
+
+    public init(keys: UnsafePointer<Float>, values: UnsafePointer<Float>, count: Int, valuesPerSequence: Bool = false) {
+        self.keys = keys; self.values = values; self.count = count; self.valuesPerSequence = valuesPerSequence
+    }
 }
 
 extension LayerHook {
-    /// The lowest (layer, site) the hook acts at, in forward order; nil when it never acts.
-    func lowestSite(layers: Int) -> (layer: Int, site: AdapterSite)? {
-        for l in 0..<layers { for s in AdapterSite.allCases where acts(layer: l, site: s) { return (l, s) } }
+    public func changes(layer: Int, point: LayerPoint) -> Bool { false }
+    public func forward(
+        layer: Int, point: LayerPoint, x: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, cache: HookCache
+    ) {}
+    public func backward(layer: Int, point: LayerPoint, dy: UnsafeMutablePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int, cache: HookCache) {}
+    public func prefix(layer: Int, cache: HookCache) -> AttentionPrefix? { nil }
+    public func prefixBackward(layer: Int, dkeys: UnsafePointer<Float>, dvalues: UnsafePointer<Float>, cache: HookCache) {}
+    public func prefixLength(layer: Int) -> Int { 0 }
+    public var promptLength: Int { 0 }
+    public func promptEmbeddings(cache: HookCache) -> UnsafePointer<Float>? { nil }
+    public func promptBackward(_ d: UnsafePointer<Float>, cache: HookCache) {}
+    public func beginPass(batch: TokenBatch, training: Bool, cache: HookCache) {}
+    public func endBackward(cache: HookCache) {}
+    public func replacesLayer(_ layer: Int) -> Bool { false }
+    public func layerForward(_ layer: Int, input: Tensor, output: Tensor, run: LayerRunner, training: Bool, cache: HookCache) {}
+    public func layerBackward(_ layer: Int, dOutput: Tensor, dInput: Tensor, run: LayerRunner, cache: HookCache) {}
+}
+
+extension LayerHook {
+    /// The most prefix vectors any of `layers` layers gets (sizes the attention buffers).
+    func maxPrefixLength(layers: Int) -> Int { (0..<layers).map { prefixLength(layer: $0) }.max() ?? 0 }
+}
+
+/// How far down the encoder's backward pass must go for a hook: nothing below it is computed.
+enum BackwardStop: Equatable {
+    /// Through layer `l`'s FFN sublayer hook only.
+    case outputSite(Int)
+    /// Through layer `l`'s attention sublayer hook.
+    case attentionSite(Int)
+    /// Through the whole of layer `l`, down to its input.
+    case layerInput(Int)
+    /// Through the embeddings (prompt tuning).
+    case embeddings
+}
+
+extension LayerHook {
+    /// The lowest place the hook acts at, in forward order; nil when it never acts.
+    func backwardStop(layers: Int) -> BackwardStop? {
+        if promptLength > 0 { return .embeddings }
+        for l in 0..<layers {
+            if replacesLayer(l) || prefixLength(layer: l) > 0 || LayerPoint.allCases.contains(where: { changes(layer: l, point: $0) })
+            {
+                return .layerInput(l)
+            }
+            if acts(layer: l, site: .attention) { return .attentionSite(l) }
+            if acts(layer: l, site: .output) { return .outputSite(l) }
+        }
         return nil
     }
 }

@@ -6,98 +6,131 @@ import CKernels
 /// leading dimensions, so no per-head copies or allocations happen; the probabilities of every
 /// (sequence, head) are kept in one preallocated buffer for the backward pass.
 public enum SelfAttention {
-    /// Floats needed to hold the attention probabilities of `batch`: Σₛ heads · Lₛ².
-    public static func probabilityCount(_ batch: TokenBatch, heads: Int) -> Int {
-        (0..<batch.count).reduce(0) { $0 + heads * batch.length($1) * batch.length($1) }
+    /// Floats needed to hold the attention probabilities of `batch`: Σₛ heads · Lₛ · (Lₛ + P)
+    /// with P prefix vectors.
+    public static func probabilityCount(_ batch: TokenBatch, heads: Int, prefix P: Int = 0) -> Int {
+        (0..<batch.count).reduce(0) { $0 + heads * batch.length($1) * (batch.length($1) + P) }
     }
 
     /// One (sequence, head) block of work, in sequence-then-head order.
     struct Block {
-        /// First token row of the sequence, and its length L.
+        /// The sequence, its first token row and its length L.
+        let sequence: Int
         let row: Int
         let length: Int
         /// First column of the head inside an [tokens, H] matrix (h·d).
         let column: Int
-        /// Start of the block's [L, L] probabilities in the probability buffer.
+        /// Start of the block's [L, P + L] probabilities in the probability buffer.
         let offset: Int
     }
 
-    static func blocks(_ batch: TokenBatch, heads: Int, headSize d: Int) -> [Block] {
+    static func blocks(_ batch: TokenBatch, heads: Int, headSize d: Int, prefix P: Int) -> [Block] {
         var out: [Block] = []
         var o = 0
         for s in 0..<batch.count {
             let L = batch.length(s)
             for h in 0..<heads {
-                out.append(Block(row: batch.offsets[s], length: L, column: h * d, offset: o))
-                o += L * L
+                out.append(Block(sequence: s, row: batch.offsets[s], length: L, column: h * d, offset: o))
+                o += L * (L + P)
             }
         }
         return out
     }
 
-    /// ctx[tokens, H] = concatₕ dropout(softmax(Qₕ Kₕᵀ / √d)) Vₕ, per sequence.
-    /// `att` receives the probabilities P, sequence by sequence, head by head, each [L, L].
-    /// With `dropout` (p, mask buffer laid out like `att`, scratch of maxLength² floats),
-    /// P ⊙ mask is what multiplies V; each (sequence, head) block draws its mask from its own
-    /// generator, seeded from one draw of `rng`, the sequence's example id and the head.
+    /// ctx[tokens, H] = concatₕ dropout(softmax(Qₕ [PKₕ; Kₕ]ᵀ / √d)) [PVₕ; Vₕ], per sequence,
+    /// where the optional `prefix` prepends P key and value vectors (prefix tuning) that every
+    /// token attends to. `att` receives the probabilities, sequence by sequence, head by head,
+    /// each [L, P + L]. With `dropout` (p, mask buffer laid out like `att`, scratch of
+    /// maxLength·(maxLength + P) floats per slot) the masked probabilities multiply the values;
+    /// each (sequence, head) block draws its mask from its own generator, seeded from one draw
+    /// of `rng`, the sequence's example id and the head.
     public static func forward(
         ctx: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
-        qkv: UnsafePointer<Float>, batch: TokenBatch, heads: Int, headSize d: Int,
+        qkv: UnsafePointer<Float>, batch: TokenBatch, heads: Int, headSize d: Int, prefix: AttentionPrefix? = nil,
         dropout: (p: Float, mask: UnsafeMutablePointer<UInt8>, scratch: UnsafeMutablePointer<Float>, slots: Int)? = nil,
         rng: inout SeededRNG
     ) {
         let H = heads * d
         let ld = 3 * H
+        let P = prefix?.count ?? 0
         let scale = 1 / Float(d).squareRoot()
-        let blocks = blocks(batch, heads: heads, headSize: d)
+        let blocks = blocks(batch, heads: heads, headSize: d, prefix: P)
         let maxL = batch.maxLength
         let seed = dropout == nil ? 0 : rng.next()
         // (sequence, head) blocks are independent: they run on the pool's threads, each thread
-        // with its own maxLength² of scratch.
+        // with its own scratch.
         Profile.measure(.attention) {
             Parallel.run(tasks: blocks.count, slots: dropout?.slots ?? 255) { item, slot in
                 let b = blocks[item]
                 let L = b.length
+                let W = P + L
                 let offset = b.offset
                 let q = qkv + b.row * ld + b.column
                 let k = q + H
                 let v = q + 2 * H
                 let p = att + offset
-                // scores[L, L] = Q[L, d] · K[L, d]ᵀ (scaled inside the softmax)
-                BLAS.gemmSerial(transB: true, m: L, n: L, k: d, a: q, lda: ld, b: k, ldb: ld, c: p, ldc: L)
-                afk_softmax(p, L, L, L, scale)
+                // scores[L, P + L] = Q[L, d] · [PK; K]ᵀ (scaled inside the softmax)
+                if let prefix {
+                    BLAS.gemmSerial(transB: true, m: L, n: P, k: d, a: q, lda: ld, b: prefix.keys + b.column, ldb: H, c: p, ldc: W)
+                }
+                BLAS.gemmSerial(transB: true, m: L, n: L, k: d, a: q, lda: ld, b: k, ldb: ld, c: p + P, ldc: W)
+                afk_softmax(p, L, W, W, scale)
                 var used = UnsafePointer(p)
                 if let dropout {
-                    var blockRNG = DropoutState.generator(seed, example: batch.exampleIDs[item / heads] &* heads &+ item % heads)
-                    let scratch = dropout.scratch + slot * maxL * maxL
-                    Dropout.forward(out: scratch, mask: dropout.mask + offset, inp: p, count: L * L, p: dropout.p, rng: &blockRNG)
+                    var blockRNG = DropoutState.generator(seed, example: batch.exampleIDs[b.sequence] &* heads &+ item % heads)
+                    let scratch = dropout.scratch + slot * maxL * (maxL + P)
+                    Dropout.forward(out: scratch, mask: dropout.mask + offset, inp: p, count: L * W, p: dropout.p, rng: &blockRNG)
                     used = UnsafePointer(scratch)
                 }
-                // ctx[L, d] (columns h·d ..< (h+1)·d of [L, H]) = P[L, L] · V[L, d]
-                BLAS.gemmSerial(m: L, n: d, k: L, a: used, lda: L, b: v, ldb: ld, c: ctx + b.row * H + b.column, ldc: H)
+                // ctx[L, d] (columns h·d ..< (h+1)·d of [L, H]) = P[L, P + L] · [PV; V][P + L, d]
+                let c = ctx + b.row * H + b.column
+                if let prefix {
+                    let pv = prefix.values + (prefix.valuesPerSequence ? b.sequence * P * H : 0) + b.column
+                    BLAS.gemmSerial(m: L, n: d, k: P, a: used, lda: W, b: pv, ldb: H, c: c, ldc: H)
+                }
+                BLAS.gemmSerial(m: L, n: d, k: L, a: used + P, lda: W, b: v, ldb: ld, beta: P > 0 ? 1 : 0, c: c, ldc: H)
             }
         }
     }
 
+    /// Where the gradient of a prefix goes: dkeys [P, H] and dvalues ([P, H], or [sequences, P, H]
+    /// when the prefix's values are per sequence) receive ∂L/∂(prefix) (overwritten), using
+    /// `scratch` of 2·P·d floats per (sequence, head) block.
+    public struct PrefixGradient {
+        public let prefix: AttentionPrefix
+        public let dkeys: UnsafeMutablePointer<Float>
+        public let dvalues: UnsafeMutablePointer<Float>
+        public let scratch: UnsafeMutablePointer<Float>
+    }
+
+    /// Floats of scratch a prefix gradient needs for `batch`.
+    public static func prefixScratchCount(_ batch: TokenBatch, heads: Int, headSize d: Int, prefix P: Int) -> Int {
+        batch.count * heads * 2 * P * d
+    }
+
     /// dqkv[tokens, 3H] = ∂L/∂qkv given dctx (overwritten, not accumulated).
-    /// `scratch` holds 3·maxLength² floats per thread; `mask` is the forward's dropout mask, if any.
+    /// `scratch` holds 3·maxLength·(maxLength + P) floats per thread; `mask` is the forward's
+    /// dropout mask, if any.
     public static func backward(
         dqkv: UnsafeMutablePointer<Float>, dctx: UnsafePointer<Float>, att: UnsafePointer<Float>,
         mask: UnsafePointer<UInt8>?, dropoutP: Float = 0, qkv: UnsafePointer<Float>, batch: TokenBatch, heads: Int, headSize d: Int,
-        scratch: UnsafeMutablePointer<Float>, scratchSlots: Int
+        prefix: PrefixGradient? = nil, scratch: UnsafeMutablePointer<Float>, scratchSlots: Int
     ) {
         let H = heads * d
         let ld = 3 * H
+        let P = prefix?.prefix.count ?? 0
         let scale = 1 / Float(d).squareRoot()
-        let blocks = blocks(batch, heads: heads, headSize: d)
+        let blocks = blocks(batch, heads: heads, headSize: d, prefix: P)
         let maxL = batch.maxLength
+        let stride = maxL * (maxL + P)
         Profile.measure(.attention) {
             Parallel.run(tasks: blocks.count, slots: scratchSlots) { item, slot in
-                let pd = scratch + slot * 3 * maxL * maxL
-                let ds = pd + maxL * maxL
-                let dsm = ds + maxL * maxL  // P′, dP, dS
+                let pd = scratch + slot * 3 * stride
+                let ds = pd + stride
+                let dsm = ds + stride  // P′, dP, dS
                 let b = blocks[item]
                 let L = b.length
+                let W = P + L
                 let offset = b.offset
                 let q = qkv + b.row * ld + b.column
                 let k = q + H
@@ -109,19 +142,44 @@ public enum SelfAttention {
                 let p = att + offset
                 var used = p
                 if let mask {
-                    Dropout.apply(out: pd, inp: p, mask: mask + offset, count: L * L, p: dropoutP)
+                    Dropout.apply(out: pd, inp: p, mask: mask + offset, count: L * W, p: dropoutP)
                     used = UnsafePointer(pd)
                 }
-                // dV[L, d] = P′ᵀ · dctx
-                BLAS.gemmSerial(transA: true, m: L, n: d, k: L, a: used, lda: L, b: dc, ldb: H, c: dv, ldc: ld)
-                // dP′[L, L] = dctx · Vᵀ, then through the dropout mask
-                BLAS.gemmSerial(transB: true, m: L, n: L, k: d, a: dc, lda: H, b: v, ldb: ld, c: ds, ldc: L)
-                if let mask { Dropout.apply(out: ds, inp: ds, mask: mask + offset, count: L * L, p: dropoutP) }
-                // dS = scale · P ⊙ (dP − ⟨dP, P⟩): gradient w.r.t. the unscaled QKᵀ
-                Softmax.backwardOverwrite(dinp: dsm, dout: ds, out: p, n: L, c: L, ld: L, scale: scale)
-                // dQ = dS · K;  dK = dSᵀ · Q
-                BLAS.gemmSerial(m: L, n: d, k: L, a: dsm, lda: L, b: k, ldb: ld, c: dq, ldc: ld)
-                BLAS.gemmSerial(transA: true, m: L, n: d, k: L, a: dsm, lda: L, b: q, ldb: ld, c: dk, ldc: ld)
+                // dV[L, d] = P′[:, P:]ᵀ · dctx;  dPV[P, d] = P′[:, :P]ᵀ · dctx
+                BLAS.gemmSerial(transA: true, m: L, n: d, k: L, a: used + P, lda: W, b: dc, ldb: H, c: dv, ldc: ld)
+                // dP′[L, P + L] = dctx · [PV; V]ᵀ, then through the dropout mask
+                BLAS.gemmSerial(transB: true, m: L, n: L, k: d, a: dc, lda: H, b: v, ldb: ld, c: ds + P, ldc: W)
+                if let g = prefix {
+                    let blockGrad = g.scratch + item * 2 * P * d
+                    let pv = g.prefix.values + (g.prefix.valuesPerSequence ? b.sequence * P * H : 0) + b.column
+                    BLAS.gemmSerial(transA: true, m: P, n: d, k: L, a: used, lda: W, b: dc, ldb: H, c: blockGrad + P * d, ldc: d)
+                    BLAS.gemmSerial(transB: true, m: L, n: P, k: d, a: dc, lda: H, b: pv, ldb: H, c: ds, ldc: W)
+                }
+                if let mask { Dropout.apply(out: ds, inp: ds, mask: mask + offset, count: L * W, p: dropoutP) }
+                // dS = scale · P ⊙ (dP − ⟨dP, P⟩): gradient w.r.t. the unscaled scores
+                Softmax.backwardOverwrite(dinp: dsm, dout: ds, out: p, n: L, c: W, ld: W, scale: scale)
+                // dQ = dS[:, P:] · K (+ dS[:, :P] · PK);  dK = dS[:, P:]ᵀ · Q;  dPK = dS[:, :P]ᵀ · Q
+                BLAS.gemmSerial(m: L, n: d, k: L, a: dsm + P, lda: W, b: k, ldb: ld, c: dq, ldc: ld)
+                BLAS.gemmSerial(transA: true, m: L, n: d, k: L, a: dsm + P, lda: W, b: q, ldb: ld, c: dk, ldc: ld)
+                if let g = prefix {
+                    let blockGrad = g.scratch + item * 2 * P * d
+                    BLAS.gemmSerial(m: L, n: d, k: P, a: dsm, lda: W, b: g.prefix.keys + b.column, ldb: H, beta: 1, c: dq, ldc: ld)
+                    BLAS.gemmSerial(transA: true, m: P, n: d, k: L, a: dsm, lda: W, b: q, ldb: ld, c: blockGrad, ldc: d)
+                }
+            }
+            // The blocks' prefix gradients, summed in block order (the same at any thread count).
+            if let g = prefix {
+                let S = batch.count
+                g.dkeys.update(repeating: 0, count: P * H)
+                g.dvalues.update(repeating: 0, count: (g.prefix.valuesPerSequence ? S : 1) * P * H)
+                for (item, b) in blocks.enumerated() {
+                    let blockGrad = g.scratch + item * 2 * P * d
+                    let dvBase = g.dvalues + (g.prefix.valuesPerSequence ? b.sequence * P * H : 0)
+                    for j in 0..<P {
+                        VectorMath.add(g.dkeys + j * H + b.column, blockGrad + j * d, d)
+                        VectorMath.add(dvBase + j * H + b.column, blockGrad + (P + j) * d, d)
+                    }
+                }
             }
         }
     }

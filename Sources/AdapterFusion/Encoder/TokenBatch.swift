@@ -16,6 +16,8 @@ public struct TokenBatch: Sendable {
     /// Which example each sequence is (its index in the training set): the key of its dropout
     /// masks, so a sequence drops the same units whatever else shares its batch (0, 1, … unless set).
     public var exampleIDs: [Int]
+    /// Soft prompt rows after each sequence's first token (set by `insertingPrompt`), or nil.
+    public private(set) var promptLength: Int?
 
     /// Number of sequences.
     public var count: Int { offsets.count - 1 }
@@ -44,6 +46,25 @@ public struct TokenBatch: Sendable {
         }
         self.ids = ids; self.typeIds = types; self.positions = pos; self.offsets = offsets
         exampleIDs = Array(0..<sequences.count)
+    }
+
+    /// The batch with `count` soft prompt rows inserted after each sequence's first token:
+    /// their ids are placeholders (the encoder takes the prompt's vectors instead), their type
+    /// id 0; positions run on through them. Example ids stay.
+    public func insertingPrompt(_ count: Int) -> TokenBatch {
+        var seqs: [[Int32]] = []
+        var types: [[Int32]] = []
+        for s in 0..<self.count {
+            let r = offsets[s]..<offsets[s + 1]
+            let ids = Array(self.ids[r])
+            let tt = Array(typeIds[r])
+            seqs.append(Array(ids.prefix(1)) + Array(repeating: 0, count: count) + ids.dropFirst())
+            types.append(Array(tt.prefix(1)) + Array(repeating: 0, count: count) + tt.dropFirst())
+        }
+        var b = TokenBatch(sequences: seqs, typeIds: types)
+        b.exampleIDs = exampleIDs
+        b.promptLength = count
+        return b
     }
 
     /// Builds a batch from tokenizer encodings.

@@ -123,7 +123,7 @@ final class StackNode: LayerHook {
         var h = input.h
         for (j, m) in members.enumerated() {
             let target = j == members.count - 1 ? out : buffers[j % 2].data
-            applyHook(m, l, s, HookInput(h: h, normed: input.normed), target, n: n, hidden: hidden, training: training, cache: cache)
+            applyHook(m, l, s, input.with(h: h), target, n: n, hidden: hidden, training: training, cache: cache)
             h = UnsafePointer(target)
         }
     }
@@ -135,7 +135,7 @@ final class StackNode: LayerHook {
             if j == 0 { applyHookBackward(m, l, s, d, grad, n: n, hidden: hidden, cache: cache); break }
             let g = grads[j % 2]
             g.data.update(repeating: 0, count: n * hidden)
-            applyHookBackward(m, l, s, d, HookGradient(dh: g.data, dnormed: grad.dnormed), n: n, hidden: hidden, cache: cache)
+            applyHookBackward(m, l, s, d, grad.with(dh: g.data), n: n, hidden: hidden, cache: cache)
             d = UnsafePointer(g.data)
         }
     }
