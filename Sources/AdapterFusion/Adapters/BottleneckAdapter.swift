@@ -1,5 +1,7 @@
-/// One bottleneck module: out = r + W_up·f(W_down·x + b_down) + b_up, where the residual r is the
-/// sublayer output h and the input x is h itself or LN(h + residual) (see `AdapterConfig.lnBefore`).
+/// One bottleneck module: out = r + s·g ⊙ (W_up·f(W_down·x + b_down) + b_up), where the residual
+/// r is the sublayer output h, the input x is h itself, LN(h + residual) (see
+/// `AdapterConfig.lnBefore`) or the sublayer's input (a parallel adapter), s a fixed scale (1,
+/// or 4 for parallel adapters) and g an optional per-token gate (UniPELT), else 1.
 public final class BottleneckAdapter {
     public let hidden: Int
     public let bottleneck: Int
@@ -14,6 +16,8 @@ public final class BottleneckAdapter {
         case pre  // [N, r] W_down·x + b_down
         case act  // [N, r] f(pre)
         case dact, dpre  // [N, r] backward scratch
+        case delta  // [N, H] the ungated output (gated only)
+        case dscaled  // [N, H] backward scratch
     }
 
     func buffer(_ cache: HookCache, _ slot: Slot, _ count: Int) -> Tensor { cache.tensor(self, slot.rawValue, count: count) }
@@ -31,11 +35,11 @@ public final class BottleneckAdapter {
 
     public var parameters: [Parameter] { [downWeight, downBias, upWeight, upBias] }
 
-    /// out[n, H] = residual + up(f(down(x))). `keepInput`: copy x into the cache for the down
-    /// projection's weight gradient (a frozen module, or inference, does not need it).
+    /// out[n, H] = residual + s·g ⊙ up(f(down(x))). `keepInput`: copy x into the cache for the
+    /// down projection's weight gradient (a frozen module, or inference, does not need it).
     public func forward(
         x xin: UnsafePointer<Float>, residual: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, n: Int, cache: HookCache,
-        keepInput: Bool = true
+        keepInput: Bool = true, scale: Float = 1, gate: UnsafePointer<Float>? = nil
     ) {
         let H = hidden
         let r = bottleneck
@@ -45,14 +49,22 @@ public final class BottleneckAdapter {
         Linear.forward(y: pre.data, x: xin, w: downWeight.value.data, b: downBias.value.data, n: n, inDim: H, outDim: r)
         activation.forward(out: act.data, inp: pre.data, count: n * r)
         Linear.forward(y: out, x: act.data, w: upWeight.value.data, b: upBias.value.data, n: n, inDim: r, outDim: H)
+        if scale != 1 || gate != nil {
+            if gate != nil { buffer(cache, .delta, n * H).data.update(from: out, count: n * H) }
+            for i in 0..<n {
+                let c = scale * (gate?[i] ?? 1)
+                for j in 0..<H { out[i * H + j] *= c }
+            }
+        }
         VectorMath.add(out, residual, n * H)
     }
 
-    /// dx += ∂L/∂x, dresidual += ∂L/∂residual (the two may be the same buffer); parameter
-    /// gradients accumulate unless `frozen` (then only the input gradients are computed).
+    /// dx += ∂L/∂x, dresidual += ∂L/∂residual (the two may be the same buffer), dgate += ∂L/∂g
+    /// (gated); parameter gradients accumulate unless `frozen` (then only the input gradients
+    /// are computed).
     public func backward(
         dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, dresidual: UnsafeMutablePointer<Float>, n: Int, cache: HookCache,
-        frozen: Bool = false
+        frozen: Bool = false, scale: Float = 1, gate: UnsafePointer<Float>? = nil, dgate: UnsafeMutablePointer<Float>? = nil
     ) {
         let H = hidden
         let r = bottleneck
@@ -64,8 +76,20 @@ public final class BottleneckAdapter {
         dact.data.update(repeating: 0, count: n * r)
         dpre.data.update(repeating: 0, count: n * r)
         VectorMath.add(dresidual, dout, n * H)
+        var dy = dout
+        if scale != 1 || gate != nil {
+            // ∂L/∂up-output = s·g ⊙ dout;  ∂L/∂g = s·⟨dout, up-output⟩ per token
+            let scaled = buffer(cache, .dscaled, n * H).data
+            let delta = gate == nil ? nil : buffer(cache, .delta, n * H).data
+            for i in 0..<n {
+                let c = scale * (gate?[i] ?? 1)
+                for j in 0..<H { scaled[i * H + j] = c * dout[i * H + j] }
+                if let delta { dgate?[i] += scale * VectorMath.dot(dout + i * H, delta + i * H, H) }
+            }
+            dy = UnsafePointer(scaled)
+        }
         Linear.backward(
-            dx: dact.data, dw: frozen ? nil : upWeight.grad.data, db: frozen ? nil : upBias.grad.data, dy: dout, x: act.data,
+            dx: dact.data, dw: frozen ? nil : upWeight.grad.data, db: frozen ? nil : upBias.grad.data, dy: dy, x: act.data,
             w: upWeight.value.data, n: n, inDim: r, outDim: H)
         activation.backward(dinp: dpre.data, dout: dact.data, inp: pre.data, count: n * r)
         Linear.backward(

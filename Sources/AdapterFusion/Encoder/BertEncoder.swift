@@ -153,7 +153,8 @@ public final class BertEncoder {
         // qkv[N, 3H] = x · Wqkvᵀ + b;  ctx = attention(qkv, prefix)
         Linear.forward(y: a.qkv.data, x: x.data, w: w.qkvWeight.data, b: w.qkvBias.data, n: n, inDim: H, outDim: 3 * H)
         point(.qkv, x, a.qkv)
-        let prefix = hook?.prefix(layer: l, cache: cache)
+        let prefix = hook?.prefix(layer: l, x: x.data, batch: batch, training: training, cache: cache)
+        a.prefix = prefix
         var noRNG = SeededRNG(seed: 0)
         if let dropout, dropout.attention > 0 {
             SelfAttention.forward(
@@ -343,7 +344,7 @@ public final class BertEncoder {
             dx: ws.dCtx.data, dw: nil, db: nil, dy: ws.dProj.data, x: nil,
             w: w.attnOutWeight.data, n: n, inDim: H, outDim: H)
         var prefixGrad: SelfAttention.PrefixGradient?
-        if let hook, let prefix = hook.prefix(layer: l, cache: cache) {
+        if hook != nil, let prefix = a.prefix {
             let P = prefix.count
             Tensor.ensure(&ws.dPrefixKeys, P * H)
             Tensor.ensure(&ws.dPrefixValues, batch.count * P * H)
@@ -357,7 +358,9 @@ public final class BertEncoder {
             dropoutP: dropout.attention, qkv: a.qkv.data,
             batch: batch, heads: config.numAttentionHeads, headSize: config.headSize, prefix: prefixGrad,
             scratch: ws.scratch.data, scratchSlots: ws.scratchSlots)
-        if let hook, let g = prefixGrad { hook.prefixBackward(layer: l, dkeys: g.dkeys, dvalues: g.dvalues, cache: cache) }
+        if let hook, let g = prefixGrad {
+            hook.prefixBackward(layer: l, dkeys: g.dkeys, dvalues: g.dvalues, dx: d.data, batch: batch, cache: cache)
+        }
         point(.qkv, ws.dQKV, d)
         Linear.backward(
             dx: d.data, dw: nil, db: nil, dy: ws.dQKV.data, x: nil,

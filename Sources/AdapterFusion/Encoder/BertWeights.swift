@@ -17,6 +17,21 @@ public struct BertLayerWeights {
     public let ffnLNBias: Tensor  // [H]
 }
 
+extension BertLayerWeights {
+    /// A deep copy (for weights that are about to change: merged LoRA updates).
+    func copy() -> BertLayerWeights {
+        func c(_ t: Tensor) -> Tensor {
+            let o = Tensor(zeros: t.shape)
+            o.copy(from: t)
+            return o
+        }
+        return BertLayerWeights(
+            qkvWeight: c(qkvWeight), qkvBias: c(qkvBias), attnOutWeight: c(attnOutWeight), attnOutBias: c(attnOutBias),
+            attnLNWeight: c(attnLNWeight), attnLNBias: c(attnLNBias), ffnInWeight: c(ffnInWeight), ffnInBias: c(ffnInBias),
+            ffnOutWeight: c(ffnOutWeight), ffnOutBias: c(ffnOutBias), ffnLNWeight: c(ffnLNWeight), ffnLNBias: c(ffnLNBias))
+    }
+}
+
 /// All weights of a BERT encoder, loaded through a key table from HF checkpoint names.
 public struct BertWeights {
     public let wordEmbeddings: Tensor  // [V, H]
@@ -30,6 +45,22 @@ public struct BertWeights {
     /// `%d` is the layer index. Old TF-converted checkpoints say gamma/beta for LayerNorm.
     static func key(_ template: String, layer: Int? = nil) -> String {
         layer.map { template.replacingOccurrences(of: "%d", with: String($0)) } ?? template
+    }
+
+    /// These weights with each layer replaced by `transform(index, layer)` (the embeddings shared).
+    public func replacingLayers(_ transform: (Int, BertLayerWeights) -> BertLayerWeights) -> BertWeights {
+        BertWeights(
+            wordEmbeddings: wordEmbeddings, positionEmbeddings: positionEmbeddings, tokenTypeEmbeddings: tokenTypeEmbeddings,
+            embLNWeight: embLNWeight, embLNBias: embLNBias, layers: layers.enumerated().map { transform($0, $1) })
+    }
+
+    init(
+        wordEmbeddings: Tensor, positionEmbeddings: Tensor, tokenTypeEmbeddings: Tensor, embLNWeight: Tensor, embLNBias: Tensor,
+        layers: [BertLayerWeights]
+    ) {
+        self.wordEmbeddings = wordEmbeddings; self.positionEmbeddings = positionEmbeddings
+        self.tokenTypeEmbeddings = tokenTypeEmbeddings; self.embLNWeight = embLNWeight; self.embLNBias = embLNBias
+        self.layers = layers
     }
 
     /// Loads and shape-checks every tensor the encoder needs from `file`.

@@ -17,6 +17,8 @@ public final class LayerActivations {
     public let ffnRstd: Tensor  // [N]
     public let attnProjMask: Mask  // [N, H] dropout masks (training only)
     public let ffnProjMask: Mask  // [N, H]
+    /// The attention prefix of the pass (prefix tuning), for the backward pass.
+    public var prefix: AttentionPrefix?
 
     init(capacity n: Int, attCapacity: Int, config c: BertConfig, training: Bool) {
         let H = c.hiddenSize

@@ -126,10 +126,13 @@ public protocol LayerHook: AnyObject {
 
     /// How many key and value vectors the hook prepends to layer `layer`'s attention (prefix tuning).
     func prefixLength(layer: Int) -> Int
-    /// Those vectors for the current pass (after `beginPass`).
-    func prefix(layer: Int, cache: HookCache) -> AttentionPrefix?
-    /// Receives ∂L/∂(the prefix of `prefix(layer:cache:)`), laid out like it.
-    func prefixBackward(layer: Int, dkeys: UnsafePointer<Float>, dvalues: UnsafePointer<Float>, cache: HookCache)
+    /// Those vectors for this pass, given the layer input x [tokens, H] of `batch` (a gated
+    /// prefix reads it). They must stay valid until the backward pass.
+    func prefix(layer: Int, x: UnsafePointer<Float>, batch: TokenBatch, training: Bool, cache: HookCache) -> AttentionPrefix?
+    /// Receives ∂L/∂(the prefix of this layer), laid out like it; adds ∂L/∂x to `dx`.
+    func prefixBackward(
+        layer: Int, dkeys: UnsafePointer<Float>, dvalues: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, batch: TokenBatch,
+        cache: HookCache)
 
     /// Soft tokens the hook inserts after each sequence's first token (prompt tuning).
     var promptLength: Int { get }
@@ -174,8 +177,11 @@ extension LayerHook {
         layer: Int, point: LayerPoint, x: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, cache: HookCache
     ) {}
     public func backward(layer: Int, point: LayerPoint, dy: UnsafeMutablePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int, cache: HookCache) {}
-    public func prefix(layer: Int, cache: HookCache) -> AttentionPrefix? { nil }
-    public func prefixBackward(layer: Int, dkeys: UnsafePointer<Float>, dvalues: UnsafePointer<Float>, cache: HookCache) {}
+    public func prefix(layer: Int, x: UnsafePointer<Float>, batch: TokenBatch, training: Bool, cache: HookCache) -> AttentionPrefix? { nil }
+    public func prefixBackward(
+        layer: Int, dkeys: UnsafePointer<Float>, dvalues: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, batch: TokenBatch,
+        cache: HookCache
+    ) {}
     public func prefixLength(layer: Int) -> Int { 0 }
     public var promptLength: Int { 0 }
     public func promptEmbeddings(cache: HookCache) -> UnsafePointer<Float>? { nil }

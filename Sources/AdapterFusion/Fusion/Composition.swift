@@ -267,7 +267,7 @@ public final class FuseNode: LayerHook {
         let dropout = training && options.scoreDropout ? cache.dropout : nil
         // Inference over plain adapters: their activations let the value matrix fold into them.
         var bottlenecks: [(module: BottleneckAdapter, act: UnsafePointer<Float>)?]?
-        if !training, members.allSatisfy({ $0 is Adapter || !$0.acts(layer: l, site: s) }) {
+        if !training, members.allSatisfy({ ($0 as? Adapter)?.foldable == true || !$0.acts(layer: l, site: s) }) {
             bottlenecks = members.map { m in
                 (m as? Adapter)?.module(layer: l, site: s).map { ($0, UnsafePointer($0.buffer(cache, .act, n * $0.bottleneck).data)) }
             }

@@ -1,0 +1,130 @@
+import AdapterFusion
+import Foundation
+import Testing
+
+/// Finite-difference checks of every parameter-efficient method on a tiny random BERT, through
+/// the whole model (head → layers → the method's modules), dropout on (re-seeded per loss
+/// evaluation, so the function is fixed). Tolerances: see `checkGradient`.
+@Suite struct MethodGradientTests {
+    static func config(_ m: PEFTMethod) -> AdapterConfig {
+        var c = AdapterConfig.method(m)
+        c.nonLinearity = .gelu  // smooth: finite differences across ReLU's kink are meaningless
+        c.reductionFactor = 4
+        c.intermediateSize = 16
+        switch m {
+        case .lora:
+            // α = r (scale 1): with all six projections changed at scale 2 the tiny model gets so
+            // curved at layer 0 that ±1e-2 finite differences stop tracking the slope (checked: at
+            // ±1e-3 they agree there too).
+            c.lora = LoRAConfig(rank: 2, alpha: 2, targets: LoRAConfig.allowedTargets, dropout: 0.1)
+        case .prefix: c.prefix = PrefixConfig(length: 3, mlpHidden: 5)
+        case .prompt: c.prompt = PromptConfig(length: 2)
+        case .ia3: c.ia3 = IA3Config(targets: IA3Config.allowedTargets)
+        case .parallel: c.placement = .houlsby
+        case .unipelt:
+            c.lora = LoRAConfig(rank: 2, alpha: 2, targets: [.query, .value], dropout: 0.1)
+            c.prefix = PrefixConfig(length: 3, mlpHidden: 0)
+            c.prompt = PromptConfig(length: 2)
+        default: break
+        }
+        return c
+    }
+
+    static func model(_ config: AdapterConfig, leaveOut: [Int] = []) throws -> ModelGradientTests.Model {
+        var config = config
+        config.leaveOut = leaveOut
+        let encoder = try Support.tinyEncoder()
+        let adapter = Adapter(name: "t", config: config, hidden: 8, layers: 3, seed: 3)
+        var rng = SeededRNG(seed: 11)
+        let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 3), hidden: 8, seed: 5)
+        for p in adapter.parameters + head.parameters { for i in 0..<p.value.count { p.value[i] += 0.5 * rng.nextNormal() } }
+        let batch = TokenBatch(
+            sequences: [[1, 5, 7, 2], [1, 9, 2], [1, 3, 4, 6, 8, 2]],
+            typeIds: [[0, 0, 0, 0], [0, 0, 1], [0, 0, 0, 1, 1, 1]])
+        return ModelGradientTests.Model(
+            encoder: encoder, adapter: adapter, head: head, batch: batch, targets: .labels([2, 0, 1]),
+            ws: EncoderWorkspace(config: encoder.config, training: true))
+    }
+
+    @Test(arguments: [PEFTMethod.lora, .prefix, .prompt, .bitfit, .ia3, .parallel, .unipelt])
+    func methodGradients(method: PEFTMethod) throws {
+        let m = try Self.model(Self.config(method))
+        try m.gradients()
+        #expect(!m.adapter.parameters.isEmpty)
+        // A gate's bias is one number whose gradient can be too small to check here; it is
+        // Σ of the same per-token terms that make the gate weight's (checked) gradient.
+        for p in m.adapter.parameters + m.head.parameters where !(p.name.contains("gates/") && p.name.hasSuffix("bias")) {
+            checkGradient(p.value, analytic: p.grad, sample: 16) { (try? m.loss()) ?? .nan }
+        }
+    }
+
+    /// BitFit's key bias cannot change anything (softmax ignores a score shift shared by a
+    /// row: q·(k_j + δ) = q·k_j + q·δ): its gradient is zero up to rounding, so it is not a default target.
+    @Test func keyBiasHasNoGradient() throws {
+        var c = Self.config(.bitfit)
+        c.bitfit = BitFitConfig(targets: [.key, .query])
+        let m = try Self.model(c)
+        try m.gradients()
+        let key = m.adapter.parameters.filter { $0.name.hasSuffix("key_bias") }
+        let query = m.adapter.parameters.filter { $0.name.hasSuffix("query_bias") }
+        #expect(key.count == 3)
+        #expect(key.allSatisfy { $0.grad.array.allSatisfy { abs($0) < 1e-6 } })
+        #expect(query.allSatisfy { $0.grad.array.contains { abs($0) > 1e-3 } })
+    }
+
+    /// Layer 0 left out: the backward pass stops inside layer 1 and the gradients stay right.
+    @Test(arguments: [PEFTMethod.lora, .prefix, .ia3, .bitfit])
+    func leaveOutLowestLayer(method: PEFTMethod) throws {
+        let m = try Self.model(Self.config(method), leaveOut: [0])
+        try m.gradients()
+        #expect(!m.adapter.parameters.contains { $0.name.hasPrefix("layer_00") })
+        for p in m.adapter.parameters { checkGradient(p.value, analytic: p.grad, sample: 16) { (try? m.loss()) ?? .nan } }
+    }
+
+    /// Fresh LoRA, IA³, BitFit and parallel adapters leave the encoder unchanged (B = 0, l = 1,
+    /// δ = 0, up = 0).
+    @Test(arguments: [PEFTMethod.lora, .ia3, .bitfit, .parallel])
+    func freshMethodIsIdentity(method: PEFTMethod) throws {
+        let encoder = try Support.tinyEncoder()
+        let adapter = Adapter(name: "t", config: Self.config(method), hidden: 8, layers: 3, seed: 1)
+        let batch = TokenBatch(sequences: [[1, 5, 7, 2], [1, 9, 2]])
+        let ws = EncoderWorkspace(config: encoder.config)
+        #expect(try encoder.forward(batch, workspace: ws, hook: adapter).array == encoder.forward(batch, workspace: ws).array)
+    }
+
+    /// `merged(into:)` folds LoRA into the weights: the bare encoder on the merged weights
+    /// computes what the hook computes, within 1e-5 (float rounding of two summation orders).
+    @Test func mergedLoRAEqualsUnmerged() throws {
+        let m = try Self.model(Self.config(.lora))
+        let ws = EncoderWorkspace(config: m.encoder.config)
+        let unmerged = try m.encoder.forward(m.batch, workspace: ws, hook: m.adapter).array
+        let merged = BertEncoder(config: m.encoder.config, weights: m.adapter.merged(into: m.encoder.weights))
+        let out = try merged.forward(m.batch, workspace: ws).array
+        let diff = zip(unmerged, out).map { abs($0 - $1) }.max()!
+        #expect(diff <= 1e-5)
+        #expect(zip(unmerged, try m.encoder.forward(m.batch, workspace: ws).array).map { abs($0 - $1) }.max()! > 1e-2)
+    }
+
+    /// A prompt's rows are left out of the result: one row per real token, and the soft tokens
+    /// change what the real tokens see.
+    @Test func promptRowsLeftOut() throws {
+        let m = try Self.model(Self.config(.prompt))
+        let ws = EncoderWorkspace(config: m.encoder.config)
+        let out = try m.encoder.forward(m.batch, workspace: ws, hook: m.adapter)
+        #expect(out.shape == [m.batch.tokenCount, 8])
+        let bare = try m.encoder.forward(m.batch, workspace: ws)
+        #expect(out.array != bare.array)
+    }
+
+    /// Training through the prefix MLP, then flattening it, computes the same prefix.
+    @Test func flattenedPrefixEqualsMLP() throws {
+        let m = try Self.model(Self.config(.prefix))
+        let ws = EncoderWorkspace(config: m.encoder.config)
+        let before = try m.encoder.forward(m.batch, workspace: ws, hook: m.adapter).array
+        m.adapter.finishTraining()
+        #expect(m.adapter.parameters.map(\.name).contains("layer_02/prefix/values"))
+        #expect(!m.adapter.parameters.contains { $0.name.contains("prefix_mlp") })
+        let after = try m.encoder.forward(m.batch, workspace: ws, hook: m.adapter).array
+        #expect(zip(before, after).map { abs($0 - $1) }.max()! <= 1e-6)
+    }
+}
