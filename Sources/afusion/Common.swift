@@ -77,6 +77,7 @@ func formatDuration(_ s: Double) -> String {
 func printErr(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
 
 extension AdapterPlacement: ExpressibleByArgument {}
+extension PEFTMethod: ExpressibleByArgument {}
 extension Activation: ExpressibleByArgument {}
 
 /// Loads a task's train and dev splits, samples them as `config` says (seeds `seed` and

@@ -31,10 +31,11 @@ struct Inspect: ParsableCommand {
         if fusion != nil || attention { throw ValidationError("use --fusion NAME and --attention together") }
         let listing = try StoreListing(store)
         if listing.adapters.isEmpty && listing.fusions.isEmpty { print("\(store): empty"); return }
-        var rows = [["adapter", "task", "placement", "params", "metric", "best dev", "epoch", "base model", "base sha256", "created"]]
+        var rows = [["adapter", "task", "method", "params", "metric", "best dev", "epoch", "base model", "base sha256", "created"]]
         for r in listing.adapters {
             rows.append([
-                r.record.name, r.record.task, "\(r.record.adapterConfig.architecture)/\(r.record.adapterConfig.reductionFactor)",
+                r.record.name, r.record.task,
+                r.record.adapterConfig.architecture + (r.record.adapterConfig.hasBottleneck ? "/\(r.record.adapterConfig.reductionFactor)" : ""),
                 r.parameters.map(String.init) ?? "? (damaged)", r.record.metric, r.record.bestDevMetric.map(fmt) ?? "-",
                 "\(r.record.bestEpoch)/\(r.record.devMetrics.count)", r.record.baseModel,
                 String(r.record.baseFingerprint.prefix(12)), String(r.record.created.prefix(19)),

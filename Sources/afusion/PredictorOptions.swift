@@ -9,6 +9,8 @@ struct PredictorOptions: ParsableArguments {
     @Option(help: "A stored adapter.") var adapter: String?
     @Option(help: "A stored fusion.") var fusion: String?
     @Option(help: "A fusion recipe (uses the fusion it trained).") var recipe: String?
+    @Flag(help: "Fold a LoRA adapter into a copy of the base weights and run the plain encoder (same outputs within 1e-5).")
+    var merge = false
 
     func validate() throws {
         guard [adapter, fusion, recipe].compactMap({ $0 }).count == 1 else {
@@ -16,6 +18,7 @@ struct PredictorOptions: ParsableArguments {
         }
         if let adapter { try Check.name(adapter, option: "--adapter") }
         if let fusion { try Check.name(fusion, option: "--fusion") }
+        if merge && adapter == nil { throw ValidationError("--merge applies to a LoRA --adapter") }
     }
 
     /// The predictor these options name, on `model.modelDirectory` (a recipe's base model unless
@@ -25,7 +28,7 @@ struct PredictorOptions: ParsableArguments {
         let storePath = store ?? "runs/store.h5"
         guard FileManager.default.fileExists(atPath: storePath) else { throw CommandError("no store at '\(storePath)'") }
         if let fusion { return try Predictor.fusion(fusion, store: storePath, model: model.modelDirectory) }
-        return try Predictor.adapter(adapter!, store: storePath, model: model.modelDirectory)
+        return try Predictor.adapter(adapter!, store: storePath, model: model.modelDirectory, merge: merge)
     }
 }
 

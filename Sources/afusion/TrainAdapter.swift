@@ -2,22 +2,42 @@ import AdapterFusion
 import ArgumentParser
 import Foundation
 
-/// What `train-adapter` and `train-adapters` share: the adapter's shape and the training settings.
+/// What `train-adapter` and `train-adapters` share: the method and its shape, and the training settings.
 struct AdapterTrainingOptions: ParsableArguments {
-    @Option(help: "Placement: pfeiffer (one per layer, after the FFN) or houlsby (two per layer).") var config: AdapterPlacement = .pfeiffer
+    @Option(
+        help:
+            "Method: bottleneck (Pfeiffer/Houlsby adapters), lora, prefix, prompt, bitfit, ia3, parallel (a scaled adapter beside the FFN) or unipelt (gated adapter + prefix + LoRA per layer)."
+    ) var method: PEFTMethod = .bottleneck
+    @Option(help: "Placement of bottleneck modules: pfeiffer (one per layer, after the FFN) or houlsby (two per layer).")
+    var config: AdapterPlacement = .pfeiffer
     @Flag(
         inversion: .prefixedNo,
         help:
             "The adapter reads LN(h + x), the layer's own LayerNorm of the sublayer output plus the residual (AdapterHub's seq_bn), instead of h. Default: on for pfeiffer, off for houlsby (as AdapterHub's double_seq_bn)."
     ) var lnBefore: Bool?
-    @Option(help: "Reduction factor: bottleneck = hidden / reduction.") var reduction = 16
+    @Option(help: "Reduction factor: bottleneck = hidden / reduction (default 16; 2 for parallel adapters, as He et al.).") var reduction: Int?
+    @Option(help: "Scale s of a bottleneck's output: out = h + s·up(…) (default 1; 4 for parallel adapters).") var scaling: Float?
+    @Option(help: "LoRA rank r.") var loraRank = 8
+    @Option(help: "LoRA alpha: the update is scaled by alpha / r.") var loraAlpha: Float = 16
+    @Option(help: "Projections LoRA changes, comma-separated: query, key, value, attention_output, ffn_in, ffn_out.")
+    var loraTargets = "query,value"
+    @Option(help: "Dropout on the LoRA input while training.") var loraDropout: Float = 0.1
+    @Option(help: "Prefix vectors per layer (prefix, unipelt).") var prefixLength = 10
+    @Option(help: "Hidden width of the prefix's training MLP (0: train the vectors directly).") var prefixMlp = 512
+    @Option(help: "Soft prompt tokens (prompt: default 10; unipelt: adds a prompt of this many tokens).") var prompt: Int?
+    @Option(help: "Where the prompt starts: vocab (random real words) or labels (the label names' tokens).") var promptInit = "vocab"
+    @Option(
+        help:
+            "Biases BitFit trains, comma-separated: query, key, value, attention_output, attention_norm, ffn_in, ffn_out, output_norm (default: all but key, which cannot learn)."
+    ) var bitfitTargets: String?
+    @Option(help: "What IA³ scales, comma-separated: key, value, ffn.") var ia3Targets = "key,value,ffn"
     @Option(help: "Bottleneck non-linearity: relu, gelu or swish.") var nonLinearity: Activation = .relu
     @Option(help: "Layers without an adapter, comma-separated (e.g. 0,1).") var leaveOut = ""
     @Option(help: "Maximum epochs.") var epochs = 3
     @Option(
         help:
-            "Peak learning rate (AdamW, linear warm-up over 10 % of steps, then linear decay). 1e-3 suits adapters on short schedules; 1e-4 needs ~10x the epochs."
-    ) var lr: Float = 1e-3
+            "Peak learning rate (AdamW, linear warm-up over 10 % of steps, then linear decay). Default per method: 1e-3 for bottleneck, parallel and LoRA; 5e-3 for prefix, BitFit and IA³; 3e-2 for prompt; 2e-3 for UniPELT."
+    ) var lr: Float?
     @Option(help: "Examples per batch.") var batch = 32
     @Option(help: "Maximum tokens per example (default: the task's max_length).") var maxLen: Int?
     @Option(help: "Seed for initialisation, shuffling and dropout.") var seed: UInt64 = 42
@@ -31,12 +51,19 @@ struct AdapterTrainingOptions: ParsableArguments {
     func validate() throws {
         try Check.range(epochs, 1...100_000, option: "--epochs")
         try Check.range(batch, 1...65_536, option: "--batch")
-        try Check.learningRate(lr)
+        if let lr { try Check.learningRate(lr) }
         try Check.range(maxLen, 8...100_000, option: "--max-len")
         try Check.range(patience, 1...100_000, option: "--patience")
         try Check.range(maxTrain, 1...Int.max, option: "--max-train")
         try Check.range(maxDev, 1...Int.max, option: "--max-dev")
         try Check.range(reduction, 1...100_000, option: "--reduction")
+        try Check.range(loraRank, 1...100_000, option: "--lora-rank")
+        try Check.range(prefixLength, 1...510, option: "--prefix-length")
+        try Check.range(prefixMlp, 0...65_536, option: "--prefix-mlp")
+        try Check.range(prompt, method == .unipelt ? 0...510 : 1...510, option: "--prompt")
+        guard loraDropout >= 0 && loraDropout < 1 else { throw ValidationError("--lora-dropout must be in [0, 1)") }
+        guard loraAlpha.isFinite && loraAlpha > 0 else { throw ValidationError("--lora-alpha must be a positive number") }
+        if let scaling, !scaling.isFinite { throw ValidationError("--scaling must be a finite number") }
         try Check.range(modelOptions.threads, 1...4096, option: "--threads")
     }
 
@@ -49,7 +76,7 @@ struct AdapterTrainingOptions: ParsableArguments {
         let c = encoder.config
         try Check.maxLength(maxLen, model: c)
         var tc = TrainingConfig()
-        tc.epochs = epochs; tc.learningRate = lr; tc.batchSize = batch; tc.maxLength = maxLen ?? spec.maxLength
+        tc.epochs = epochs; tc.learningRate = lr ?? Self.defaultLearningRate(method); tc.batchSize = batch; tc.maxLength = maxLen ?? spec.maxLength
         tc.seed = seed; tc.patience = patience; tc.maxTrain = maxTrain; tc.maxDev = maxDev
         tc.hiddenDropout = c.hiddenDropoutProb; tc.attentionDropout = c.attentionProbsDropoutProb
         let leave = try leaveOut.split(separator: ",").map { s -> Int in
@@ -58,27 +85,33 @@ struct AdapterTrainingOptions: ParsableArguments {
             }
             return l
         }
-        guard reduction >= 1 && reduction <= c.hiddenSize else { throw ValidationError("--reduction must be in 1...\(c.hiddenSize)") }
-        let adapterConfig = AdapterConfig(
-            placement: config, reductionFactor: reduction, nonLinearity: nonLinearity, leaveOut: leave,
-            lnBefore: lnBefore ?? AdapterConfig.defaultLNBefore(config))
+        let adapterConfig = try adapterConfig(leaveOut: leave, encoder: c)
         let headConfig = headConfig(for: spec)
 
         let (train, dev) = try trainingSplits(spec, config: tc, tokenizer: tokenizer, skipBadRows: skipBadRows)
         let status = StatusLine()
 
         let adapter = Adapter(name: adapterName, config: adapterConfig, hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: seed)
+        if let prompt = adapter.promptModule, let p = adapterConfig.prompt {
+            prompt.initialize(
+                from: encoder.weights.wordEmbeddings, ids: PromptModule.initialIDs(p, labels: spec.labels, tokenizer: tokenizer, seed: seed))
+        }
         let head = PredictionHead(config: headConfig, hidden: c.hiddenSize, seed: seed &+ 7)
         let params = adapter.parameters + head.parameters
+        let shape =
+            adapterConfig.hasBottleneck
+            ? ", reduction \(adapterConfig.reductionFactor) (bottleneck \(adapterConfig.bottleneckSize(hidden: c.hiddenSize))), \(nonLinearity.rawValue)"
+            : ""
         print(
-            "adapter \(adapterName): \(adapterConfig.architecture), reduction \(reduction) (bottleneck \(adapterConfig.bottleneckSize(hidden: c.hiddenSize))), "
-                + "\(nonLinearity.rawValue); \(params.reduce(0) { $0 + $1.value.count }) trainable parameters; lr \(lr), batch \(batch), "
-                + "max \(epochs) epochs, \(BLAS.threads) thread(s)" + (cluster.isParallel ? " × \(cluster.size) ranks" : ""))
+            "adapter \(adapterName): \(adapterConfig.architecture)\(shape); \(params.reduce(0) { $0 + $1.value.count }) trainable parameters; "
+                + "lr \(tc.learningRate), batch \(batch), max \(epochs) epochs, \(BLAS.threads) thread(s)"
+                + (cluster.isParallel ? " × \(cluster.size) ranks" : ""))
         let trainer = Trainer(encoder: encoder, model: adapter, head: head)
         let result = try trainer.train(train: train, dev: dev, spec: spec, config: tc, cluster: cluster) { event in
             report(event, metric: spec.metric.rawValue, status: status)
         }
         status.finish()
+        adapter.finishTraining()
         guard cluster.isRoot else { return nil }
         let record = AdapterRecord(
             name: adapterName, task: spec.name, taskFile: spec.path, labels: spec.labels, metric: spec.metric.rawValue,
@@ -87,6 +120,55 @@ struct AdapterTrainingOptions: ParsableArguments {
             devMetrics: result.devMetrics, bestEpoch: result.bestEpoch, settings: tc,
             seed: Int(seed), created: ISO8601DateFormatter().string(from: Date()))
         return (adapter, head, record)
+    }
+}
+
+extension AdapterTrainingOptions {
+    /// The learning rate a method trains well with on our tasks unless `--lr` says otherwise.
+    static func defaultLearningRate(_ m: PEFTMethod) -> Float {
+        switch m {
+        case .bottleneck, .parallel, .lora: return 1e-3
+        case .prefix, .bitfit, .ia3: return 5e-3
+        case .prompt: return 3e-2
+        case .unipelt: return 2e-3
+        }
+    }
+
+    /// Parses a comma-separated target list for `option`.
+    func targets(_ text: String, option: String) throws -> [ProjectionTarget] {
+        try text.split(separator: ",").map { part in
+            let name = part.trimmingCharacters(in: .whitespaces)
+            guard let t = ProjectionTarget(rawValue: name) else {
+                throw ValidationError("\(option): '\(name)' is not a target (\(ProjectionTarget.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            return t
+        }
+    }
+
+    /// The method's configuration from the options, checked against the encoder.
+    func adapterConfig(leaveOut: [Int], encoder c: BertConfig) throws -> AdapterConfig {
+        var ac = AdapterConfig.method(method)
+        ac.placement = config
+        ac.reductionFactor = reduction ?? (method == .parallel ? 2 : 16)
+        ac.nonLinearity = nonLinearity
+        ac.leaveOut = leaveOut
+        ac.lnBefore = method == .bottleneck ? (lnBefore ?? AdapterConfig.defaultLNBefore(config)) : false
+        if let scaling { ac.scaling = scaling }
+        ac.intermediateSize = c.intermediateSize
+        if ac.lora != nil {
+            ac.lora = LoRAConfig(
+                rank: loraRank, alpha: loraAlpha, targets: try targets(loraTargets, option: "--lora-targets"), dropout: loraDropout)
+        }
+        if ac.prefix != nil { ac.prefix = PrefixConfig(length: prefixLength, mlpHidden: prefixMlp) }
+        if method == .prompt || (method == .unipelt && (prompt ?? 0) > 0) {
+            ac.prompt = PromptConfig(length: prompt ?? 10, initialization: promptInit)
+        }
+        if let t = bitfitTargets, method == .bitfit { ac.bitfit = BitFitConfig(targets: try targets(t, option: "--bitfit-targets")) }
+        if method == .ia3 { ac.ia3 = IA3Config(targets: try targets(ia3Targets, option: "--ia3-targets")) }
+        if let problem = ac.problem(hidden: c.hiddenSize, layers: c.numHiddenLayers, maxPositions: c.maxPositionEmbeddings) {
+            throw ValidationError("--method \(method.rawValue): \(problem)")
+        }
+        return ac
     }
 }
 
@@ -104,7 +186,8 @@ func saveAdapter(_ trained: (Adapter, PredictionHead, AdapterRecord), to store: 
 struct TrainAdapter: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train-adapter",
-        abstract: "Stage one: train a bottleneck adapter and a task head on a frozen encoder; store them in an HDF5 file.",
+        abstract:
+            "Stage one: train an adapter (bottleneck, LoRA, prefix, prompt, BitFit, IA³, parallel or UniPELT) and a task head on a frozen encoder; store them in an HDF5 file.",
         discussion: "Under mpirun (Open MPI), the ranks train the one adapter data-parallel; rank 0 evaluates and writes the store.")
 
     @Option(help: "Task file (tasks/*.toml).") var task: String

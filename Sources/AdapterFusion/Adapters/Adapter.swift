@@ -22,8 +22,10 @@ public final class Adapter: LayerHook {
     public private(set) var prefixModule: PrefixModule?
     public private(set) var promptModule: PromptModule?
 
-    /// - Parameter intermediate: the encoder's FFN width (default: `config.intermediateSize`, else 4·hidden).
-    public init(name: String, config: AdapterConfig, hidden: Int, layers: Int, seed: UInt64, intermediate: Int? = nil) {
+    /// - Parameters:
+    ///   - intermediate: the encoder's FFN width (default: `config.intermediateSize`, else 4·hidden).
+    ///   - stored: build the stored form (a prefix without its training MLP), to load weights into.
+    public init(name: String, config: AdapterConfig, hidden: Int, layers: Int, seed: UInt64, intermediate: Int? = nil, stored: Bool = false) {
         self.name = name
         self.config = config
         self.hidden = hidden
@@ -63,7 +65,8 @@ public final class Adapter: LayerHook {
         }
         if let p = config.prefix {
             prefixModule = PrefixModule(
-                layers: config.layers(layers), totalLayers: layers, hidden: hidden, length: p.length, mlpHidden: p.mlpHidden, gated: gated,
+                layers: config.layers(layers), totalLayers: layers, hidden: hidden, length: p.length, mlpHidden: stored ? 0 : p.mlpHidden,
+                gated: gated,
                 prefix: "", rng: &rng)
         }
         if let p = config.prompt { promptModule = PromptModule(length: p.length, hidden: hidden, rng: &rng) }

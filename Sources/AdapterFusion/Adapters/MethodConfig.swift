@@ -118,3 +118,49 @@ public struct IA3Config: Codable, Sendable, Equatable {
     public init(targets: [ProjectionTarget] = [.key, .value, .ffn]) { self.targets = targets }
     public static let allowedTargets: [ProjectionTarget] = [.key, .value, .ffn]
 }
+
+extension AdapterConfig {
+    /// Why this configuration cannot build an adapter for an encoder of `hidden` width and
+    /// `layers` layers (nil when it can): the message names the field and its allowed range.
+    public func problem(hidden: Int, layers: Int, maxPositions: Int = 512) -> String? {
+        if hasBottleneck {
+            guard (1...hidden).contains(reductionFactor) else { return "reduction_factor = \(reductionFactor) (expected 1…\(hidden))" }
+            guard initStd.isFinite, initStd >= 0 else { return "init_std = \(initStd)" }
+            guard scaling.isFinite else { return "scaling = \(scaling)" }
+        }
+        guard leaveOut.allSatisfy({ (0..<layers).contains($0) }) else { return "leave_out \(leaveOut) outside 0..<\(layers)" }
+        if let F = intermediateSize, !(1...1_000_000).contains(F) { return "intermediate_size = \(F)" }
+        func targets(_ t: [ProjectionTarget], _ allowed: [ProjectionTarget], _ what: String) -> String? {
+            if t.isEmpty { return "\(what) has no targets" }
+            if let bad = t.first(where: { !allowed.contains($0) }) {
+                return "\(what) target '\(bad.rawValue)' (allowed: \(allowed.map(\.rawValue).joined(separator: ", ")))"
+            }
+            return Set(t).count == t.count ? nil : "\(what) names a target twice"
+        }
+        let needs: [PEFTMethod: Bool] = [
+            .lora: lora != nil, .prefix: prefix != nil, .prompt: prompt != nil, .bitfit: bitfit != nil, .ia3: ia3 != nil,
+            .unipelt: lora != nil && prefix != nil,
+        ]
+        if needs[method] == false {
+            return "method \(method.rawValue) without its \(method == .unipelt ? "lora and prefix" : method.rawValue) settings"
+        }
+        if let l = lora {
+            guard (1...hidden).contains(l.rank) else { return "lora rank = \(l.rank) (expected 1…\(hidden))" }
+            guard l.alpha.isFinite, l.alpha > 0 else { return "lora alpha = \(l.alpha) (expected > 0)" }
+            guard l.dropout >= 0, l.dropout < 1 else { return "lora dropout = \(l.dropout) (expected [0, 1))" }
+            let allowed = method == .unipelt ? [ProjectionTarget.query, .key, .value] : LoRAConfig.allowedTargets
+            if let p = targets(l.targets, allowed, method == .unipelt ? "UniPELT's lora (its gate reads the layer input)" : "lora") { return p }
+        }
+        if let p = prefix {
+            guard (1...maxPositions).contains(p.length) else { return "prefix length = \(p.length) (expected 1…\(maxPositions))" }
+            guard (0...65_536).contains(p.mlpHidden) else { return "prefix mlp_hidden = \(p.mlpHidden) (expected 0…65536)" }
+        }
+        if let p = prompt {
+            guard (1...(maxPositions - 2)).contains(p.length) else { return "prompt length = \(p.length) (expected 1…\(maxPositions - 2))" }
+            guard ["vocab", "labels"].contains(p.initialization) else { return "prompt init '\(p.initialization)' (expected vocab or labels)" }
+        }
+        if let b = bitfit, let p = targets(b.targets, BitFitConfig.allowedTargets, "bitfit") { return p }
+        if let i = ia3, let p = targets(i.targets, IA3Config.allowedTargets, "ia3") { return p }
+        return nil
+    }
+}

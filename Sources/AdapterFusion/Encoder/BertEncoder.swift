@@ -42,7 +42,8 @@ public final class BertEncoder {
         try validate(batch)
         if prompt > 0, batch.maxLength + prompt > config.maxPositionEmbeddings {
             throw ModelError(
-                "a sequence of \(batch.maxLength) tokens plus \(prompt) prompt tokens exceeds max_position_embeddings \(config.maxPositionEmbeddings)")
+                "a sequence of \(batch.maxLength) tokens plus \(prompt) prompt tokens exceeds max_position_embeddings \(config.maxPositionEmbeddings)"
+            )
         }
     }
 

@@ -176,7 +176,8 @@ extension LayerHook {
     public func forward(
         layer: Int, point: LayerPoint, x: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, cache: HookCache
     ) {}
-    public func backward(layer: Int, point: LayerPoint, dy: UnsafeMutablePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int, cache: HookCache) {}
+    public func backward(layer: Int, point: LayerPoint, dy: UnsafeMutablePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int, cache: HookCache) {
+    }
     public func prefix(layer: Int, x: UnsafePointer<Float>, batch: TokenBatch, training: Bool, cache: HookCache) -> AttentionPrefix? { nil }
     public func prefixBackward(
         layer: Int, dkeys: UnsafePointer<Float>, dvalues: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, batch: TokenBatch,
@@ -215,8 +216,7 @@ extension LayerHook {
     func backwardStop(layers: Int) -> BackwardStop? {
         if promptLength > 0 { return .embeddings }
         for l in 0..<layers {
-            if replacesLayer(l) || prefixLength(layer: l) > 0 || LayerPoint.allCases.contains(where: { changes(layer: l, point: $0) })
-            {
+            if replacesLayer(l) || prefixLength(layer: l) > 0 || LayerPoint.allCases.contains(where: { changes(layer: l, point: $0) }) {
                 return .layerInput(l)
             }
             if acts(layer: l, site: .attention) { return .attentionSite(l) }

@@ -32,12 +32,21 @@ public final class Predictor {
     }
 
     /// Adapter `name` of `store`, on the model in `model` (refused if trained on another).
-    public static func adapter(_ name: String, store: String, model: String) throws -> Predictor {
+    /// `merge`: fold a LoRA adapter into a copy of the encoder's weights and run without a hook.
+    public static func adapter(_ name: String, store: String, model: String, merge: Bool = false) throws -> Predictor {
         let fingerprint = try ModelDirectory.fingerprint(model)
-        let (encoder, tokenizer) = try ModelDirectory.load(model)
+        var (encoder, tokenizer) = try ModelDirectory.load(model)
         let (a, head, rec) = try AdapterStore.load(store, name: name, baseFingerprint: fingerprint)
+        var hook: LayerHook = a
+        if merge {
+            guard a.mergeable else {
+                throw ModelError("adapter '\(name)' is \(a.config.architecture): only LoRA adapters fold into the weights (--merge)")
+            }
+            encoder = BertEncoder(config: encoder.config, weights: a.merged(into: encoder.weights))
+            hook = NoHook()
+        }
         return Predictor(
-            name: name, kind: .adapter, encoder: encoder, tokenizer: tokenizer, hook: a, head: head,
+            name: name, kind: .adapter, encoder: encoder, tokenizer: tokenizer, hook: hook, head: head,
             record: rec.training, composition: nil)
     }
 
@@ -89,4 +98,12 @@ public final class Predictor {
             composition: composition, encoder: encoder,
             encodings: EncodedSplit(examples, tokenizer: tokenizer, maxLength: settings.maxLength).encodings)
     }
+}
+
+/// A hook that acts nowhere: the bare encoder (a LoRA adapter merged into the weights).
+final class NoHook: LayerHook {
+    func acts(layer: Int, site: AdapterSite) -> Bool { false }
+    func readsNormalized(layer: Int, site: AdapterSite) -> Bool { false }
+    func forward(layer: Int, site: AdapterSite, input: HookInput, out: UnsafeMutablePointer<Float>, n: Int, training: Bool, cache: HookCache) {}
+    func backward(layer: Int, site: AdapterSite, dout: UnsafePointer<Float>, grad: HookGradient, n: Int, cache: HookCache) {}
 }

@@ -57,15 +57,18 @@ extension AdapterRecord: RecipeMember {
 public enum AdapterStore {
     static let sections = ["adapters", "heads", "fusions"]
 
-    /// Saves (or replaces) an adapter and its head under `record.name`.
+    /// Saves (or replaces) an adapter and its head under `record.name`, in its stored form
+    /// (`Adapter.finishTraining`: a prefix's MLP is replaced by its output).
     public static func save(adapter: Adapter, head: PredictionHead, record: AdapterRecord, to path: String) throws {
+        adapter.finishTraining()
         var rec = record
         rec.weightsFingerprint = fingerprint(adapter.parameters + head.parameters)
         try rewrite(path, replacing: [("adapters", rec.name), ("heads", rec.name)]) { root in
             let g = try root.createGroup("adapters/\(rec.name)")
             for p in adapter.parameters { try g.write(p.name, tensor: p.value) }
-            try g.setAttribute("kind", "bottleneck_adapter")
-            try g.setAttribute("placement", rec.adapterConfig.placement.rawValue)
+            try g.setAttribute("kind", rec.adapterConfig.method.kind)
+            try g.setAttribute("method", rec.adapterConfig.architecture)
+            if rec.adapterConfig.hasBottleneck { try g.setAttribute("placement", rec.adapterConfig.placement.rawValue) }
             try g.setAttribute("config", json(rec.adapterConfig))
             try rec.training.write(to: g, name: rec.name)
             try rec.training.writeHead(head, in: root, name: rec.name, owner: ("adapter", rec.name))
@@ -122,13 +125,9 @@ public enum AdapterStore {
     static func readRecord(_ g: HDF5Group, name: String) throws -> AdapterRecord {
         let rec = AdapterRecord(
             name: name, adapterConfig: try decodeAttribute(AdapterConfig.self, "config", of: g), training: try TrainingRecord.read(g))
-        let c = rec.adapterConfig
-        func bad(_ what: String) -> HDF5Error { HDF5Error("\(g.file.path): '\(g.path)' has \(what); the entry is damaged") }
-        guard (1...rec.hiddenSize).contains(c.reductionFactor) else {
-            throw bad("reduction_factor = \(c.reductionFactor) in its config (expected 1…\(rec.hiddenSize))")
+        if let problem = rec.adapterConfig.problem(hidden: rec.hiddenSize, layers: rec.numLayers) {
+            throw HDF5Error("\(g.file.path): '\(g.path)' has \(problem) in its config; the entry is damaged")
         }
-        guard c.leaveOut.allSatisfy({ (0..<rec.numLayers).contains($0) }) else { throw bad("leave_out \(c.leaveOut) outside 0..<\(rec.numLayers)") }
-        guard c.initStd.isFinite else { throw bad("init_std = \(c.initStd)") }
         return rec
     }
 
@@ -155,7 +154,7 @@ public enum AdapterStore {
         let g = try TrainingRecord.group(root, section: "adapters", kind: "adapter", name: name, path: path)
         let rec = try readRecord(g, name: name)
         try rec.training.checkBase(baseFingerprint, kind: "adapter", name: name, path: path)
-        let adapter = Adapter(name: name, config: rec.adapterConfig, hidden: rec.hiddenSize, layers: rec.numLayers, seed: 0)
+        let adapter = Adapter(name: name, config: rec.adapterConfig, hidden: rec.hiddenSize, layers: rec.numLayers, seed: 0, stored: true)
         for p in adapter.parameters { p.value.copy(from: try g.readTensor(p.name, shape: p.value.shape)) }
         let head = try rec.training.readHead(from: root, name: rec.name)
         try rec.training.checkWeights(adapter.parameters + head.parameters, kind: "adapter", name: name, path: path)
