@@ -76,6 +76,17 @@ public struct FusionOptions: Codable, Sendable, Equatable {
     }
 }
 
+extension LayerHook {
+    /// True when the hook changes anything inside a layer besides sublayer outputs: a
+    /// projection, an attention prefix, the input tokens, or whole layers.
+    func changesInsideLayers(_ layers: Int) -> Bool {
+        promptLength > 0
+            || (0..<layers).contains { l in
+                replacesLayer(l) || prefixLength(layer: l) > 0 || LayerPoint.allCases.contains { changes(layer: l, point: $0) }
+            }
+    }
+}
+
 /// `out = f(h, z)` when `hook` acts at (layer, site), else `out = h`.
 @inline(__always)
 func applyHook(
@@ -139,6 +150,45 @@ final class StackNode: LayerHook {
             d = UnsafePointer(g.data)
         }
     }
+
+    // Changes inside the layer (LoRA, IA³, BitFit, a prefix) compose in member order.
+    func changes(layer: Int, point: LayerPoint) -> Bool { members.contains { $0.changes(layer: layer, point: point) } }
+
+    func forward(
+        layer: Int, point: LayerPoint, x: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, cache: HookCache
+    ) {
+        for m in members where m.changes(layer: layer, point: point) {
+            m.forward(layer: layer, point: point, x: x, y: y, n: n, training: training, cache: cache)
+        }
+    }
+
+    func backward(layer: Int, point: LayerPoint, dy: UnsafeMutablePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int, cache: HookCache) {
+        for m in members.reversed() where m.changes(layer: layer, point: point) {
+            m.backward(layer: layer, point: point, dy: dy, dx: dx, n: n, cache: cache)
+        }
+    }
+
+    /// At most one member has a prefix (`Composition.problem`).
+    func prefixLength(layer: Int) -> Int { members.map { $0.prefixLength(layer: layer) }.max() ?? 0 }
+
+    func prefix(layer: Int, x: UnsafePointer<Float>, batch: TokenBatch, training: Bool, cache: HookCache) -> AttentionPrefix? {
+        members.lazy.compactMap { $0.prefix(layer: layer, x: x, batch: batch, training: training, cache: cache) }.first
+    }
+
+    func prefixBackward(
+        layer: Int, dkeys: UnsafePointer<Float>, dvalues: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, batch: TokenBatch,
+        cache: HookCache
+    ) {
+        for m in members where m.prefixLength(layer: layer) > 0 {
+            m.prefixBackward(layer: layer, dkeys: dkeys, dvalues: dvalues, dx: dx, batch: batch, cache: cache)
+        }
+    }
+
+    func beginPass(batch: TokenBatch, training: Bool, cache: HookCache) {
+        for m in members { m.beginPass(batch: batch, training: training, cache: cache) }
+    }
+
+    func endBackward(cache: HookCache) { for m in members { m.endBackward(cache: cache) } }
 }
 
 /// average(a, b, …): out = Σ wᵢ mᵢ(x), equal weights unless given.
@@ -183,8 +233,11 @@ final class AverageNode: LayerHook {
 final class ParallelNode: LayerHook {
     let members: [LayerHook]
     let hidden: Int
+    let intermediate: Int
 
-    init(_ members: [LayerHook], hidden: Int) { self.members = members; self.hidden = hidden }
+    init(_ members: [LayerHook], hidden: Int, intermediate: Int) {
+        self.members = members; self.hidden = hidden; self.intermediate = intermediate
+    }
 
     func acts(layer: Int, site: AdapterSite) -> Bool { members.contains { $0.acts(layer: layer, site: site) } }
 
@@ -208,12 +261,40 @@ final class ParallelNode: LayerHook {
             applyHookBackward(m, l, s, dout + i * per * H, grad.advanced(by: i * per * H), n: per, hidden: H, cache: cache)
         }
     }
+
+    // Changes inside the layer act on each member's own rows. A point's tensor is [n, width]
+    // and its input [n, inputWidth]: row slices of both.
+    func changes(layer: Int, point: LayerPoint) -> Bool { members.contains { $0.changes(layer: layer, point: point) } }
+
+    private func widths(_ point: LayerPoint) -> (input: Int, output: Int) {
+        let F = intermediate
+        let input = point == .ffnProj ? F : hidden
+        return (input, point.width(hidden: hidden, intermediate: F))
+    }
+
+    func forward(
+        layer: Int, point: LayerPoint, x: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, cache: HookCache
+    ) {
+        let per = n / members.count
+        let (wi, wo) = widths(point)
+        for (i, m) in members.enumerated() where m.changes(layer: layer, point: point) {
+            m.forward(layer: layer, point: point, x: x.map { $0 + i * per * wi }, y: y + i * per * wo, n: per, training: training, cache: cache)
+        }
+    }
+
+    func backward(layer: Int, point: LayerPoint, dy: UnsafeMutablePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int, cache: HookCache) {
+        let per = n / members.count
+        let (wi, wo) = widths(point)
+        for (i, m) in members.enumerated() where m.changes(layer: layer, point: point) {
+            m.backward(layer: layer, point: point, dy: dy + i * per * wo, dx: dx.map { $0 + i * per * wi }, n: per, cache: cache)
+        }
+    }
 }
 
 /// fuse(a, b, …): a `FusionLayer` at every (layer, site) where a member acts, over the members'
 /// deltas mᵢ(x) − x (a member that does not act there contributes a zero delta).
 public final class FuseNode: LayerHook {
-    let members: [LayerHook]
+    public let members: [LayerHook]
     let hidden: Int
     public let options: FusionOptions
     /// Fusion layers by site.
@@ -312,7 +393,7 @@ public final class Composition {
     public let root: LayerHook
     /// Fuse nodes with their storage prefix ("" for a root fuse, "member_2/" …) and member
     /// expressions, sorted by prefix.
-    public let fuseNodes: [(prefix: String, node: FuseNode, members: [CompositionExpr])]
+    public let fuseNodes: [(prefix: String, node: FusionNode, members: [CompositionExpr])]
     public let options: FusionOptions
 
     /// - Parameter adapters: every adapter the expression names (each used at most once).
@@ -320,7 +401,8 @@ public final class Composition {
         self.expr = expr
         self.options = options
         var rng = SeededRNG(seed: seed)
-        var fuses: [(String, FuseNode, [CompositionExpr])] = []
+        var fuses: [(String, FusionNode, [CompositionExpr])] = []
+        let intermediate = adapters.values.first?.intermediate ?? 4 * hidden
         func build(_ e: CompositionExpr, _ prefix: String) -> LayerHook {
             switch e {
             case .adapter(let name):
@@ -329,10 +411,22 @@ public final class Composition {
                 return a
             case .stack(let m): return StackNode(m.enumerated().map { build($1, Self.memberPrefix(prefix, $0)) }, hidden: hidden)
             case .average(let m, let w):
-                return AverageNode(m.enumerated().map { build($1, Self.memberPrefix(prefix, $0)) }, weights: w, hidden: hidden)
-            case .parallel(let m): return ParallelNode(m.enumerated().map { build($1, Self.memberPrefix(prefix, $0)) }, hidden: hidden)
+                let children = m.enumerated().map { build($1, Self.memberPrefix(prefix, $0)) }
+                if children.contains(where: { $0.changesInsideLayers(layers) }) {
+                    return LayerFuseNode(
+                        children, options: options, weights: w, average: true, prefix: prefix, hidden: hidden, layers: layers, rng: &rng)
+                }
+                return AverageNode(children, weights: w, hidden: hidden)
+            case .parallel(let m):
+                return ParallelNode(m.enumerated().map { build($1, Self.memberPrefix(prefix, $0)) }, hidden: hidden, intermediate: intermediate)
             case .fuse(let m):
                 let children = m.enumerated().map { build($1, Self.memberPrefix(prefix, $0)) }
+                if children.contains(where: { $0.changesInsideLayers(layers) }) {
+                    let node = LayerFuseNode(
+                        children, options: options, weights: nil, average: false, prefix: prefix, hidden: hidden, layers: layers, rng: &rng)
+                    fuses.append((prefix, node, m))
+                    return node
+                }
                 let node = FuseNode(children, options: options, prefix: prefix, hidden: hidden, layers: layers, rng: &rng)
                 fuses.append((prefix, node, m))
                 return node
@@ -340,6 +434,43 @@ public final class Composition {
         }
         root = build(expr, "")
         fuseNodes = fuses.sorted { $0.0 < $1.0 }
+    }
+
+    /// Why `expr` cannot be built over adapters of these configurations (nil when it can): the
+    /// adapter it concerns (if one) and the reason.
+    public static func problem(_ expr: CompositionExpr, configs: [String: AdapterConfig]) -> (adapter: String?, message: String)? {
+        func inside(_ c: AdapterConfig) -> Bool { !c.hasBottleneck || c.method == .unipelt }
+        func internalMembers(_ e: CompositionExpr) -> Bool { e.adapterNames.contains { configs[$0].map(inside) ?? false } }
+        for n in expr.adapterNames {
+            if let c = configs[n], c.prompt != nil {
+                return (n, "adapter '\(n)' (\(c.architecture)) inserts prompt tokens into the input; a composition combines layers, so it cannot hold one")
+            }
+        }
+        func walk(_ e: CompositionExpr, root: Bool) -> (String?, String)? {
+            switch e {
+            case .adapter: return nil
+            case .fuse(let m), .average(let m, _):
+                if !root && m.contains(where: internalMembers) {
+                    let kind = if case .fuse = e { "fuse" } else { "average" }
+                    return (
+                        nil,
+                        "\(kind)(…) over LoRA, prefix, IA³, BitFit or UniPELT members computes whole layers (each member runs the layer); it must be the recipe's whole composition, not part of \(expr)"
+                    )
+                }
+                for x in m { if let p = walk(x, root: false) { return p } }
+            case .stack(let m):
+                let prefixed = m.flatMap(\.adapterNames).filter { configs[$0]?.prefix != nil }
+                if prefixed.count > 1 { return (prefixed[1], "a stack holds at most one adapter with an attention prefix ('\(prefixed[0])' has one)") }
+                for x in m { if let p = walk(x, root: false) { return p } }
+            case .parallel(let m):
+                if let n = m.flatMap(\.adapterNames).first(where: { configs[$0]?.prefix != nil }) {
+                    return (n, "parallel(…) runs its members on copies of the batch; an attention prefix ('\(n)') is shared by the whole batch")
+                }
+                for x in m { if let p = walk(x, root: false) { return p } }
+            }
+            return nil
+        }
+        return walk(expr, root: true).map { (adapter: $0.0, message: $0.1) }
     }
 
     /// Where member `i` of the node at `prefix` is stored: `member_<i>/` below it.

@@ -167,6 +167,10 @@ extension AdapterHubAdapter {
     /// `safetensors`: write `*.safetensors` (load with `use_safetensors=True`) instead of the
     /// PyTorch `*.bin` files `load_adapter` reads by default.
     public func write(directory: String, name: String, safetensors: Bool = false) throws {
+        guard adapter.config.method == .bottleneck else {
+            throw ModelError(
+                "cannot export to AdapterHub: '\(name)' is \(adapter.config.architecture); only bottleneck adapters have an AdapterHub form here")
+        }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         func path(_ f: String) -> String { (directory as NSString).appendingPathComponent(f) }
         let c = adapter.config

@@ -71,11 +71,14 @@ extension AdapterHubFusion {
     /// Anything AdapterHub cannot compute is refused with the reason.
     public static func write(_ composition: Composition, directory: String, safetensors: Bool = false) throws {
         func refuse(_ why: String) -> ModelError { ModelError("cannot export to AdapterHub: \(why)") }
-        guard case .fuse(let members) = composition.expr, let node = composition.fuseNodes.first?.node, composition.fuseNodes.count == 1
+        guard case .fuse(let members) = composition.expr, let node = composition.fuseNodes.first?.node as? FuseNode, composition.fuseNodes.count == 1
         else { throw refuse("only a single fuse(…) of adapters has an AdapterHub form, not \(composition.expr)") }
         let names = try members.map { m -> String in
             guard case .adapter(let n) = m else { throw refuse("member \(m) is not an adapter (AdapterHub fuses adapters only)") }
             return n
+        }
+        if let other = node.members.compactMap({ $0 as? Adapter }).first(where: { $0.config.method != .bottleneck }) {
+            throw refuse("member '\(other.name)' is \(other.config.architecture); AdapterHub fuses bottleneck adapters only")
         }
         let inputs = Set(node.members.compactMap { ($0 as? Adapter)?.config.lnBefore })
         guard inputs.count == 1 else {

@@ -120,6 +120,9 @@ public enum FusionStore {
             }
             adapters[member] = try AdapterStore.load(path, name: member, baseFingerprint: baseFingerprint).0
         }
+        if let p = Composition.problem(recipe.expr, configs: adapters.mapValues(\.config)) {
+            throw HDF5Error("\(path): fusion '\(name)' cannot be rebuilt: \(p.message)")
+        }
         let comp = Composition(recipe.expr, adapters: adapters, options: rec.options, hidden: rec.hiddenSize, layers: rec.numLayers, seed: 0)
         for p in comp.parameters { p.value.copy(from: try g.readTensor(p.name, shape: p.value.shape)) }
         comp.finishTraining()

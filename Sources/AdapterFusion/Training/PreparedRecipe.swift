@@ -54,6 +54,11 @@ public struct PreparedRecipe {
             }
         }
         self.adapters = adapters
+        if let p = Composition.problem(r.expr, configs: records.mapValues(\.adapterConfig)) {
+            let at = p.adapter.flatMap { a in r.adapterPositions.first { $0.value == a } }
+            let compose = r.ast.compose!
+            throw r.error(at?.line ?? compose.line, at?.column ?? compose.column, p.message)
+        }
         (encoder, tokenizer) = try ModelDirectory.load(r.base)
         recipe = r
         self.storePath = storePath

@@ -1,0 +1,159 @@
+/// What a composition node that weighs members exposes: its fusion layers, temperature and the
+/// attention weights of the last pass (`FuseNode` at sublayer outputs, `LayerFuseNode` over layers).
+public protocol FusionNode: AnyObject {
+    var fusionLayers: [HookSite: FusionLayer] { get }
+    var temperature: Float { get set }
+    var recordAttention: Bool { get set }
+    var members: [LayerHook] { get }
+    /// The attention weights of the last forward pass at (layer, site), [n, members] (with `recordAttention`).
+    func attentionWeights(layer: Int, site: AdapterSite) -> Tensor?
+    var parameters: [Parameter] { get }
+}
+
+extension FuseNode: FusionNode {}
+
+/// fuse(…) or average(…) over members that change more than a sublayer's output — LoRA,
+/// prefixes, IA³, BitFit, UniPELT, next to bottleneck adapters. A member's output is then its
+/// whole layer: at every layer l where some member acts, with x the fused output of layer l − 1,
+///
+///     y₀ = Layer_l(x)                  the frozen layer
+///     yᵢ = Layer_l(x; member i)        the layer with member i's changes (and nothing else)
+///     δᵢ = yᵢ − y₀                     member i's delta                          [n, H]
+///     fuse:     out = y₀ + V·Σᵢ softmax_i((Q·y₀ + b_q)·K·δᵢ / T)·δᵢ    (`FusionLayer`, query and residual y₀)
+///     average:  out = y₀ + Σᵢ wᵢ·δᵢ
+///
+/// With one member at weight 1 (V = I) this is that member's layer exactly. Cost per token and
+/// layer: 1 + N full layer passes (forward and, in training, backward) plus the fusion's three
+/// H×H products; the training workspace keeps N + 1 sets of layer activations. Fusions of
+/// bottleneck adapters alone keep the cheaper `FuseNode` (one layer pass).
+public final class LayerFuseNode: LayerHook, FusionNode {
+    public let members: [LayerHook]
+    let hidden: Int
+    public let options: FusionOptions
+    /// average(…)'s weights; nil for fuse(…).
+    let weights: [Float]?
+    /// Fusion layers by layer, stored as `layer_03/` (keyed at the output site).
+    public private(set) var fusionLayers: [HookSite: FusionLayer] = [:]
+    let active: Set<Int>
+    public var temperature: Float
+    public var recordAttention = false
+    private var attention: [HookSite: Tensor] = [:]
+
+    init(
+        _ members: [LayerHook], options: FusionOptions, weights: [Float]?, average: Bool, prefix: String, hidden: Int, layers: Int,
+        rng: inout SeededRNG
+    ) {
+        self.members = members
+        self.options = options
+        self.hidden = hidden
+        self.weights = average ? (weights ?? Array(repeating: 1 / Float(members.count), count: members.count)) : nil
+        temperature = options.anneal ? 50 : options.temperature
+        active = Set(
+            (0..<layers).filter { l in
+                members.contains { m in
+                    AdapterSite.allCases.contains { m.acts(layer: l, site: $0) } || LayerPoint.allCases.contains { m.changes(layer: l, point: $0) }
+                        || m.prefixLength(layer: l) > 0
+                }
+            })
+        if !average {
+            for l in active.sorted() {
+                let site = HookSite(l, .output)
+                fusionLayers[site] = FusionLayer(
+                    prefix: prefix + site.fusionPrefix, hidden: hidden, members: members.count, dynamic: options.dynamic,
+                    valueBias: options.valueBias, rng: &rng)
+            }
+        }
+    }
+
+    public var parameters: [Parameter] { fusionLayers.keys.sorted().flatMap { fusionLayers[$0]!.parameters } }
+
+    public func attentionWeights(layer: Int, site: AdapterSite) -> Tensor? { attention[HookSite(layer, site)] }
+
+    public func acts(layer: Int, site: AdapterSite) -> Bool { false }
+    public func readsNormalized(layer: Int, site: AdapterSite) -> Bool { false }
+    public func forward(
+        layer: Int, site: AdapterSite, input: HookInput, out: UnsafeMutablePointer<Float>, n: Int, training: Bool, cache: HookCache
+    ) {}
+    public func backward(layer: Int, site: AdapterSite, dout: UnsafePointer<Float>, grad: HookGradient, n: Int, cache: HookCache) {}
+
+    public func replacesLayer(_ layer: Int) -> Bool { active.contains(layer) }
+    /// The attention buffers must fit the longest prefix of any member.
+    public func prefixLength(layer: Int) -> Int { members.map { $0.prefixLength(layer: layer) }.max() ?? 0 }
+    public func beginPass(batch: TokenBatch, training: Bool, cache: HookCache) {
+        for m in members { m.beginPass(batch: batch, training: training, cache: cache) }
+    }
+    public func endBackward(cache: HookCache) { for m in members { m.endBackward(cache: cache) } }
+
+    /// Cache slots: y₀ and the deltas per layer in training (the backward pass reads them), shared otherwise.
+    private func kept(_ cache: HookCache, _ slot: Int, _ l: Int, _ training: Bool, count: Int) -> Tensor {
+        cache.tensor(self, slot + (training ? l : 0), count: count)
+    }
+
+    public func layerForward(_ l: Int, input: Tensor, output: Tensor, run: LayerRunner, training: Bool, cache: HookCache) {
+        let n = run.tokenCount
+        let H = hidden
+        let N = members.count
+        let y0 = kept(cache, 1000, l, training, count: n * H)
+        let deltas = kept(cache, 2000, l, training, count: N * n * H)
+        run.forward(l, input: input, output: y0, hook: nil, run: 0)
+        let yi = cache.tensor(self, 1, count: n * H)
+        for (i, m) in members.enumerated() {
+            run.forward(l, input: input, output: yi, hook: m, run: i + 1)
+            let d = deltas.data + i * n * H
+            for j in 0..<(n * H) { d[j] = yi.data[j] - y0.data[j] }
+        }
+        if let weights {
+            output.data.update(from: y0.data, count: n * H)
+            for (i, w) in weights.enumerated() {
+                let d = deltas.data + i * n * H
+                for j in 0..<(n * H) { output.data[j] += w * d[j] }
+            }
+            return
+        }
+        let fl = fusionLayers[HookSite(l, .output)]!
+        fl.forward(
+            query: y0.data, residual: y0.data, deltas: deltas.data, out: output.data, n: n, temperature: temperature, training: training,
+            scoreDropout: training && options.scoreDropout ? cache.dropout : nil, cache: cache)
+        if recordAttention {
+            let w = Tensor(zeros: [n, N])
+            w.data.update(from: fl.weights(cache, n: n).data, count: n * N)
+            attention[HookSite(l, .output)] = w
+        }
+    }
+
+    public func layerBackward(_ l: Int, dOutput: Tensor, dInput: Tensor, run: LayerRunner, cache: HookCache) {
+        let n = run.tokenCount
+        let H = hidden
+        let N = members.count
+        let y0 = kept(cache, 1000, l, true, count: n * H)
+        let deltas = kept(cache, 2000, l, true, count: N * n * H)
+        let dy0 = cache.tensor(self, 2, count: n * H)
+        let ddeltas = cache.tensor(self, 3, count: N * n * H)
+        if let weights {
+            dy0.data.update(from: dOutput.data, count: n * H)
+            for (i, w) in weights.enumerated() {
+                let dd = ddeltas.data + i * n * H
+                for j in 0..<(n * H) { dd[j] = w * dOutput.data[j] }
+            }
+        } else {
+            dy0.data.update(repeating: 0, count: n * H)
+            ddeltas.data.update(repeating: 0, count: N * n * H)
+            fusionLayers[HookSite(l, .output)]!.backward(
+                dout: dOutput.data, dquery: dy0.data, dresidual: dy0.data, deltas: deltas.data, ddeltas: ddeltas.data, n: n, cache: cache)
+        }
+        _ = y0
+        // δᵢ = yᵢ − y₀: ∂L/∂yᵢ = ∂L/∂δᵢ, ∂L/∂y₀ −= Σᵢ ∂L/∂δᵢ
+        for i in 0..<N {
+            let dd = ddeltas.data + i * n * H
+            for j in 0..<(n * H) { dy0.data[j] -= dd[j] }
+        }
+        // Every member is frozen: below the lowest layer nothing needs the input's gradient.
+        guard run.needsInputGradient(l) else { return }
+        let d = cache.tensor(self, 4, count: n * H)
+        for (i, m) in members.enumerated() {
+            d.data.update(from: ddeltas.data + i * n * H, count: n * H)
+            run.backward(l, dOutput: d, dInput: dInput, hook: m, run: i + 1)
+        }
+        run.backward(l, dOutput: dy0, dInput: dInput, hook: nil, run: 0)
+    }
+}
