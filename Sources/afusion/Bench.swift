@@ -139,27 +139,38 @@ struct BenchTrainAdapter: ParsableCommand {
         abstract: "Training steps of one adapter + head (forward, backward, AdamW) on a synthetic batch, dropout on.")
 
     @OptionGroup var options: BenchOptions
-    @Option(help: "Adapter placement: pfeiffer or houlsby.") var config: AdapterPlacement = .pfeiffer
-    @Option(help: "Reduction factor.") var reduction = 16
+    @Option(help: "Method (with its train-adapter defaults): bottleneck, lora, prefix, prompt, bitfit, ia3, parallel, unipelt.")
+    var method: PEFTMethod = .bottleneck
+    @Option(help: "Adapter placement: pfeiffer or houlsby (bottleneck).") var config: AdapterPlacement = .pfeiffer
+    @Option(help: "Reduction factor (bottleneck).") var reduction = 16
     @Flag(inversion: .prefixedNo, help: "The adapter reads LN(h + x) (default: as train-adapter).") var lnBefore: Bool?
 
     func run() throws {
         let encoder = try options.encoder()
         let c = encoder.config
-        let ac = AdapterConfig(placement: config, reductionFactor: reduction, lnBefore: lnBefore ?? AdapterConfig.defaultLNBefore(config))
+        var ac = AdapterConfig.method(method)
+        ac.intermediateSize = c.intermediateSize
+        if method == .bottleneck {
+            ac = AdapterConfig(placement: config, reductionFactor: reduction, lnBefore: lnBefore ?? AdapterConfig.defaultLNBefore(config))
+        }
         let adapter = Adapter(name: "bench", config: ac, hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 1)
-        try options.trainingSteps("train \(ac.architecture) adapter (reduction \(reduction))", encoder: encoder, model: adapter)
+        let shape = ac.hasBottleneck ? " (reduction \(ac.reductionFactor))" : ""
+        try options.trainingSteps("train \(ac.architecture) adapter\(shape)", encoder: encoder, model: adapter)
     }
 }
 
-/// Random pfeiffer+ln adapters (AdapterHub's seq_bn; non-zero up projections, as trained ones)
-/// under a fresh fusion.
-func syntheticFusion(_ c: BertConfig, adapters: Int, dynamic: Bool) -> Composition {
+/// Random members (by default pfeiffer+ln adapters, AdapterHub's seq_bn; else `methods`, one
+/// per member, with their defaults), perturbed as trained ones are, under a fresh fusion.
+func syntheticFusion(_ c: BertConfig, adapters: Int, dynamic: Bool, methods: [PEFTMethod] = []) -> Composition {
     var rng = SeededRNG(seed: 5)
     var members: [String: Adapter] = [:]
     for i in 0..<adapters {
-        let a = Adapter(
-            name: "a\(i)", config: AdapterConfig(lnBefore: true), hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: UInt64(i))
+        var config = AdapterConfig(lnBefore: true)
+        if i < methods.count, methods[i] != .bottleneck {
+            config = AdapterConfig.method(methods[i])
+            config.intermediateSize = c.intermediateSize
+        }
+        let a = Adapter(name: "a\(i)", config: config, hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: UInt64(i), stored: true)
         for p in a.parameters { for k in 0..<p.value.count { p.value[k] += 0.02 * rng.nextNormal() } }
         members["a\(i)"] = a
     }
@@ -178,12 +189,14 @@ struct BenchTrainFusion: ParsableCommand {
     @OptionGroup var options: BenchOptions
     @Option(help: "Number of fused adapters.") var adapters = 3
     @Flag(help: "Static fusion (no value matrix).") var staticFusion = false
+    @Option(help: "Members' methods, comma-separated (e.g. lora,prefix,bottleneck; default: all bottleneck).") var methods = ""
 
     func run() throws {
         let encoder = try options.encoder()
-        let comp = syntheticFusion(encoder.config, adapters: adapters, dynamic: !staticFusion)
+        let m = try benchMethods(methods, count: adapters)
+        let comp = syntheticFusion(encoder.config, adapters: adapters, dynamic: !staticFusion, methods: m)
         try options.trainingSteps(
-            "train \(staticFusion ? "static" : "dynamic") fusion of \(adapters) pfeiffer adapters", encoder: encoder,
+            "train \(staticFusion ? "static" : "dynamic") fusion of \(adapters) \(memberDescription(m, adapters))", encoder: encoder,
             model: comp)
     }
 }
@@ -194,18 +207,37 @@ struct BenchInferFusion: ParsableCommand {
 
     @OptionGroup var options: BenchOptions
     @Option(help: "Number of fused adapters.") var adapters = 3
+    @Option(help: "Members' methods, comma-separated (e.g. lora,prefix,bottleneck; default: all bottleneck).") var methods = ""
 
     func run() throws {
         let encoder = try options.encoder()
         let c = encoder.config
         let batch = options.syntheticBatch(vocab: c.vocabSize)
-        let comp = syntheticFusion(c, adapters: adapters, dynamic: true)
+        let m = try benchMethods(methods, count: adapters)
+        let comp = syntheticFusion(c, adapters: adapters, dynamic: true, methods: m)
         let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 2), hidden: c.hiddenSize, seed: 2)
         let ws = EncoderWorkspace(config: c)
-        try options.measure("inference through a fusion of \(adapters) pfeiffer adapters + head", tokens: batch.tokenCount) {
+        try options.measure("inference through a fusion of \(adapters) \(memberDescription(m, adapters)) + head", tokens: batch.tokenCount) {
             head.forward(try encoder.forward(batch, workspace: ws, hook: comp.root), batch: batch, cache: ws.hookCache)
         }
     }
+}
+
+/// `--methods a,b,c` of the fusion benchmarks: one method per member (prompt cannot be fused).
+func benchMethods(_ text: String, count: Int) throws -> [PEFTMethod] {
+    guard !text.isEmpty else { return [] }
+    let m = try text.split(separator: ",").map { part -> PEFTMethod in
+        guard let m = PEFTMethod(rawValue: String(part)), m != .prompt else {
+            throw ValidationError("--methods: '\(part)' is not a method a fusion can hold (bottleneck, lora, prefix, bitfit, ia3, parallel, unipelt)")
+        }
+        return m
+    }
+    guard m.count == count else { throw ValidationError("--methods names \(m.count) methods for \(count) adapters") }
+    return m
+}
+
+func memberDescription(_ methods: [PEFTMethod], _ count: Int) -> String {
+    methods.isEmpty ? "pfeiffer adapters" : "members (" + methods.map(\.rawValue).joined(separator: ", ") + ")"
 }
 
 struct BenchRealTask: ParsableCommand {

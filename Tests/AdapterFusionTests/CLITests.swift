@@ -123,4 +123,57 @@ import Testing
         let bad = try Self.run(["check", "zg.fuse"], in: dir)
         #expect(bad.status != 0 && bad.err.contains("zg.fuse:5:21:") && bad.err.contains("did you mean 'zebra"), "\(bad.out)\n\(bad.err)")
     }
+
+    /// Every method trains from the CLI, evaluates identically after reload, and a recipe fusing
+    /// three kinds (LoRA, prefix, bottleneck) checks, trains, evaluates, predicts and reports its attention.
+    @Test func everyMethodAndAMixedFusion() throws {
+        let dir = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        try Self.tinyModel(dir)
+        var csv = "label,text\n"
+        for e in TrainerTests.synthetic(300, seed: 6) { csv += "\(e.label == 1 ? "yes" : "no"),\(e.text)\n" }
+        try Data(csv.utf8).write(to: dir.appendingPathComponent("z.csv"))
+        try Data("name = \"zebra\"\nmax_length = 16\n[data]\nfiles = [\"z.csv\"]\nformat = \"csv\"\n[labels]\nnames = [\"no\", \"yes\"]\n".utf8)
+            .write(to: dir.appendingPathComponent("z.toml"))
+        let common = ["--model", "model", "--threads", "1"]
+        for method in ["lora", "prefix", "prompt", "bitfit", "ia3", "parallel", "unipelt"] {
+            var extra = ["--prefix-length", "3", "--prefix-mlp", "8", "--lora-rank", "2"]
+            if method == "unipelt" { extra += ["--prompt", "2"] }
+            if method == "prompt" { extra += ["--prompt", "3"] }
+            let t = try Self.run(
+                ["train-adapter", "--task", "z.toml", "--store", "s.h5", "--name", "z_\(method)", "--method", method, "--epochs", "1"] + extra
+                    + common, in: dir)
+            #expect(t.status == 0 && t.out.contains("saved adapter 'z_\(method)'"), "\(method): \(t.out)\n\(t.err)")
+            let e = try Self.run(["eval", "--store", "s.h5", "--adapter", "z_\(method)"] + common, in: dir)
+            let metric = Self.capture(#"accuracy (\d\.\d{4})"#, e.out)
+            let recorded = Self.capture(#"recorded at training: (\d\.\d{4})"#, e.out)
+            #expect(e.status == 0 && metric != nil && metric == recorded, "\(method): \(e.out)\n\(e.err)")
+        }
+        let m = try Self.run(["eval", "--store", "s.h5", "--adapter", "z_lora", "--merge"] + common, in: dir)
+        #expect(m.status == 0, "\(m.err)")
+        let i = try Self.run(["inspect", "s.h5"], in: dir)
+        #expect(i.out.contains("lora r2 α16 query,value") && i.out.contains("prefix 3") && i.out.contains("unipelt"), "\(i.out)")
+
+        // A prompt-tuned member cannot be composed: refused at its position.
+        try Data("fusion zp\nbase model\nstore s.h5\ntask z.toml\ncompose fuse(z_lora, z_prompt)\n".utf8).write(
+            to: dir.appendingPathComponent("zp.fuse"))
+        let bad = try Self.run(["check", "zp.fuse"], in: dir)
+        #expect(bad.status != 0 && bad.err.contains("zp.fuse:5:22:") && bad.err.contains("prompt"), "\(bad.out)\n\(bad.err)")
+
+        try Data(
+            "fusion zm\nbase model\nstore s.h5\ntask z.toml\ncompose fuse(z_lora, z_prefix, z_parallel)\ntrain epochs 1, lr 1e-2, batch 16\n".utf8
+        )
+        .write(to: dir.appendingPathComponent("zm.fuse"))
+        let c = try Self.run(["check", "zm.fuse"], in: dir)
+        #expect(c.status == 0 && c.out.contains("zm.fuse: ok"), "\(c.out)\n\(c.err)")
+        let f = try Self.run(["train-fusion", "zm.fuse", "--threads", "1"], in: dir)
+        #expect(f.status == 0, "\(f.out)\n\(f.err)")
+        let fe = try Self.run(["eval", "--recipe", "zm.fuse", "--threads", "1"], in: dir)
+        let fm = Self.capture(#"accuracy (\d\.\d{4})"#, fe.out)
+        let fr = Self.capture(#"recorded at training: (\d\.\d{4})"#, fe.out)
+        #expect(fe.status == 0 && fm != nil && fm == fr, "\(fe.out)\n\(fe.err)")
+        let p = try Self.run(["predict", "--recipe", "zm.fuse", "--threads", "1"], stdin: "cat zebra dog\n", in: dir)
+        #expect(p.status == 0 && !p.out.isEmpty, "\(p.err)")
+        let a = try Self.run(["inspect", "s.h5", "--fusion", "zm", "--attention", "--model", "model", "--threads", "1"], in: dir)
+        #expect(a.status == 0 && a.out.contains("z_prefix"), "\(a.out)\n\(a.err)")
+    }
 }

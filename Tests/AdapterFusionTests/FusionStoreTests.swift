@@ -81,4 +81,65 @@ import Testing
         }
         #expect(try FusionStore.list(store).map(\.name) == ["zf"])
     }
+
+    /// A fusion over LoRA, prefix (trained through its MLP, stored flattened) and bottleneck
+    /// members: stored members reload as they were, and the trained fusion reloads to identical outputs.
+    @Test func mixedMembersSaveReloadIdentical() throws {
+        let encoder = try Support.tinyEncoder(hidden: 32)
+        let tok = try TrainerTests.tinyTokenizer()
+        let dir = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let store = dir.appendingPathComponent("s.h5").path
+        let taskPath = dir.appendingPathComponent("z.toml").path
+        try Data("name = \"zebra\"\n[data]\nfiles = [\"unused.csv\"]\nformat = \"csv\"\n[labels]\nnames = [\"no\", \"yes\"]\n".utf8)
+            .write(to: URL(fileURLWithPath: taskPath))
+        let spec = try TaskSpec.load(taskPath)
+        let dev = EncodedSplit(TrainerTests.synthetic(48, seed: 2), tokenizer: tok, maxLength: 16)
+        var rng = SeededRNG(seed: 1)
+        var records: [String: AdapterRecord] = [:]
+        for (name, method) in [("alpha", PEFTMethod.lora), ("beta", .prefix), ("gamma", .bottleneck)] {
+            var c = AdapterConfig.method(method)
+            c.intermediateSize = 64
+            c.prefix = c.prefix.map { _ in PrefixConfig(length: 4, mlpHidden: 16) }
+            let a = Adapter(name: name, config: c, hidden: 32, layers: 3, seed: 7)
+            for p in a.parameters { for i in 0..<p.value.count { p.value[i] += 0.1 * rng.nextNormal() } }
+            let h = PredictionHead(config: HeadConfig(kind: .classification, outputs: 2), hidden: 32, seed: 7)
+            let before = try Evaluator(encoder: encoder, hook: a, head: h).evaluate(dev, spec: spec, batchSize: 16)
+            let rec = AdapterRecord(
+                name: name, task: name, taskFile: taskPath, labels: ["no", "yes"], metric: "accuracy",
+                adapterConfig: a.config, headConfig: h.config, baseModel: "tiny", baseFingerprint: "B",
+                hiddenSize: 32, numLayers: 3, devMetrics: [0.5], bestEpoch: 1, settings: TrainingConfig(), seed: 0, created: "")
+            try AdapterStore.save(adapter: a, head: h, record: rec, to: store)
+            let (b, hb, r) = try AdapterStore.load(store, name: name, baseFingerprint: "B")
+            #expect(r.adapterConfig.method == method)
+            let after = try Evaluator(encoder: encoder, hook: b, head: hb).evaluate(dev, spec: spec, batchSize: 16)
+            // The prefix's MLP output, stored flattened, reproduces its outputs within float rounding.
+            let diff = zip(before.outputs.flatMap { $0 }, after.outputs.flatMap { $0 }).map { abs($0 - $1) }.max()!
+            #expect(diff <= (method == .prefix ? 1e-5 : 0), "\(name)")
+            records[name] = r
+        }
+        let text = "fusion zm\nbase tiny\nstore \(store)\ntask \(taskPath)\ncompose fuse(alpha, beta, gamma)\ntrain epochs 1, lr 1e-2, batch 16\n"
+        let recipe = try Recipe.parse(text, file: "zm.fuse")
+        var adapters: [String: Adapter] = [:]
+        for n in ["alpha", "beta", "gamma"] { adapters[n] = try AdapterStore.load(store, name: n, baseFingerprint: "B").0 }
+        #expect(Composition.problem(recipe.expr, configs: adapters.mapValues(\.config)) == nil)
+        let comp = Composition(recipe.expr, adapters: adapters, options: recipe.options, hidden: 32, layers: 3, seed: 4)
+        #expect(comp.fuseNodes.first?.node is LayerFuseNode)
+        let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 2), hidden: 32, seed: 5)
+        var tc = recipe.training
+        tc.maxLength = 16
+        let result = try Trainer(encoder: encoder, model: comp, head: head).train(
+            train: EncodedSplit(TrainerTests.synthetic(64, seed: 1), tokenizer: tok, maxLength: 16), dev: dev, spec: spec, config: tc)
+        let rec = FusionRecord(
+            name: "zm", recipe: text, recipeFile: "zm.fuse", task: "zebra", taskFile: taskPath, labels: spec.labels,
+            metric: "accuracy", composition: recipe.expr.description,
+            memberFingerprints: records.mapValues(\.weightsFingerprint),
+            options: recipe.options, headConfig: head.config, baseModel: "tiny", baseFingerprint: "B", hiddenSize: 32,
+            numLayers: 3, devMetrics: result.devMetrics, bestEpoch: result.bestEpoch, settings: TrainingConfig(), seed: 4, created: "")
+        try FusionStore.save(composition: comp, head: head, record: rec, to: store)
+        let loaded = try FusionStore.load(store, name: "zm", baseFingerprint: "B")
+        let before = try Evaluator(encoder: encoder, hook: comp.root, head: head).evaluate(dev, spec: spec, batchSize: 16)
+        let after = try Evaluator(encoder: encoder, hook: loaded.composition.root, head: loaded.head).evaluate(dev, spec: spec, batchSize: 16)
+        #expect(after.outputs == before.outputs)
+        #expect(loaded.composition.parameters.map(\.name).contains("layer_02/query/weight"))
+    }
 }

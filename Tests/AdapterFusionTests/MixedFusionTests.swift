@@ -101,7 +101,9 @@ import Testing
         var withPrompt = configs
         withPrompt["t"] = MethodGradientTests.config(.prompt)
         #expect(Composition.problem(.fuse([.adapter("t"), .adapter("a")]), configs: withPrompt)?.adapter == "t")
-        #expect(Composition.problem(.stack([.adapter("a"), .fuse([.adapter("l"), .adapter("a")])]), configs: configs)?.message.contains("whole composition") == true)
+        #expect(
+            Composition.problem(.stack([.adapter("a"), .fuse([.adapter("l"), .adapter("a")])]), configs: configs)?.message.contains(
+                "whole composition") == true)
         #expect(Composition.problem(.stack([.adapter("p"), .adapter("p2")]), configs: configs)?.adapter == "p2")
         #expect(Composition.problem(.parallel([.adapter("p"), .adapter("a")]), configs: configs)?.adapter == "p")
         #expect(Composition.problem(.fuse([.adapter("a"), .fuse([.adapter("a"), .adapter("a")])]), configs: configs) == nil)

@@ -11,7 +11,7 @@ import Foundation
 public final class PrefixModule {
     public let length: Int
     let hidden: Int
-    let layers: [Int]
+    public let layers: [Int]
     /// The re-parameterisation while training: E, W₁, b₁, W₂, b₂.
     public private(set) var mlp: [Parameter]?
     /// Flattened keys and values by layer (nil while the MLP produces them).

@@ -47,6 +47,19 @@ public struct BertWeights {
         layer.map { template.replacingOccurrences(of: "%d", with: String($0)) } ?? template
     }
 
+    /// Number of weights, embeddings included (all-MiniLM-L6-v2: 22,565,376; it has no pooler here).
+    public var parameterCount: Int {
+        let emb = [wordEmbeddings, positionEmbeddings, tokenTypeEmbeddings, embLNWeight, embLNBias].reduce(0) { $0 + $1.count }
+        return emb
+            + layers.reduce(0) { acc, l in
+                acc
+                    + [
+                        l.qkvWeight, l.qkvBias, l.attnOutWeight, l.attnOutBias, l.attnLNWeight, l.attnLNBias, l.ffnInWeight, l.ffnInBias,
+                        l.ffnOutWeight, l.ffnOutBias, l.ffnLNWeight, l.ffnLNBias,
+                    ].reduce(0) { $0 + $1.count }
+            }
+    }
+
     /// These weights with each layer replaced by `transform(index, layer)` (the embeddings shared).
     public func replacingLayers(_ transform: (Int, BertLayerWeights) -> BertLayerWeights) -> BertWeights {
         BertWeights(

@@ -443,7 +443,9 @@ public final class Composition {
         func internalMembers(_ e: CompositionExpr) -> Bool { e.adapterNames.contains { configs[$0].map(inside) ?? false } }
         for n in expr.adapterNames {
             if let c = configs[n], c.prompt != nil {
-                return (n, "adapter '\(n)' (\(c.architecture)) inserts prompt tokens into the input; a composition combines layers, so it cannot hold one")
+                return (
+                    n, "adapter '\(n)' (\(c.architecture)) inserts prompt tokens into the input; a composition combines layers, so it cannot hold one"
+                )
             }
         }
         func walk(_ e: CompositionExpr, root: Bool) -> (String?, String)? {
@@ -460,7 +462,9 @@ public final class Composition {
                 for x in m { if let p = walk(x, root: false) { return p } }
             case .stack(let m):
                 let prefixed = m.flatMap(\.adapterNames).filter { configs[$0]?.prefix != nil }
-                if prefixed.count > 1 { return (prefixed[1], "a stack holds at most one adapter with an attention prefix ('\(prefixed[0])' has one)") }
+                if prefixed.count > 1 {
+                    return (prefixed[1], "a stack holds at most one adapter with an attention prefix ('\(prefixed[0])' has one)")
+                }
                 for x in m { if let p = walk(x, root: false) { return p } }
             case .parallel(let m):
                 if let n = m.flatMap(\.adapterNames).first(where: { configs[$0]?.prefix != nil }) {

@@ -38,6 +38,11 @@ public final class ParallelPredictor {
         }
         records = names.map { checked[$0]! }
         self.heads = heads
+        if let p = Composition.problem(recipe.expr, configs: adapters.mapValues(\.config)) {
+            let at = p.adapter.flatMap { a in recipe.adapterPositions.first { $0.value == a } }
+            let compose = recipe.ast.compose!
+            throw recipe.error(at?.line ?? compose.line, at?.column ?? compose.column, p.message)
+        }
         composition = Composition(
             recipe.expr, adapters: adapters, options: recipe.options, hidden: encoder.config.hiddenSize,
             layers: encoder.config.numHiddenLayers, seed: 0)
