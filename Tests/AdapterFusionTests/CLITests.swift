@@ -59,14 +59,19 @@ import Testing
         try Data((vocab.joined(separator: "\n") + "\n").utf8).write(to: m.appendingPathComponent("vocab.txt"))
     }
 
-    @Test func trainEvalPredictInspectCheckFuse() throws {
-        let dir = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
-        try Self.tinyModel(dir)
+    /// `z.csv` (synthetic yes/no examples) and the task file `z.toml` over it, in `dir`.
+    static func syntheticTask(_ dir: URL, examples: Int, seed: UInt64) throws {
         var csv = "label,text\n"
-        for e in TrainerTests.synthetic(400, seed: 5) { csv += "\(e.label == 1 ? "yes" : "no"),\(e.text)\n" }
+        for e in TrainerTests.synthetic(examples, seed: seed) { csv += "\(e.label == 1 ? "yes" : "no"),\(e.text)\n" }
         try Data(csv.utf8).write(to: dir.appendingPathComponent("z.csv"))
         try Data("name = \"zebra\"\nmax_length = 16\n[data]\nfiles = [\"z.csv\"]\nformat = \"csv\"\n[labels]\nnames = [\"no\", \"yes\"]\n".utf8)
             .write(to: dir.appendingPathComponent("z.toml"))
+    }
+
+    @Test func trainEvalPredictInspectCheckFuse() throws {
+        let dir = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        try Self.tinyModel(dir)
+        try Self.syntheticTask(dir, examples: 400, seed: 5)
         let common = ["--model", "model", "--threads", "1"]
 
         for (name, seed) in [("zebra", "1"), ("zebra2", "2")] {
@@ -129,11 +134,7 @@ import Testing
     @Test func everyMethodAndAMixedFusion() throws {
         let dir = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
         try Self.tinyModel(dir)
-        var csv = "label,text\n"
-        for e in TrainerTests.synthetic(300, seed: 6) { csv += "\(e.label == 1 ? "yes" : "no"),\(e.text)\n" }
-        try Data(csv.utf8).write(to: dir.appendingPathComponent("z.csv"))
-        try Data("name = \"zebra\"\nmax_length = 16\n[data]\nfiles = [\"z.csv\"]\nformat = \"csv\"\n[labels]\nnames = [\"no\", \"yes\"]\n".utf8)
-            .write(to: dir.appendingPathComponent("z.toml"))
+        try Self.syntheticTask(dir, examples: 300, seed: 6)
         let common = ["--model", "model", "--threads", "1"]
         for method in ["lora", "prefix", "prompt", "bitfit", "ia3", "parallel", "unipelt"] {
             var extra = ["--prefix-length", "3", "--prefix-mlp", "8", "--lora-rank", "2"]

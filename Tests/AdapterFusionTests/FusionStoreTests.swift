@@ -5,15 +5,18 @@ import Testing
 /// Stage two end to end on the tiny encoder: train a fusion of two stored adapters, save,
 /// reload, evaluate bit-identically; refuse when a member is retrained or removed.
 @Suite struct FusionStoreTests {
-    @Test func trainSaveReloadAndRefuseChangedMembers() throws {
-        let encoder = try Support.tinyEncoder(hidden: 32)
-        let tok = try TrainerTests.tinyTokenizer()
-        let dir = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+    /// The tiny encoder (hidden 32) and tokenizer, a store path and a two-label task file in `dir`.
+    static func setUp(_ dir: URL) throws -> (BertEncoder, WordPieceTokenizer, String, String, TaskSpec) {
         let store = dir.appendingPathComponent("s.h5").path
         let taskPath = dir.appendingPathComponent("z.toml").path
         try Data("name = \"zebra\"\n[data]\nfiles = [\"unused.csv\"]\nformat = \"csv\"\n[labels]\nnames = [\"no\", \"yes\"]\n".utf8)
             .write(to: URL(fileURLWithPath: taskPath))
-        let spec = try TaskSpec.load(taskPath)
+        return (try Support.tinyEncoder(hidden: 32), try TrainerTests.tinyTokenizer(), store, taskPath, try TaskSpec.load(taskPath))
+    }
+
+    @Test func trainSaveReloadAndRefuseChangedMembers() throws {
+        let dir = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let (encoder, tok, store, taskPath, spec) = try Self.setUp(dir)
 
         // Two stored "source" adapters with random, non-trivial weights.
         var rng = SeededRNG(seed: 1)
@@ -85,14 +88,8 @@ import Testing
     /// A fusion over LoRA, prefix (trained through its MLP, stored flattened) and bottleneck
     /// members: stored members reload as they were, and the trained fusion reloads to identical outputs.
     @Test func mixedMembersSaveReloadIdentical() throws {
-        let encoder = try Support.tinyEncoder(hidden: 32)
-        let tok = try TrainerTests.tinyTokenizer()
         let dir = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
-        let store = dir.appendingPathComponent("s.h5").path
-        let taskPath = dir.appendingPathComponent("z.toml").path
-        try Data("name = \"zebra\"\n[data]\nfiles = [\"unused.csv\"]\nformat = \"csv\"\n[labels]\nnames = [\"no\", \"yes\"]\n".utf8)
-            .write(to: URL(fileURLWithPath: taskPath))
-        let spec = try TaskSpec.load(taskPath)
+        let (encoder, tok, store, taskPath, spec) = try Self.setUp(dir)
         let dev = EncodedSplit(TrainerTests.synthetic(48, seed: 2), tokenizer: tok, maxLength: 16)
         var rng = SeededRNG(seed: 1)
         var records: [String: AdapterRecord] = [:]

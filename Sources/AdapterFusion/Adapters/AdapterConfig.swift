@@ -89,19 +89,15 @@ public struct AdapterConfig: Codable, Sendable, Equatable {
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(method, forKey: .method)
+        // The bottleneck keys always (readers of earlier versions need them); they describe a
+        // module only for the methods that have one.
+        try c.encode(placement, forKey: .placement)
+        try c.encode(reductionFactor, forKey: .reductionFactor)
+        try c.encode(nonLinearity, forKey: .nonLinearity)
+        try c.encode(initStd, forKey: .initStd)
         if hasBottleneck {
-            try c.encode(placement, forKey: .placement)
-            try c.encode(reductionFactor, forKey: .reductionFactor)
-            try c.encode(nonLinearity, forKey: .nonLinearity)
-            try c.encode(initStd, forKey: .initStd)
             try c.encode(lnBefore, forKey: .lnBefore)
             try c.encode(scaling, forKey: .scaling)
-        } else {
-            // Readers of earlier versions need these keys; they describe no module here.
-            try c.encode(placement, forKey: .placement)
-            try c.encode(reductionFactor, forKey: .reductionFactor)
-            try c.encode(nonLinearity, forKey: .nonLinearity)
-            try c.encode(initStd, forKey: .initStd)
         }
         try c.encode(leaveOut, forKey: .leaveOut)
         try c.encodeIfPresent(lora, forKey: .lora)
