@@ -29,7 +29,7 @@ for task in ${TASKS:-trec vitaminc sentiment_score}; do
         test=$($AF eval --store $STORE --adapter $name --split test --max 2000 "${T[@]}" | metric)
         params=$(sed -n 's/.*(\([0-9]*\) in the adapter, \([0-9.]*\) % .*/\1/p' "$log" | head -1)
         percent=$(sed -n 's/.*(\([0-9]*\) in the adapter, \([0-9.]*\) % .*/\2/p' "$log" | head -1)
-        stored=$(sed -n 's/.*; \([0-9]*\) prefix values stored after training.*/\1/p' "$log" | head -1)
+        stored=$(sed -n 's/.*; \([0-9]*\) stored after training.*/\1/p' "$log" | head -1)
         stored_params=${stored:-$params}
         # Median of the tokens/s the progress lines report (the first steps include warm-up).
         tps=$(grep -o '[0-9]* tok/s' "$log" | awk '{print $1}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')

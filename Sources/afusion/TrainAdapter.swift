@@ -181,9 +181,9 @@ func described(_ adapter: Adapter, encoder: BertEncoder) -> String {
     let n = adapter.parameters.reduce(0) { $0 + $1.value.count }
     let total = encoder.weights.parameterCount
     var text = "\(n) in the adapter, \(String(format: "%.2f", 100 * Double(n) / Double(total))) % of the encoder's \(total)"
-    if let p = adapter.prefixModule, p.mlp != nil {
-        let stored = p.length * 2 * encoder.config.hiddenSize * p.layers.count
-        text += "; \(stored) prefix values stored after training"
+    if let p = adapter.prefixModule, let mlp = p.mlp {
+        let stored = n - mlp.reduce(0) { $0 + $1.value.count } + p.length * 2 * encoder.config.hiddenSize * p.layers.count
+        text += "; \(stored) stored after training (the prefix MLP's output, flattened)"
     }
     return text
 }

@@ -127,4 +127,25 @@ import Testing
         let after = try m.encoder.forward(m.batch, workspace: ws, hook: m.adapter).array
         #expect(zip(before, after).map { abs($0 - $1) }.max()! <= 1e-6)
     }
+
+    /// Each method's configuration survives its JSON (the stored `config` attribute); a config
+    /// written before methods existed reads as a bottleneck adapter.
+    @Test func configJSONRoundTrip() throws {
+        for m in PEFTMethod.allCases {
+            let c = Self.config(m)
+            let json = try JSONEncoder().encode(c)
+            #expect(try JSONDecoder().decode(AdapterConfig.self, from: json) == c, "\(m)")
+            #expect(String(decoding: json, as: UTF8.self).contains("\"method\":\"\(m.rawValue)\""))
+            #expect(c.problem(hidden: 8, layers: 3) == nil, "\(m)")
+        }
+        let old = #"{"placement":"houlsby","reduction_factor":4,"non_linearity":"relu","leave_out":[],"init_std":0.01}"#
+        let c = try JSONDecoder().decode(AdapterConfig.self, from: Data(old.utf8))
+        #expect(c.method == .bottleneck && c.placement == .houlsby && c.scaling == 1 && c.lora == nil)
+        var bad = Self.config(.unipelt)
+        bad.lora?.targets = [.ffnOut]
+        #expect(bad.problem(hidden: 8, layers: 3)?.contains("UniPELT") == true)
+        var noLora = Self.config(.lora)
+        noLora.lora = nil
+        #expect(noLora.problem(hidden: 8, layers: 3) != nil)
+    }
 }
