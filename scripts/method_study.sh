@@ -3,13 +3,14 @@
 # settings (README "Parameter-efficient methods"): dev and test metric, trainable parameters,
 # training tokens/s, stored bytes. Then the mixed-member fusion against the all-bottleneck one.
 # Usage: [TASKS="trec vitaminc sentiment_score"] [METHODS="bottleneck lora …"] [MAX_TRAIN=2000]
-#        scripts/method_study.sh [OUT_DIR]
+#        [EPOCHS=3] scripts/method_study.sh [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AF=.build/release/afusion
 OUT=${1:-runs/methods}
 STORE=$OUT/methods.h5
 N=${MAX_TRAIN:-2000}
+EPOCHS=${EPOCHS:-3}
 T=(--threads "${THREADS:-2}")
 mkdir -p "$OUT"
 RESULTS=$OUT/results.tsv
@@ -23,7 +24,7 @@ for task in ${TASKS:-trec vitaminc sentiment_score}; do
         log=$OUT/$name.log
         start=$(date +%s)
         $AF train-adapter --task tasks/$task.toml --store $STORE --name $name --method $method --max-train $N --max-dev 1000 \
-            --epochs 3 --patience 3 "${T[@]}" > "$log" 2>&1
+            --epochs $EPOCHS --patience $EPOCHS "${T[@]}" > "$log" 2>&1
         seconds=$(( $(date +%s) - start ))
         dev=$(sed -n 's/^best epoch [0-9]*: dev [a-z_0-9]* \([0-9.-]*\);.*/\1/p' "$log")
         test=$($AF eval --store $STORE --adapter $name --split test --max 2000 "${T[@]}" | metric)

@@ -25,6 +25,13 @@ struct CheckRecipe: ParsableCommand {
                             + "\(members.count) frozen adapters; \(fusionParams) fusion parameters; "
                             + "\(r.options.dynamic ? "dynamic" : "static"), temperature \(r.options.anneal ? "50→1" : String(r.options.temperature)), λ \(r.options.lambda)"
                     )
+                    let kinds = Set(members.compactMap { p.records[$0]?.adapterConfig.architecture.split(separator: " ").first.map(String.init) })
+                    if comp.fuseNodes.contains(where: { $0.node is LayerFuseNode }) || comp.root is LayerFuseNode {
+                        let n = comp.fuseNodes.first { $0.node is LayerFuseNode }?.node.members.count ?? members.count
+                        print(
+                            "  members of \(kinds.count) kinds (\(kinds.sorted().joined(separator: ", "))): fused over whole layers, "
+                                + "\(n + 1) layer passes per layer (README, \"Fusing any method\")")
+                    }
                     print(
                         "  train: \(r.training.epochs) epochs, lr \(r.training.learningRate), batch \(r.training.batchSize), max_length \(r.training.maxLength), seed \(r.training.seed)"
                     )

@@ -92,6 +92,11 @@ struct AdapterTrainingOptions: ParsableArguments {
         let status = StatusLine()
 
         let adapter = Adapter(name: adapterName, config: adapterConfig, hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: seed)
+        if let prefix = adapter.prefixModule, let p = adapterConfig.prefix {
+            try prefix.initialize(
+                from: encoder, ids: PromptModule.initialIDs(PromptConfig(length: p.length), labels: spec.labels, tokenizer: tokenizer, seed: seed),
+                cls: tokenizer.clsId, sep: tokenizer.sepId)
+        }
         if let prompt = adapter.promptModule, let p = adapterConfig.prompt {
             // A vocabulary without real words (a test model) keeps the random start.
             let ids = PromptModule.initialIDs(p, labels: spec.labels, tokenizer: tokenizer, seed: seed)

@@ -14,10 +14,15 @@ public final class PrefixModule {
     public let layers: [Int]
     /// The re-parameterisation while training: E, W₁, b₁, W₂, b₂.
     public private(set) var mlp: [Parameter]?
+    /// The MLP's learning rate relative to the rest (the head).
+    public static let mlpRateScale: Float = 0.3
     /// Flattened keys and values by layer (nil while the MLP produces them).
     public private(set) var flat: [Int: (keys: Parameter, values: Parameter)]?
     /// UniPELT gates by layer.
     let gates: [Int: TokenGate]
+    /// A fixed start added to the MLP's output while training through it [P, 2·layers·H]: the
+    /// keys and values real words have in each layer (`initialize(from:ids:)`).
+    private var offset: Tensor?
     private let totalLayers: Int
 
     public init(
@@ -47,6 +52,9 @@ public final class PrefixModule {
                 Parameter(prefix + "prefix_mlp/output/weight", uniform([out, mlpHidden], fanIn: mlpHidden), decay: true),
                 Parameter(prefix + "prefix_mlp/output/bias", uniform([out], fanIn: mlpHidden), decay: false),
             ]
+            // One Adam step moves every output of the MLP by up to lr·(1 + Σ|tanh|): at the head's
+            // rate the prefix runs away (SMS spam stayed at MCC 0 at 1e-3; 0.89 at 3e-4).
+            for p in mlp! { p.learningRateScale = Self.mlpRateScale }
         } else {
             flat = Self.flatParameters(layers: layers, length: length, hidden: hidden) { Tensor(randomNormal: $0, std: 0.5, rng: &rng) }
         }
@@ -64,6 +72,43 @@ public final class PrefixModule {
     /// Trainable tensors: the MLP's (or the flattened vectors) and the gates'.
     public var parameters: [Parameter] {
         (mlp ?? layers.flatMap { [flat![$0]!.keys, flat![$0]!.values] }) + layers.flatMap { gates[$0]?.parameters ?? [] }
+    }
+
+    /// Starts the prefix where real words are (Li & Liang's initialisation from activations):
+    /// the keys and values that `ids` (P real words, read as `cls` w₁ … w_P `sep`) have in each
+    /// layer of `encoder`.
+    /// Trained through the MLP, these become a fixed offset added to its output, whose last layer
+    /// is scaled down to start near zero; trained directly, they are the vectors' start. A random
+    /// prefix instead makes every token attend to noise from the first step, which the frozen
+    /// model does not recover from on some tasks (SMS spam stayed at MCC 0).
+    public func initialize(from encoder: BertEncoder, ids: [Int32], cls: Int32, sep: Int32) throws {
+        guard !ids.isEmpty else { return }
+        let H = hidden
+        let words = (0..<length).map { ids[$0 % ids.count] }
+        let batch = TokenBatch(sequences: [[cls] + words + [sep]])
+        let ws = EncoderWorkspace(config: encoder.config, training: true)
+        _ = try encoder.forward(batch, workspace: ws)
+        let W = 2 * totalLayers * H
+        let start = Tensor(zeros: [length, W])
+        for l in 0..<totalLayers {
+            let qkv = ws.activations(l).qkv.data
+            for j in 0..<length {
+                (start.data + j * W + 2 * l * H).update(from: qkv + (1 + j) * 3 * H + H, count: H)
+                (start.data + j * W + (2 * l + 1) * H).update(from: qkv + (1 + j) * 3 * H + 2 * H, count: H)
+            }
+        }
+        if let mlp {
+            offset = start
+            for i in 0..<mlp[3].value.count { mlp[3].value[i] *= 0.01 }
+            mlp[4].value.zero()
+        } else if let flat {
+            for l in layers {
+                for j in 0..<length {
+                    (flat[l]!.keys.value.data + j * H).update(from: start.data + j * W + 2 * l * H, count: H)
+                    (flat[l]!.values.value.data + j * H).update(from: start.data + j * W + (2 * l + 1) * H, count: H)
+                }
+            }
+        }
     }
 
     /// Replaces the MLP by its output: the stored form.
@@ -93,6 +138,7 @@ public final class PrefixModule {
         Linear.forward(y: hid.data, x: mlp[0].value.data, w: mlp[1].value.data, b: mlp[2].value.data, n: length, inDim: hidden, outDim: M)
         for i in 0..<(length * M) { hid.data[i] = tanhf(hid.data[i]) }
         Linear.forward(y: out.data, x: hid.data, w: mlp[3].value.data, b: mlp[4].value.data, n: length, inDim: M, outDim: W)
+        if let offset { VectorMath.add(out.data, offset.data, length * W) }
         return out.data
     }
 

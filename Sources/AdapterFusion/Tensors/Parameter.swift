@@ -6,6 +6,9 @@ public final class Parameter {
     public let grad: Tensor
     /// Whether AdamW applies weight decay (false for biases and LayerNorm parameters).
     public let decay: Bool
+    /// Multiplies the optimizer's learning rate for this tensor (1 unless a method needs a
+    /// slower part: prefix tuning's re-parameterisation MLP).
+    public var learningRateScale: Float = 1
 
     public init(_ name: String, _ value: Tensor, decay: Bool) {
         self.name = name

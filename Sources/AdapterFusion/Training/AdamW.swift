@@ -56,8 +56,9 @@ public final class AdamW {
         let c2 = 1 - Float(pow(Double(beta2), Double(step)))
         for (k, p) in parameters.enumerated() {
             // m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;  w ← w − lr·(m/c₁)/(√(v/c₂) + ε) − lr·λ·w
-            let decay = p.decay ? lr * weightDecay : 0
-            afk_adamw(p.value.data, p.grad.data, m[k].data, v[k].data, p.value.count, lr, beta1, beta2, c1, c2, eps, decay)
+            let plr = lr * p.learningRateScale
+            let decay = p.decay ? plr * weightDecay : 0
+            afk_adamw(p.value.data, p.grad.data, m[k].data, v[k].data, p.value.count, plr, beta1, beta2, c1, c2, eps, decay)
             p.grad.zero()
         }
     }
