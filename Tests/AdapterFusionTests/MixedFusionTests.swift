@@ -12,7 +12,7 @@ import Testing
         for (k, (name, m)) in methods.sorted(by: { $0.key < $1.key }).enumerated() {
             var c = MethodGradientTests.config(m)
             c.prompt = nil
-            if m == .unipelt { c.prompt = nil }
+            if name.hasSuffix("f") { c.placement = .pfeiffer }  // "qf": a parallel adapter after the FFN only
             let a = Adapter(name: name, config: c, hidden: 8, layers: 3, seed: UInt64(k + 1))
             for p in a.parameters { for i in 0..<p.value.count { p.value[i] += 0.3 * rng.nextNormal() } }
             out[name] = a
@@ -38,10 +38,13 @@ import Testing
 
     static let methods: [String: PEFTMethod] = [
         "a": .bottleneck, "l": .lora, "p": .prefix, "i": .ia3, "b": .bitfit, "u": .unipelt, "q": .parallel, "l2": .lora,
+        "qf": .parallel,
     ]
 
     static let expressions: [CompositionExpr] = [
         .fuse([.adapter("l"), .adapter("p"), .adapter("a")]),
+        // Members that act at the FFN output only share the frozen pass (h, x, z = y₀).
+        .fuse([.adapter("i"), .adapter("qf"), .adapter("a")]),
         .fuse([.adapter("i"), .stack([.adapter("b"), .adapter("q")]), .adapter("u")]),
         .average([.adapter("l"), .adapter("p"), .adapter("a")], weights: [0.5, 0.3, 0.2]),
         .stack([.adapter("l"), .adapter("p"), .adapter("a")]),

@@ -290,9 +290,11 @@ public final class BertEncoder {
 
     /// Backward of layer `l` (run `run`): d holds ∂L/∂(layer output) on entry and ∂L/∂(layer
     /// input) on return, unless the pass stops inside this layer (`stop`).
+    /// `extra`: gradients of other uses of this run's FFN output h (after its dropout) and FFN
+    /// input x (see `LayerRunner.outputSite`), added where h and x get theirs.
     func layerBackward(
         _ l: Int, _ d: Tensor, _ batch: TokenBatch, _ ws: EncoderWorkspace, _ hook: LayerHook?, _ dropout: DropoutState, run: Int,
-        stop: BackwardStop?
+        stop: BackwardStop?, extra: (dh: Tensor, dx: Tensor)? = nil
     ) {
         let n = batch.tokenCount
         let H = config.hiddenSize
@@ -314,6 +316,14 @@ public final class BertEncoder {
         // ffnSum = hook(ffnProj) + attnOut: dB = ∂L/∂attnOut (residual), dProj = ∂L/∂ffnProj
         ws.dB.data.update(from: ws.dA.data, count: n * H)
         sublayerBackward(l, .output, dSum: ws.dA, mask: a.ffnProjMask, residualGrad: ws.dB, n: n, ws, hook, dropout, a)
+        if let extra {
+            // h = dropout(ffnProj): the extra ∂L/∂h goes through the same mask
+            if dropout.hidden > 0 {
+                Dropout.apply(out: extra.dh.data, inp: extra.dh.data, mask: a.ffnProjMask.data, count: n * H, p: dropout.hidden)
+            }
+            VectorMath.add(ws.dProj.data, extra.dh.data, n * H)
+            VectorMath.add(ws.dB.data, extra.dx.data, n * H)
+        }
         if stop == .outputSite(l) { return }
         // ffnProj = ffnAct · W2ᵀ + b2;  ffnAct = gelu(ffnPre);  ffnPre = attnOut · W1ᵀ + b1
         ws.dF1.data.update(repeating: 0, count: n * F)
@@ -433,9 +443,46 @@ public struct LayerRunner {
         }
     }
 
-    /// dInput += ∂L/∂input of run `run`'s layer `l`, given dOutput = ∂L/∂output (overwritten).
-    public func backward(_ l: Int, dOutput: Tensor, dInput: Tensor, hook: LayerHook?, run: Int) {
-        encoder.layerBackward(l, dOutput, batch, workspace, hook, dropout!, run: run, stop: nil)
+    /// dInput += ∂L/∂input of run `run`'s layer `l`, given dOutput = ∂L/∂output (overwritten);
+    /// `extra` as `BertEncoder.layerBackward` (overwritten).
+    public func backward(_ l: Int, dOutput: Tensor, dInput: Tensor, hook: LayerHook?, run: Int, extra: (dh: Tensor, dx: Tensor)? = nil) {
+        encoder.layerBackward(l, dOutput, batch, workspace, hook, dropout!, run: run, stop: nil, extra: extra)
         VectorMath.add(dInput.data, dOutput.data, batch.tokenCount * encoder.config.hiddenSize)
+    }
+
+    /// Right after `forward` of a run without a hook: y = LN(hook(h, z, x) + x) for a hook that
+    /// acts at layer l's FFN output only, reusing that run's h = dropout(FFN output), x = the FFN
+    /// input and z = LN(h + x) (the hookless run's output, `z`). Keeps what `outputSiteBackward`
+    /// needs under `key` (one per member and layer).
+    public func outputSite(_ l: Int, hook: LayerHook, z: Tensor, output: Tensor, key: AnyObject, training: Bool) {
+        let ws = workspace
+        let n = batch.tokenCount
+        let H = encoder.config.hiddenSize
+        let w = encoder.weights.layers[l]
+        let cache = ws.hookCache
+        let sum = cache.tensor(key, 0, count: n * H)
+        hook.forward(
+            layer: l, site: .output, input: HookInput(h: ws.ffnProj.data, normed: z.data, x: ws.attnOut.data), out: sum.data, n: n,
+            training: training, cache: cache)
+        VectorMath.add(sum.data, ws.attnOut.data, n * H)
+        LayerNorm.forward(
+            out: output.data, mean: cache.tensor(key, 1, count: n).data, rstd: cache.tensor(key, 2, count: n).data, inp: sum.data,
+            weight: w.ffnLNWeight.data, bias: w.ffnLNBias.data, n: n, c: H, eps: encoder.config.layerNormEps)
+    }
+
+    /// Backward of `outputSite`: adds ∂L/∂h, ∂L/∂z and ∂L/∂x to `dh`, `dz`, `dx`, given dOutput.
+    public func outputSiteBackward(_ l: Int, hook: LayerHook, dOutput: Tensor, key: AnyObject, dh: Tensor, dz: Tensor, dx: Tensor) {
+        let cache = workspace.hookCache
+        let n = batch.tokenCount
+        let H = encoder.config.hiddenSize
+        let dsum = cache.tensor(key, 3, count: n * H)
+        dsum.data.update(repeating: 0, count: n * H)
+        LayerNorm.backward(
+            dinp: dsum.data, dweight: nil, dbias: nil, dout: dOutput.data, inp: cache.tensor(key, 0, count: n * H).data,
+            weight: encoder.weights.layers[l].ffnLNWeight.data, mean: cache.tensor(key, 1, count: n).data,
+            rstd: cache.tensor(key, 2, count: n).data, n: n, c: H)
+        // sum = hook(h, z, x) + x
+        VectorMath.add(dx.data, dsum.data, n * H)
+        hook.backward(layer: l, site: .output, dout: dsum.data, grad: HookGradient(dh: dh.data, dnormed: dz.data, dx: dx.data), n: n, cache: cache)
     }
 }

@@ -23,9 +23,12 @@ extension FuseNode: FusionNode {}
 ///     average:  out = y₀ + Σᵢ wᵢ·δᵢ
 ///
 /// With one member at weight 1 (V = I) this is that member's layer exactly. Cost per token and
-/// layer: 1 + N full layer passes (forward and, in training, backward) plus the fusion's three
-/// H×H products; the training workspace keeps N + 1 sets of layer activations. Fusions of
-/// bottleneck adapters alone keep the cheaper `FuseNode` (one layer pass).
+/// layer: one frozen layer pass, one more per member that changes the inside of the layer, a
+/// bottleneck and a LayerNorm for a member that acts at the FFN output only (it shares the
+/// frozen pass up to there: yᵢ = LN(hookᵢ(h, y₀, x) + x)), nothing for a member that does not
+/// act at this layer; plus the fusion's three H×H products. The training workspace keeps one
+/// set of layer activations per full pass. Fusions of bottleneck adapters alone keep the
+/// cheaper `FuseNode` (one layer pass).
 public final class LayerFuseNode: LayerHook, FusionNode {
     public let members: [LayerHook]
     let hidden: Int
@@ -38,6 +41,10 @@ public final class LayerFuseNode: LayerHook, FusionNode {
     public var temperature: Float
     public var recordAttention = false
     private var attention: [HookSite: Tensor] = [:]
+    /// Cache keys of the members that share the frozen pass, per layer (their residual sums
+    /// and LayerNorm statistics).
+    private var outputSiteKeys: [Int: [OutputSiteKey]] = [:]
+    private final class OutputSiteKey {}
 
     init(
         _ members: [LayerHook], options: FusionOptions, weights: [Float]?, average: Bool, prefix: String, hidden: Int, layers: Int,
@@ -66,6 +73,21 @@ public final class LayerFuseNode: LayerHook, FusionNode {
     }
 
     public var parameters: [Parameter] { fusionLayers.keys.sorted().flatMap { fusionLayers[$0]!.parameters } }
+
+    /// How member `m` takes part at layer l.
+    private enum Pass { case none, outputSite, full }
+
+    private func pass(_ m: LayerHook, _ l: Int) -> Pass {
+        let inside = m.prefixLength(layer: l) > 0 || LayerPoint.allCases.contains { m.changes(layer: l, point: $0) } || m.replacesLayer(l)
+        if inside || m.acts(layer: l, site: .attention) { return .full }
+        return m.acts(layer: l, site: .output) ? .outputSite : .none
+    }
+
+    private func key(_ l: Int, _ i: Int, _ training: Bool) -> OutputSiteKey {
+        let layer = training ? l : -1
+        if outputSiteKeys[layer] == nil { outputSiteKeys[layer] = members.map { _ in OutputSiteKey() } }
+        return outputSiteKeys[layer]![i]
+    }
 
     public func attentionWeights(layer: Int, site: AdapterSite) -> Tensor? { attention[HookSite(layer, site)] }
 
@@ -97,9 +119,19 @@ public final class LayerFuseNode: LayerHook, FusionNode {
         let deltas = kept(cache, 2000, l, training, count: N * n * H)
         run.forward(l, input: input, output: y0, hook: nil, run: 0)
         let yi = cache.tensor(self, 1, count: n * H)
-        for (i, m) in members.enumerated() {
-            run.forward(l, input: input, output: yi, hook: m, run: i + 1)
+        // Members that act at the FFN output only, while the frozen pass's h and x are at hand.
+        for (i, m) in members.enumerated() where pass(m, l) == .outputSite {
+            run.outputSite(l, hook: m, z: y0, output: yi, key: key(l, i, training), training: training)
             let d = deltas.data + i * n * H
+            for j in 0..<(n * H) { d[j] = yi.data[j] - y0.data[j] }
+        }
+        for (i, m) in members.enumerated() where pass(m, l) != .outputSite {
+            let d = deltas.data + i * n * H
+            guard pass(m, l) == .full else {
+                d.update(repeating: 0, count: n * H)
+                continue
+            }
+            run.forward(l, input: input, output: yi, hook: m, run: i + 1)
             for j in 0..<(n * H) { d[j] = yi.data[j] - y0.data[j] }
         }
         if let weights {
@@ -150,10 +182,26 @@ public final class LayerFuseNode: LayerHook, FusionNode {
         // Every member is frozen: below the lowest layer nothing needs the input's gradient.
         guard run.needsInputGradient(l) else { return }
         let d = cache.tensor(self, 4, count: n * H)
-        for (i, m) in members.enumerated() {
+        let shared = members.indices.filter { pass(members[$0], l) == .outputSite }
+        var extra: (dh: Tensor, dx: Tensor)?
+        if !shared.isEmpty {
+            // yᵢ = LN(hookᵢ(h, y₀, x) + x) on the frozen pass's h and x: their gradients join that
+            // pass's backward, and ∂L/∂y₀ gets the part through z = y₀.
+            let dh = cache.tensor(self, 5, count: n * H)
+            let dx = cache.tensor(self, 6, count: n * H)
+            let dz = cache.tensor(self, 7, count: n * H)
+            for t in [dh, dx, dz] { t.data.update(repeating: 0, count: n * H) }
+            for i in shared {
+                d.data.update(from: ddeltas.data + i * n * H, count: n * H)
+                run.outputSiteBackward(l, hook: members[i], dOutput: d, key: key(l, i, true), dh: dh, dz: dz, dx: dx)
+            }
+            VectorMath.add(dy0.data, dz.data, n * H)
+            extra = (dh, dx)
+        }
+        for (i, m) in members.enumerated() where pass(m, l) == .full {
             d.data.update(from: ddeltas.data + i * n * H, count: n * H)
             run.backward(l, dOutput: d, dInput: dInput, hook: m, run: i + 1)
         }
-        run.backward(l, dOutput: dy0, dInput: dInput, hook: nil, run: 0)
+        run.backward(l, dOutput: dy0, dInput: dInput, hook: nil, run: 0, extra: extra)
     }
 }
