@@ -86,6 +86,11 @@ struct AdapterTrainingOptions: ParsableArguments {
             return l
         }
         let adapterConfig = try adapterConfig(leaveOut: leave, encoder: c)
+        if let p = adapterConfig.prompt, tc.maxLength + p.length > c.maxPositionEmbeddings {
+            throw ValidationError(
+                "--max-len \(tc.maxLength) plus \(p.length) prompt tokens exceeds the model's \(c.maxPositionEmbeddings) positions; lower --max-len or --prompt"
+            )
+        }
         let headConfig = headConfig(for: spec)
 
         let (train, dev) = try trainingSplits(spec, config: tc, tokenizer: tokenizer, skipBadRows: skipBadRows)

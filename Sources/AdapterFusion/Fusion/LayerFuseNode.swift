@@ -43,7 +43,7 @@ public final class LayerFuseNode: LayerHook, FusionNode {
     private var attention: [HookSite: Tensor] = [:]
     /// Cache keys of the members that share the frozen pass, per layer (their residual sums
     /// and LayerNorm statistics).
-    private var outputSiteKeys: [Int: [OutputSiteKey]] = [:]
+    private let outputSiteKeys: [Int: [OutputSiteKey]]
     private final class OutputSiteKey {}
 
     init(
@@ -55,6 +55,7 @@ public final class LayerFuseNode: LayerHook, FusionNode {
         self.hidden = hidden
         self.weights = average ? (weights ?? Array(repeating: 1 / Float(members.count), count: members.count)) : nil
         temperature = options.anneal ? 50 : options.temperature
+        outputSiteKeys = Dictionary(uniqueKeysWithValues: (-1..<layers).map { l in (l, members.map { _ in OutputSiteKey() }) })
         active = Set(
             (0..<layers).filter { l in
                 members.contains { m in
@@ -83,11 +84,8 @@ public final class LayerFuseNode: LayerHook, FusionNode {
         return m.acts(layer: l, site: .output) ? .outputSite : .none
     }
 
-    private func key(_ l: Int, _ i: Int, _ training: Bool) -> OutputSiteKey {
-        let layer = training ? l : -1
-        if outputSiteKeys[layer] == nil { outputSiteKeys[layer] = members.map { _ in OutputSiteKey() } }
-        return outputSiteKeys[layer]![i]
-    }
+    /// Per layer in training (the backward pass reads them), shared otherwise (-1).
+    private func key(_ l: Int, _ i: Int, _ training: Bool) -> OutputSiteKey { outputSiteKeys[training ? l : -1]![i] }
 
     public func attentionWeights(layer: Int, site: AdapterSite) -> Tensor? { attention[HookSite(layer, site)] }
 
@@ -157,7 +155,6 @@ public final class LayerFuseNode: LayerHook, FusionNode {
         let n = run.tokenCount
         let H = hidden
         let N = members.count
-        let y0 = kept(cache, 1000, l, true, count: n * H)
         let deltas = kept(cache, 2000, l, true, count: N * n * H)
         let dy0 = cache.tensor(self, 2, count: n * H)
         let ddeltas = cache.tensor(self, 3, count: N * n * H)
@@ -173,7 +170,6 @@ public final class LayerFuseNode: LayerHook, FusionNode {
             fusionLayers[HookSite(l, .output)]!.backward(
                 dout: dOutput.data, dquery: dy0.data, dresidual: dy0.data, deltas: deltas.data, ddeltas: ddeltas.data, n: n, cache: cache)
         }
-        _ = y0
         // δᵢ = yᵢ − y₀: ∂L/∂yᵢ = ∂L/∂δᵢ, ∂L/∂y₀ −= Σᵢ ∂L/∂δᵢ
         for i in 0..<N {
             let dd = ddeltas.data + i * n * H
