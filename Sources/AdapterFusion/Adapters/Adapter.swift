@@ -208,9 +208,10 @@ public final class Adapter: LayerHook {
     /// then runs without a hook and computes the same outputs (within float rounding).
     public func merged(into weights: BertWeights) -> BertWeights {
         precondition(mergeable, "only LoRA adapters merge into the weights")
-        return weights.replacingLayers { l, w in
-            var w = w.copy()
-            for (t, m) in loras[l] ?? [] {
+        return weights.replacingLayers { l, frozen in
+            guard let updates = loras[l] else { return frozen }
+            let w = frozen.copy()
+            for (t, m) in updates {
                 let H = hidden
                 switch t {
                 case .query, .key, .value:
