@@ -4,7 +4,7 @@ import Foundation
 
 struct Embed: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print mean-pooled, L2-normalised sentence embeddings from the frozen encoder.")
+        abstract: "Print mean-pooled, L2-normalised sentence embeddings from the frozen encoder (or with a stored adapter).")
 
     @Argument(help: "Sentences to embed. Without any, one sentence per line is read from standard input.")
     var sentences: [String] = []
@@ -24,6 +24,9 @@ struct Embed: ParsableCommand {
     @Option(help: "Threads (default: $AFUSION_THREADS, else the CPUs this process may use).")
     var threads: Int?
 
+    @Option(help: "Run the encoder with this stored adapter (any method) from --store.") var adapter: String?
+    @Option(help: "HDF5 store for --adapter.") var store = "runs/store.h5"
+
     func validate() throws {
         try Check.range(maxLength, 8...100_000, option: "--max-length")
         try Check.range(threads, 1...4096, option: "--threads")
@@ -39,7 +42,9 @@ struct Embed: ParsableCommand {
         let (encoder, tokenizer) = try ModelDirectory.load(model)
         let encodings = texts.map { tokenizer.encode($0, maxLength: min(maxLength, encoder.config.maxPositionEmbeddings)) }
         let batch = TokenBatch(encodings: encodings)
-        let hidden = try encoder.forward(batch, workspace: EncoderWorkspace(config: encoder.config))
+        let fingerprint = try adapter.map { _ in try ModelDirectory.fingerprint(model) }
+        let hook = try adapter.map { try AdapterStore.load(store, name: $0, baseFingerprint: fingerprint).0 }
+        let hidden = try encoder.forward(batch, workspace: EncoderWorkspace(config: encoder.config), hook: hook)
         let vectors = pooling == .mean ? Pooling.meanNormalized(hidden, batch: batch) : Pooling.cls(hidden, batch: batch)
         for (text, v) in zip(texts, vectors) {
             let numbers = v.map { String(format: "%.6f", $0) }

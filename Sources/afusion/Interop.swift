@@ -9,7 +9,7 @@ struct Import: ParsableCommand {
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write a stored adapter in another tool's format.", subcommands: [ExportAdapterHub.self])
+        abstract: "Write a stored adapter in another tool's format.", subcommands: [ExportAdapterHub.self, ExportPEFT.self])
 }
 
 /// `afusion import adapterhub DIR`: an adapter + head saved by AdapterHub `adapters` 1.x
@@ -174,5 +174,27 @@ extension ExportAdapterHub {
                 model.active_head = "\(fusion)"
             """)
 
+    }
+}
+
+/// `afusion export peft DIR --adapter NAME`: a stored LoRA adapter for Hugging Face PEFT
+/// (`PeftModel.from_pretrained(BertModel…, DIR)`); PEFT gets the encoder's update, not the head.
+struct ExportPEFT: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "peft", abstract: "Export a stored LoRA adapter as a PEFT directory (adapter_config.json, adapter_model.safetensors).")
+
+    @Argument(help: "Directory to write.") var directory: String
+    @Option(help: "HDF5 store.") var store = "runs/store.h5"
+    @Option(help: "The stored LoRA adapter.") var adapter: String
+
+    func validate() throws { try Check.name(adapter, option: "--adapter") }
+
+    func run() throws {
+        guard FileManager.default.fileExists(atPath: store) else { throw CommandError("no store at '\(store)'") }
+        let (a, _, record) = try AdapterStore.load(store, name: adapter, baseFingerprint: nil)
+        try PEFTLoRA.write(a, directory: directory, baseModel: record.baseModel)
+        print(
+            "exported LoRA adapter '\(adapter)' (\(a.config.architecture)) to \(directory) for PEFT (base model \(record.baseModel); the head is not part of it)"
+        )
     }
 }

@@ -148,4 +148,33 @@ import Testing
         noLora.lora = nil
         #expect(noLora.problem(hidden: 8, layers: 3) != nil)
     }
+
+    /// `PEFTLoRA.write`: PEFT's tensor names and shapes, the weights as stored, a target pattern
+    /// that names only the adapter's layers and projections; other methods refused. (Parity with
+    /// PEFT itself on the real model: scripts/check_peft_parity.py, 5.9e-7.)
+    @Test func peftExport() throws {
+        var c = Self.config(.lora)
+        c.leaveOut = [1]
+        let a = Adapter(name: "t", config: c, hidden: 8, layers: 3, seed: 2)
+        let dir = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        try PEFTLoRA.write(a, directory: dir.path, baseModel: "tiny")
+        let file = try SafeTensorsFile(path: dir.appendingPathComponent("adapter_model.safetensors").path)
+        #expect(file.entries.count == a.parameters.count)
+        let qa = try file.tensor("base_model.model.encoder.layer.2.attention.self.query.lora_A.weight", shape: [2, 8])
+        #expect(qa.array == a.parameters.first { $0.name == "layer_02/lora/query/A" }!.value.array)
+        _ = try file.tensor("base_model.model.encoder.layer.0.output.dense.lora_A.weight", shape: [2, 16])
+        _ = try file.tensor("base_model.model.encoder.layer.0.intermediate.dense.lora_B.weight", shape: [16, 2])
+        let config = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("adapter_config.json"))) as? [String: Any])
+        #expect(config["peft_type"] as? String == "LORA" && config["r"] as? Int == 2 && config["lora_alpha"] as? Double == 2)
+        let pattern = try NSRegularExpression(pattern: "^" + (config["target_modules"] as! String) + "$")
+        func matches(_ s: String) -> Bool { pattern.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) != nil }
+        #expect(matches("encoder.layer.0.attention.output.dense") && matches("encoder.layer.2.output.dense"))
+        #expect(!matches("encoder.layer.1.attention.self.query"))  // left out
+        #expect {
+            try PEFTLoRA.write(Adapter(name: "b", config: Self.config(.bitfit), hidden: 8, layers: 3, seed: 1), directory: dir.path, baseModel: "x")
+        } throws: {
+            "\($0)".contains("only LoRA")
+        }
+    }
 }
