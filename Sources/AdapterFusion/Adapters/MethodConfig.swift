@@ -56,7 +56,7 @@ public enum ProjectionTarget: String, Codable, Sendable, CaseIterable {
     func inputWidth(hidden H: Int, intermediate F: Int) -> Int { self == .ffnOut ? F : H }
 }
 
-/// LoRA: y = W·x + (α/r)·B·A·dropout(x) on each target projection; A ~ N(0, 1/r²)… see `LoRAModule`.
+/// LoRA: y = W·x + (α/r)·B·A·dropout(x) on each target projection (B = 0, A ~ U(±1/√in); `LoRAModule`).
 public struct LoRAConfig: Codable, Sendable, Equatable {
     public var rank = 8
     public var alpha: Float = 16

@@ -3,9 +3,10 @@ import Foundation
 /// Prefix tuning (Li & Liang 2021): P key and value vectors per layer that every token attends
 /// to before its own sequence. Trained through a re-parameterisation
 ///
-///     [keys₀ | values₀ | keys₁ | … ] [P, 2·layers·H] = tanh(E·W₁ᵀ + b₁)·W₂ᵀ + b₂     E [P, H]
+///     [keys₀ | values₀ | keys₁ | … ] [P, 2·layers·H] = C + tanh(E·W₁ᵀ + b₁)·W₂ᵀ + b₂     E [P, H]
 ///
-/// (`mlpHidden` > 0), whose output is stored flattened after training (`flatten()`): a stored
+/// (`mlpHidden` > 0; C a fixed start, see `initialize`), whose output is stored flattened after
+/// training (`flatten()`): a stored
 /// prefix holds `layer_03/prefix/keys` and `…/values` [P, H] only. With a per-layer gate
 /// (UniPELT) each sequence's prefix values are scaled by g = σ(mean of the layer input · w + b).
 public final class PrefixModule {
@@ -21,7 +22,7 @@ public final class PrefixModule {
     /// UniPELT gates by layer.
     let gates: [Int: TokenGate]
     /// A fixed start added to the MLP's output while training through it [P, 2·layers·H]: the
-    /// keys and values real words have in each layer (`initialize(from:ids:)`).
+    /// keys and values real words have in each layer (`initialize(from:ids:cls:sep:)`).
     private var offset: Tensor?
     private let totalLayers: Int
 
