@@ -27,10 +27,7 @@ public final class LoRAModule {
         self.rank = rank
         self.scaling = scaling
         self.dropout = dropout
-        let bound = 1 / Float(inDim).squareRoot()
-        let av = Tensor(zeros: [rank, inDim])
-        for i in 0..<av.count { av[i] = (2 * rng.nextUniform() - 1) * bound }
-        a = Parameter(prefix + "A", av, decay: true)
+        a = Parameter(prefix + "A", Tensor(randomUniform: [rank, inDim], bound: 1 / Float(inDim).squareRoot(), rng: &rng), decay: true)
         b = Parameter(prefix + "B", Tensor(zeros: [outDim, rank]), decay: true)
     }
 

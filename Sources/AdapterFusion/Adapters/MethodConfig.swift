@@ -53,7 +53,9 @@ public enum ProjectionTarget: String, Codable, Sendable, CaseIterable {
     }
 
     /// The projection's input width (LoRA's A has this many columns).
-    func inputWidth(hidden H: Int, intermediate F: Int) -> Int { self == .ffnOut ? F : H }
+    func inputWidth(hidden H: Int, intermediate F: Int) -> Int {
+        location(hidden: H, intermediate: F).point.inputWidth(hidden: H, intermediate: F)
+    }
 }
 
 /// LoRA: y = W·x + (α/r)·B·A·dropout(x) on each target projection (B = 0, A ~ U(±1/√in); `LoRAModule`).

@@ -41,10 +41,7 @@ public final class PrefixModule {
         if mlpHidden > 0 {
             let out = 2 * totalLayers * hidden
             func uniform(_ shape: [Int], fanIn: Int) -> Tensor {
-                let t = Tensor(zeros: shape)
-                let bound = 1 / Float(fanIn).squareRoot()
-                for i in 0..<t.count { t[i] = (2 * rng.nextUniform() - 1) * bound }
-                return t
+                Tensor(randomUniform: shape, bound: 1 / Float(fanIn).squareRoot(), rng: &rng)
             }
             mlp = [
                 Parameter(prefix + "prefix_mlp/embedding", Tensor(randomNormal: [length, hidden], std: 1, rng: &rng), decay: false),

@@ -307,6 +307,11 @@ public final class BertEncoder {
                 hook.backward(layer: l, point: p, dy: dy.data, dx: dx?.data, n: n, cache: cache)
             }
         }
+        // y = x·Wᵀ (+ b), changed by the hook at `p`: dx += ∂L/∂x through the change and W.
+        func projection(_ p: LayerPoint, _ dy: Tensor, _ dx: Tensor, _ weight: Tensor, inDim: Int, outDim: Int) {
+            point(p, dy, dx)
+            Linear.backward(dx: dx.data, dw: nil, db: nil, dy: dy.data, x: nil, w: weight.data, n: n, inDim: inDim, outDim: outDim)
+        }
         // out = LN(ffnSum): dA = ∂L/∂ffnSum
         point(.outNorm, d, nil)
         ws.dA.data.update(repeating: 0, count: n * H)
@@ -327,17 +332,11 @@ public final class BertEncoder {
         if stop == .outputSite(l) { return }
         // ffnProj = ffnAct · W2ᵀ + b2;  ffnAct = gelu(ffnPre);  ffnPre = attnOut · W1ᵀ + b1
         ws.dF1.data.update(repeating: 0, count: n * F)
-        point(.ffnProj, ws.dProj, ws.dF1)
-        Linear.backward(
-            dx: ws.dF1.data, dw: nil, db: nil, dy: ws.dProj.data, x: nil,
-            w: w.ffnOutWeight.data, n: n, inDim: F, outDim: H)
+        projection(.ffnProj, ws.dProj, ws.dF1, w.ffnOutWeight, inDim: F, outDim: H)
         point(.ffnAct, ws.dF1, nil)
         ws.dF2.data.update(repeating: 0, count: n * F)
         GELU.backward(dinp: ws.dF2.data, dout: ws.dF1.data, inp: a.ffnPre.data, count: n * F)
-        point(.ffnPre, ws.dF2, ws.dB)
-        Linear.backward(
-            dx: ws.dB.data, dw: nil, db: nil, dy: ws.dF2.data, x: nil,
-            w: w.ffnInWeight.data, n: n, inDim: H, outDim: F)
+        projection(.ffnPre, ws.dF2, ws.dB, w.ffnInWeight, inDim: H, outDim: F)
         // attnOut = LN(attnSum): dA = ∂L/∂attnSum
         point(.attnNorm, ws.dB, nil)
         ws.dA.data.update(repeating: 0, count: n * H)
@@ -350,10 +349,7 @@ public final class BertEncoder {
         if stop == .attentionSite(l) { return }
         // attnProj = ctx · Woᵀ + bo
         ws.dCtx.data.update(repeating: 0, count: n * H)
-        point(.attnProj, ws.dProj, ws.dCtx)
-        Linear.backward(
-            dx: ws.dCtx.data, dw: nil, db: nil, dy: ws.dProj.data, x: nil,
-            w: w.attnOutWeight.data, n: n, inDim: H, outDim: H)
+        projection(.attnProj, ws.dProj, ws.dCtx, w.attnOutWeight, inDim: H, outDim: H)
         var prefixGrad: SelfAttention.PrefixGradient?
         if hook != nil, let prefix = a.prefix {
             let P = prefix.count
@@ -372,10 +368,7 @@ public final class BertEncoder {
         if let hook, let g = prefixGrad {
             hook.prefixBackward(layer: l, dkeys: g.dkeys, dvalues: g.dvalues, dx: d.data, batch: batch, cache: cache)
         }
-        point(.qkv, ws.dQKV, d)
-        Linear.backward(
-            dx: d.data, dw: nil, db: nil, dy: ws.dQKV.data, x: nil,
-            w: w.qkvWeight.data, n: n, inDim: H, outDim: 3 * H)
+        projection(.qkv, ws.dQKV, d, w.qkvWeight, inDim: H, outDim: 3 * H)
     }
 
     /// dProj = ∂L/∂proj from dSum = ∂L/∂sum, through the hook (if it acts here) and the dropout.

@@ -91,6 +91,9 @@ public enum LayerPoint: Int, Sendable, CaseIterable {
     /// [n, H] the layer's output, after its LayerNorm (no input).
     case outNorm
 
+    /// Values per token of the point's input (the projection's; the same as the output's where there is none).
+    public func inputWidth(hidden H: Int, intermediate F: Int) -> Int { self == .ffnProj ? F : H }
+
     /// Values per token.
     public func width(hidden H: Int, intermediate F: Int) -> Int {
         switch self {
@@ -195,6 +198,12 @@ extension LayerHook {
 }
 
 extension LayerHook {
+    /// True when the hook changes layer `l` beyond its sublayer outputs: a projection or
+    /// LayerNorm output, the attention's prefix, or the whole layer.
+    func changesInside(layer l: Int) -> Bool {
+        replacesLayer(l) || prefixLength(layer: l) > 0 || LayerPoint.allCases.contains { changes(layer: l, point: $0) }
+    }
+
     /// The most prefix vectors any of `layers` layers gets (sizes the attention buffers).
     func maxPrefixLength(layers: Int) -> Int { (0..<layers).map { prefixLength(layer: $0) }.max() ?? 0 }
 }
@@ -216,9 +225,7 @@ extension LayerHook {
     func backwardStop(layers: Int) -> BackwardStop? {
         if promptLength > 0 { return .embeddings }
         for l in 0..<layers {
-            if replacesLayer(l) || prefixLength(layer: l) > 0 || LayerPoint.allCases.contains(where: { changes(layer: l, point: $0) }) {
-                return .layerInput(l)
-            }
+            if changesInside(layer: l) { return .layerInput(l) }
             if acts(layer: l, site: .attention) { return .attentionSite(l) }
             if acts(layer: l, site: .output) { return .outputSite(l) }
         }

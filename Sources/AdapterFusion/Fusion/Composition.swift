@@ -80,10 +80,7 @@ extension LayerHook {
     /// True when the hook changes anything inside a layer besides sublayer outputs: a
     /// projection, an attention prefix, the input tokens, or whole layers.
     func changesInsideLayers(_ layers: Int) -> Bool {
-        promptLength > 0
-            || (0..<layers).contains { l in
-                replacesLayer(l) || prefixLength(layer: l) > 0 || LayerPoint.allCases.contains { changes(layer: l, point: $0) }
-            }
+        promptLength > 0 || (0..<layers).contains { changesInside(layer: $0) }
     }
 }
 
@@ -267,9 +264,7 @@ final class ParallelNode: LayerHook {
     func changes(layer: Int, point: LayerPoint) -> Bool { members.contains { $0.changes(layer: layer, point: point) } }
 
     private func widths(_ point: LayerPoint) -> (input: Int, output: Int) {
-        let F = intermediate
-        let input = point == .ffnProj ? F : hidden
-        return (input, point.width(hidden: hidden, intermediate: F))
+        (point.inputWidth(hidden: hidden, intermediate: intermediate), point.width(hidden: hidden, intermediate: intermediate))
     }
 
     func forward(

@@ -56,13 +56,7 @@ public final class LayerFuseNode: LayerHook, FusionNode {
         self.weights = average ? (weights ?? Array(repeating: 1 / Float(members.count), count: members.count)) : nil
         temperature = options.anneal ? 50 : options.temperature
         outputSiteKeys = Dictionary(uniqueKeysWithValues: (-1..<layers).map { l in (l, members.map { _ in OutputSiteKey() }) })
-        active = Set(
-            (0..<layers).filter { l in
-                members.contains { m in
-                    AdapterSite.allCases.contains { m.acts(layer: l, site: $0) } || LayerPoint.allCases.contains { m.changes(layer: l, point: $0) }
-                        || m.prefixLength(layer: l) > 0
-                }
-            })
+        active = Set((0..<layers).filter { l in members.contains { Self.pass($0, l) != .none } })
         if !average {
             for l in active.sorted() {
                 let site = HookSite(l, .output)
@@ -78,9 +72,8 @@ public final class LayerFuseNode: LayerHook, FusionNode {
     /// How member `m` takes part at layer l.
     private enum Pass { case none, outputSite, full }
 
-    private func pass(_ m: LayerHook, _ l: Int) -> Pass {
-        let inside = m.prefixLength(layer: l) > 0 || LayerPoint.allCases.contains { m.changes(layer: l, point: $0) } || m.replacesLayer(l)
-        if inside || m.acts(layer: l, site: .attention) { return .full }
+    private static func pass(_ m: LayerHook, _ l: Int) -> Pass {
+        if m.changesInside(layer: l) || m.acts(layer: l, site: .attention) { return .full }
         return m.acts(layer: l, site: .output) ? .outputSite : .none
     }
 
@@ -118,14 +111,14 @@ public final class LayerFuseNode: LayerHook, FusionNode {
         run.forward(l, input: input, output: y0, hook: nil, run: 0)
         let yi = cache.tensor(self, 1, count: n * H)
         // Members that act at the FFN output only, while the frozen pass's h and x are at hand.
-        for (i, m) in members.enumerated() where pass(m, l) == .outputSite {
+        for (i, m) in members.enumerated() where Self.pass(m, l) == .outputSite {
             run.outputSite(l, hook: m, z: y0, output: yi, key: key(l, i, training), training: training)
             let d = deltas.data + i * n * H
             for j in 0..<(n * H) { d[j] = yi.data[j] - y0.data[j] }
         }
-        for (i, m) in members.enumerated() where pass(m, l) != .outputSite {
+        for (i, m) in members.enumerated() where Self.pass(m, l) != .outputSite {
             let d = deltas.data + i * n * H
-            guard pass(m, l) == .full else {
+            guard Self.pass(m, l) == .full else {
                 d.update(repeating: 0, count: n * H)
                 continue
             }
@@ -178,7 +171,7 @@ public final class LayerFuseNode: LayerHook, FusionNode {
         // Every member is frozen: below the lowest layer nothing needs the input's gradient.
         guard run.needsInputGradient(l) else { return }
         let d = cache.tensor(self, 4, count: n * H)
-        let shared = members.indices.filter { pass(members[$0], l) == .outputSite }
+        let shared = members.indices.filter { Self.pass(members[$0], l) == .outputSite }
         var extra: (dh: Tensor, dx: Tensor)?
         if !shared.isEmpty {
             // yᵢ = LN(hookᵢ(h, y₀, x) + x) on the frozen pass's h and x: their gradients join that
@@ -194,7 +187,7 @@ public final class LayerFuseNode: LayerHook, FusionNode {
             VectorMath.add(dy0.data, dz.data, n * H)
             extra = (dh, dx)
         }
-        for (i, m) in members.enumerated() where pass(m, l) == .full {
+        for (i, m) in members.enumerated() where Self.pass(m, l) == .full {
             d.data.update(from: ddeltas.data + i * n * H, count: n * H)
             run.backward(l, dOutput: d, dInput: dInput, hook: m, run: i + 1)
         }

@@ -34,6 +34,12 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
         for i in 0..<count { data[i] = std * rng.nextNormal() }
     }
 
+    /// A tensor with entries drawn from U(−bound, bound) using a seeded generator.
+    public convenience init(randomUniform shape: [Int], bound: Float, rng: inout SeededRNG) {
+        self.init(zeros: shape)
+        for i in 0..<count { data[i] = (2 * rng.nextUniform() - 1) * bound }
+    }
+
     deinit { data.deallocate() }
 
     /// Number of rows when viewed as a matrix [count / last, last].
