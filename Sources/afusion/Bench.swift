@@ -218,7 +218,7 @@ struct BenchInferFusion: ParsableCommand {
         let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 2), hidden: c.hiddenSize, seed: 2)
         let ws = EncoderWorkspace(config: c)
         try options.measure("inference through a fusion of \(adapters) \(memberDescription(m, adapters)) + head", tokens: batch.tokenCount) {
-            head.forward(try encoder.forward(batch, workspace: ws, hook: comp.root), batch: batch, cache: ws.hookCache)
+            head.forward(try encoder.forward(batch, workspace: ws, hook: comp.root, rows: .firstTokens), batch: batch, cache: ws.hookCache)
         }
     }
 }

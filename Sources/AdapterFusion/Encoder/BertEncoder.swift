@@ -47,12 +47,25 @@ public final class BertEncoder {
         }
     }
 
-    /// Runs the encoder and returns the last hidden states [tokens, H] (packed, see `TokenBatch`).
+    /// Which rows of the last hidden states a pass returns.
+    public enum OutputRows: Sendable {
+        /// Every token: [tokens, H] (packed, see `TokenBatch`).
+        case all
+        /// Each sequence's first token ([CLS], what a prediction head reads): [sequences, H].
+        /// The last layer then computes keys and values for every token and the rest (query,
+        /// attention, projections, FFN, hooks) for those rows only: the same values for a sixth
+        /// of the layer's work — unless the hook changes the inside of that layer
+        /// (`LayerHook.changesInside`), which then runs whole.
+        case firstTokens
+    }
+
+    /// Runs the encoder and returns the last hidden states: [tokens, H] (packed, see
+    /// `TokenBatch`), or [sequences, H] for `rows: .firstTokens`.
     /// With `dropout` the pass is a training pass (the workspace must be a training workspace).
     /// A hook's soft prompt tokens are inserted after each first token and left out of the result.
     public func forward(
         _ batch: TokenBatch, workspace ws: EncoderWorkspace, hook: LayerHook? = nil,
-        dropout: DropoutState? = nil
+        dropout: DropoutState? = nil, rows: OutputRows = .all
     ) throws -> Tensor {
         let prompt = hook?.promptLength ?? 0
         try validate(batch, prompt: prompt)
@@ -63,18 +76,30 @@ public final class BertEncoder {
         dropout?.batch = inner
         hook?.beginPass(batch: inner, training: dropout != nil, cache: ws.hookCache)
         embed(inner, ws, into: ws.hidden[0], dropout, prompt: prompt > 0 ? hook?.promptEmbeddings(cache: ws.hookCache) : nil)
+        let top = config.numHiddenLayers - 1
+        ws.outputRows = rows
+        ws.firstTokenLayer = rows == .firstTokens && !(hook?.changesInside(layer: top) ?? false)
         let runner = LayerRunner(encoder: self, batch: inner, workspace: ws, dropout: dropout, stop: nil)
         for l in 0..<config.numHiddenLayers {
             let x = ws.hidden[l % 2]
             let y = ws.hidden[(l + 1) % 2]
             if let hook, hook.replacesLayer(l) {
                 hook.layerForward(l, input: x, output: y, run: runner, training: dropout != nil, cache: ws.hookCache)
+            } else if l == top && ws.firstTokenLayer {
+                firstTokenLayerForward(l, input: x, output: y, inner, ws, hook, dropout)
             } else {
                 layerForward(l, input: x, output: y, inner, ws, hook, dropout, run: 0)
             }
         }
         let H = config.hiddenSize
         let last = ws.hidden[config.numHiddenLayers % 2]
+        if rows == .firstTokens {
+            let out = Tensor(zeros: [batch.count, H])
+            for s in 0..<batch.count {
+                (out.data + s * H).update(from: last.data + (ws.firstTokenLayer ? s : inner.offsets[s]) * H, count: H)
+            }
+            return out
+        }
         let out = Tensor(zeros: [batch.tokenCount, H])
         if prompt > 0 {
             for s in 0..<batch.count {
@@ -130,6 +155,15 @@ public final class BertEncoder {
         for s in 0..<batch.count { VectorMath.add(d.data, ws.dA.data + (batch.offsets[s] + 1) * H, P * H) }
     }
 
+    /// Lets the hook change point `p` of layer `l` (y in place, x its input), if it does.
+    private func point(
+        _ hook: LayerHook?, _ l: Int, _ p: LayerPoint, _ x: Tensor?, _ y: Tensor, n: Int, training: Bool, _ cache: HookCache
+    ) {
+        if let hook, hook.changes(layer: l, point: p) {
+            hook.forward(layer: l, point: p, x: x.map { UnsafePointer($0.data) }, y: y.data, n: n, training: training, cache: cache)
+        }
+    }
+
     /// One post-LN transformer layer: x → LN(x + hook(Attn(x))) → LN(· + hook(FFN(·))), where a
     /// hook may also read LN(h + x) of its sublayer output h (see `HookInput`), change the
     /// projections and LayerNorm outputs it names (`LayerPoint`) and prepend attention prefixes.
@@ -140,54 +174,105 @@ public final class BertEncoder {
     ) {
         let n = batch.tokenCount
         let H = config.hiddenSize
-        let F = config.intermediateSize
         let w = weights.layers[l]
         let a = ws.activations(l, run: run)
-        let eps = config.layerNormEps
         let training = dropout != nil
         let cache = ws.hookCache
-        func point(_ p: LayerPoint, _ input: Tensor?, _ y: Tensor) {
-            if let hook, hook.changes(layer: l, point: p) {
-                hook.forward(layer: l, point: p, x: input.map { UnsafePointer($0.data) }, y: y.data, n: n, training: training, cache: cache)
-            }
-        }
         // qkv[N, 3H] = x · Wqkvᵀ + b;  ctx = attention(qkv, prefix)
         Linear.forward(y: a.qkv.data, x: x.data, w: w.qkvWeight.data, b: w.qkvBias.data, n: n, inDim: H, outDim: 3 * H)
-        point(.qkv, x, a.qkv)
+        point(hook, l, .qkv, x, a.qkv, n: n, training: training, cache)
         let prefix = hook?.prefix(layer: l, x: x.data, batch: batch, training: training, cache: cache)
         a.prefix = prefix
+        attention(a, batch, ws, dropout, prefix: prefix, queries: .all)
+        sublayersForward(l, residual: x, output: output, batch, ws, hook, dropout, a)
+    }
+
+    /// The top layer when only each sequence's first token is wanted from it: keys and values
+    /// of every token, then the query, attention and everything after it for the S first rows
+    /// (`layerForward`'s values on those rows); output [S, H]. Not for hooks that change the
+    /// layer's inside.
+    func firstTokenLayerForward(
+        _ l: Int, input x: Tensor, output: Tensor, _ batch: TokenBatch, _ ws: EncoderWorkspace, _ hook: LayerHook?,
+        _ dropout: DropoutState?
+    ) {
+        let n = batch.tokenCount
+        let S = batch.count
+        let H = config.hiddenSize
+        let w = weights.layers[l]
+        let a = ws.activations(l, run: 0)
+        let cache = ws.hookCache
+        let xFirst = cache.tensor(self, -3, count: S * H)  // [S, H] first rows of x: the residual
+        let q = cache.tensor(self, -4, count: S * H)
+        for s in 0..<S { (xFirst.data + s * H).update(from: x.data + batch.offsets[s] * H, count: H) }
+        // [K | V][N, 2H] = x · W[H..<3H]ᵀ + b[H..<3H], into columns H..<3H of qkv
+        for r in 0..<n { (a.qkv.data + r * 3 * H + H).update(from: w.qkvBias.data + H, count: 2 * H) }
+        BLAS.gemm(
+            transB: true, m: n, n: 2 * H, k: H, a: x.data, lda: H, b: w.qkvWeight.data + H * H, ldb: H, beta: 1,
+            c: a.qkv.data + H, ldc: 3 * H)
+        // Q[S, H] = xFirst · Wqᵀ + bq, into the Q columns of the first rows
+        Linear.forward(y: q.data, x: xFirst.data, w: w.qkvWeight.data, b: w.qkvBias.data, n: S, inDim: H, outDim: H)
+        for s in 0..<S { (a.qkv.data + batch.offsets[s] * 3 * H).update(from: q.data + s * H, count: H) }
+        a.prefix = nil
+        attention(a, batch, ws, dropout, prefix: nil, queries: .first)
+        // The rest runs on one-token sequences with the same example ids (same dropout masks).
+        let full = dropout?.batch
+        dropout?.batch = batch.firstTokens
+        sublayersForward(l, residual: xFirst, output: output, batch.firstTokens, ws, hook, dropout, a)
+        dropout?.batch = full
+    }
+
+    /// ws.ctx = attention over a.qkv (with dropout in training), keeping the probabilities in `a`.
+    private func attention(
+        _ a: LayerActivations, _ batch: TokenBatch, _ ws: EncoderWorkspace, _ dropout: DropoutState?, prefix: AttentionPrefix?,
+        queries: SelfAttention.Queries
+    ) {
         var noRNG = SeededRNG(seed: 0)
         if let dropout, dropout.attention > 0 {
             SelfAttention.forward(
                 ctx: ws.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
-                heads: config.numAttentionHeads, headSize: config.headSize, prefix: prefix,
+                heads: config.numAttentionHeads, headSize: config.headSize, queries: queries, prefix: prefix,
                 dropout: (dropout.attention, a.attMask.data, ws.scratch.data, ws.scratchSlots), rng: &dropout.rng)
         } else {
             SelfAttention.forward(
                 ctx: ws.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
-                heads: config.numAttentionHeads, headSize: config.headSize, prefix: prefix, rng: &noRNG)
+                heads: config.numAttentionHeads, headSize: config.headSize, queries: queries, prefix: prefix, rng: &noRNG)
         }
+    }
+
+    /// From the attention context ws.ctx [n, H] (n = the batch's tokens) to the layer output:
+    /// attention output projection and sublayer, LayerNorm, FFN and its sublayer, LayerNorm.
+    private func sublayersForward(
+        _ l: Int, residual x: Tensor, output: Tensor, _ batch: TokenBatch, _ ws: EncoderWorkspace, _ hook: LayerHook?,
+        _ dropout: DropoutState?, _ a: LayerActivations
+    ) {
+        let n = batch.tokenCount
+        let H = config.hiddenSize
+        let F = config.intermediateSize
+        let w = weights.layers[l]
+        let eps = config.layerNormEps
+        let training = dropout != nil
+        let cache = ws.hookCache
         // attnProj = dropout(ctx · Woᵀ + bo);  attnSum = hook(attnProj) + x;  attnOut = LN(attnSum)
         Linear.forward(y: ws.attnProj.data, x: ws.ctx.data, w: w.attnOutWeight.data, b: w.attnOutBias.data, n: n, inDim: H, outDim: H)
-        point(.attnProj, ws.ctx, ws.attnProj)
+        point(hook, l, .attnProj, ws.ctx, ws.attnProj, n: n, training: training, cache)
         sublayerOutput(l, .attention, proj: ws.attnProj, mask: a.attnProjMask, sum: a.attnSum, residual: x, n: n, hook, dropout, a, cache)
         LayerNorm.forward(
             out: ws.attnOut.data, mean: a.attnMean.data, rstd: a.attnRstd.data, inp: a.attnSum.data,
             weight: w.attnLNWeight.data, bias: w.attnLNBias.data, n: n, c: H, eps: eps)
-        point(.attnNorm, nil, ws.attnOut)
+        point(hook, l, .attnNorm, nil, ws.attnOut, n: n, training: training, cache)
         // ffnPre[N, F] = attnOut · W1ᵀ + b1;  ffnAct = gelu(ffnPre)  (bias added inside the GELU pass)
         Linear.forward(y: a.ffnPre.data, x: ws.attnOut.data, w: w.ffnInWeight.data, b: nil, n: n, inDim: H, outDim: F)
-        point(.ffnPre, ws.attnOut, a.ffnPre)
+        point(hook, l, .ffnPre, ws.attnOut, a.ffnPre, n: n, training: training, cache)
         GELU.forward(out: ws.ffnAct.data, pre: a.ffnPre.data, bias: w.ffnInBias.data, n: n, c: F)
-        point(.ffnAct, nil, ws.ffnAct)
+        point(hook, l, .ffnAct, nil, ws.ffnAct, n: n, training: training, cache)
         // ffnProj = dropout(ffnAct · W2ᵀ + b2);  ffnSum = hook(ffnProj) + attnOut;  output = LN(ffnSum)
         Linear.forward(y: ws.ffnProj.data, x: ws.ffnAct.data, w: w.ffnOutWeight.data, b: w.ffnOutBias.data, n: n, inDim: F, outDim: H)
-        point(.ffnProj, ws.ffnAct, ws.ffnProj)
+        point(hook, l, .ffnProj, ws.ffnAct, ws.ffnProj, n: n, training: training, cache)
         sublayerOutput(l, .output, proj: ws.ffnProj, mask: a.ffnProjMask, sum: a.ffnSum, residual: ws.attnOut, n: n, hook, dropout, a, cache)
         LayerNorm.forward(
             out: output.data, mean: a.ffnMean.data, rstd: a.ffnRstd.data, inp: a.ffnSum.data,
             weight: w.ffnLNWeight.data, bias: w.ffnLNBias.data, n: n, c: H, eps: eps)
-        point(.outNorm, nil, output)
+        point(hook, l, .outNorm, nil, output, n: n, training: training, cache)
     }
 
     /// sum = hook(dropout(proj)) + residual, the input of a sublayer's LayerNorm.
@@ -242,17 +327,27 @@ public final class BertEncoder {
         return UnsafePointer(z.data)
     }
 
-    /// Backpropagates dHidden = ∂L/∂(last hidden states) [tokens, H] of the last training
-    /// forward pass through the layers, calling the hook's backward at each place it acts, and
-    /// stops below the lowest such place: frozen weights get no gradients and nothing beneath
-    /// the lowest adapter is computed.
+    /// Backpropagates dHidden = ∂L/∂(last hidden states) of the last training forward pass
+    /// (shaped as it returned them: [tokens, H], or [sequences, H] for `.firstTokens`) through
+    /// the layers, calling the hook's backward at each place it acts, and stops below the lowest
+    /// such place: frozen weights get no gradients and nothing beneath the lowest adapter is
+    /// computed.
     public func backward(_ dHidden: Tensor, workspace ws: EncoderWorkspace, hook: LayerHook, dropout: DropoutState) {
         guard let batch = ws.batch, let stop = hook.backwardStop(layers: config.numHiddenLayers) else { return }
         precondition(ws.training, "backward needs the training workspace of the forward pass")
         let n = batch.tokenCount
         let H = config.hiddenSize
         let d = ws.dX
-        if let P = batch.promptLength {
+        let top = config.numHiddenLayers - 1
+        if ws.outputRows == .firstTokens {
+            precondition(dHidden.count == batch.count * H, "the gradient must have the forward's rows: [sequences, H]")
+            if ws.firstTokenLayer {
+                d.data.update(from: dHidden.data, count: batch.count * H)
+            } else {
+                d.data.update(repeating: 0, count: n * H)
+                for s in 0..<batch.count { (d.data + batch.offsets[s] * H).update(from: dHidden.data + s * H, count: H) }
+            }
+        } else if let P = batch.promptLength {
             // The result left the prompt rows out: they get no gradient from above.
             d.data.update(repeating: 0, count: n * H)
             var row = 0
@@ -276,6 +371,8 @@ public final class BertEncoder {
                 ws.dIn.data.update(repeating: 0, count: n * H)
                 hook.layerBackward(l, dOutput: d, dInput: ws.dIn, run: runner, cache: ws.hookCache)
                 d.data.update(from: ws.dIn.data, count: n * H)
+            } else if l == top && ws.firstTokenLayer {
+                firstTokenLayerBackward(l, d, batch, ws, hook, dropout, stop: stop)
             } else {
                 layerBackward(l, d, batch, ws, hook, dropout, run: 0, stop: stop)
             }
@@ -298,22 +395,96 @@ public final class BertEncoder {
     ) {
         let n = batch.tokenCount
         let H = config.hiddenSize
-        let F = config.intermediateSize
         let a = ws.activations(l, run: run)
         let w = weights.layers[l]
         let cache = ws.hookCache
-        func point(_ p: LayerPoint, _ dy: Tensor, _ dx: Tensor?) {
-            if let hook, hook.changes(layer: l, point: p) {
-                hook.backward(layer: l, point: p, dy: dy.data, dx: dx?.data, n: n, cache: cache)
-            }
+        guard sublayersBackward(l, d, batch, ws, hook, dropout, a, stop: stop, extra: extra) else { return }
+        var prefixGrad: SelfAttention.PrefixGradient?
+        if hook != nil, let prefix = a.prefix {
+            let P = prefix.count
+            Tensor.ensure(&ws.dPrefixKeys, P * H)
+            Tensor.ensure(&ws.dPrefixValues, batch.count * P * H)
+            Tensor.ensure(
+                &ws.prefixScratch, SelfAttention.prefixScratchCount(batch, heads: config.numAttentionHeads, headSize: config.headSize, prefix: P))
+            prefixGrad = .init(prefix: prefix, dkeys: ws.dPrefixKeys.data, dvalues: ws.dPrefixValues.data, scratch: ws.prefixScratch.data)
         }
-        // y = x·Wᵀ (+ b), changed by the hook at `p`: dx += ∂L/∂x through the change and W.
-        func projection(_ p: LayerPoint, _ dy: Tensor, _ dx: Tensor, _ weight: Tensor, inDim: Int, outDim: Int) {
-            point(p, dy, dx)
-            Linear.backward(dx: dx.data, dw: nil, db: nil, dy: dy.data, x: nil, w: weight.data, n: n, inDim: inDim, outDim: outDim)
+        attentionBackward(a, batch, ws, dropout, prefix: prefixGrad, queries: .all)
+        if let hook, let g = prefixGrad {
+            hook.prefixBackward(layer: l, dkeys: g.dkeys, dvalues: g.dvalues, dx: d.data, batch: batch, cache: cache)
         }
+        projectionBackward(hook, l, .qkv, ws.dQKV, d, w.qkvWeight, inDim: H, outDim: 3 * H, n: n, cache)
+    }
+
+    /// Backward of `firstTokenLayerForward`: d holds ∂L/∂output [S, H] on entry and ∂L/∂input
+    /// [tokens, H] on return, unless the pass stops inside this layer.
+    func firstTokenLayerBackward(
+        _ l: Int, _ d: Tensor, _ batch: TokenBatch, _ ws: EncoderWorkspace, _ hook: LayerHook?, _ dropout: DropoutState,
+        stop: BackwardStop?
+    ) {
+        let n = batch.tokenCount
+        let S = batch.count
+        let H = config.hiddenSize
+        let a = ws.activations(l, run: 0)
+        let w = weights.layers[l]
+        let cache = ws.hookCache
+        guard sublayersBackward(l, d, batch.firstTokens, ws, hook, dropout, a, stop: stop, extra: nil) else { return }
+        // d[S, H] = ∂L/∂(first rows of x) through the residual; ws.dCtx[S, H] = ∂L/∂ctx
+        let dFirst = cache.tensor(self, -5, count: S * H)
+        let dq = cache.tensor(self, -6, count: S * H)
+        dFirst.data.update(from: d.data, count: S * H)
+        attentionBackward(a, batch, ws, dropout, prefix: nil, queries: .first)
+        // x feeds K and V at every row:  d[N, H] = [dK | dV] · W[H..<3H]
+        BLAS.gemm(
+            m: n, n: H, k: 2 * H, a: ws.dQKV.data + H, lda: 3 * H, b: w.qkvWeight.data + H * H, ldb: H, c: d.data, ldc: H)
+        // … and Q and the residual at the first rows:  dFirst += dQ · Wq
+        for s in 0..<S { (dq.data + s * H).update(from: ws.dQKV.data + batch.offsets[s] * 3 * H, count: H) }
+        Linear.backward(dx: dFirst.data, dw: nil, db: nil, dy: dq.data, x: nil, w: w.qkvWeight.data, n: S, inDim: H, outDim: H)
+        for s in 0..<S { VectorMath.add(d.data + batch.offsets[s] * H, dFirst.data + s * H, H) }
+    }
+
+    /// Turns dy into ∂L/∂(point before the change) and adds ∂L/∂x to dx, if the hook changes `p`.
+    private func pointBackward(_ hook: LayerHook?, _ l: Int, _ p: LayerPoint, _ dy: Tensor, _ dx: Tensor?, n: Int, _ cache: HookCache) {
+        if let hook, hook.changes(layer: l, point: p) {
+            hook.backward(layer: l, point: p, dy: dy.data, dx: dx?.data, n: n, cache: cache)
+        }
+    }
+
+    /// y = x·Wᵀ (+ b), changed by the hook at `p`: dx += ∂L/∂x through the change and W.
+    private func projectionBackward(
+        _ hook: LayerHook?, _ l: Int, _ p: LayerPoint, _ dy: Tensor, _ dx: Tensor, _ weight: Tensor, inDim: Int, outDim: Int, n: Int,
+        _ cache: HookCache
+    ) {
+        pointBackward(hook, l, p, dy, dx, n: n, cache)
+        Linear.backward(dx: dx.data, dw: nil, db: nil, dy: dy.data, x: nil, w: weight.data, n: n, inDim: inDim, outDim: outDim)
+    }
+
+    /// ws.dQKV = ∂L/∂qkv given ws.dCtx (and the prefix's gradient into `prefix`).
+    private func attentionBackward(
+        _ a: LayerActivations, _ batch: TokenBatch, _ ws: EncoderWorkspace, _ dropout: DropoutState,
+        prefix: SelfAttention.PrefixGradient?, queries: SelfAttention.Queries
+    ) {
+        SelfAttention.backward(
+            dqkv: ws.dQKV.data, dctx: ws.dCtx.data, att: a.att.data,
+            mask: dropout.attention > 0 ? UnsafePointer(a.attMask.data) : nil,
+            dropoutP: dropout.attention, qkv: a.qkv.data,
+            batch: batch, heads: config.numAttentionHeads, headSize: config.headSize, queries: queries, prefix: prefix,
+            scratch: ws.scratch.data, scratchSlots: ws.scratchSlots)
+    }
+
+    /// Backward of `sublayersForward` on the batch's n rows: d holds ∂L/∂output on entry and
+    /// ∂L/∂(the attention sublayer's residual) on return, with ws.dCtx = ∂L/∂ctx. Returns false
+    /// when the pass stops at one of the layer's hooks (nothing below is computed).
+    private func sublayersBackward(
+        _ l: Int, _ d: Tensor, _ batch: TokenBatch, _ ws: EncoderWorkspace, _ hook: LayerHook?, _ dropout: DropoutState,
+        _ a: LayerActivations, stop: BackwardStop?, extra: (dh: Tensor, dx: Tensor)?
+    ) -> Bool {
+        let n = batch.tokenCount
+        let H = config.hiddenSize
+        let F = config.intermediateSize
+        let w = weights.layers[l]
+        let cache = ws.hookCache
         // out = LN(ffnSum): dA = ∂L/∂ffnSum
-        point(.outNorm, d, nil)
+        pointBackward(hook, l, .outNorm, d, nil, n: n, cache)
         ws.dA.data.update(repeating: 0, count: n * H)
         LayerNorm.backward(
             dinp: ws.dA.data, dweight: nil, dbias: nil, dout: d.data, inp: a.ffnSum.data,
@@ -329,16 +500,16 @@ public final class BertEncoder {
             VectorMath.add(ws.dProj.data, extra.dh.data, n * H)
             VectorMath.add(ws.dB.data, extra.dx.data, n * H)
         }
-        if stop == .outputSite(l) { return }
+        if stop == .outputSite(l) { return false }
         // ffnProj = ffnAct · W2ᵀ + b2;  ffnAct = gelu(ffnPre);  ffnPre = attnOut · W1ᵀ + b1
         ws.dF1.data.update(repeating: 0, count: n * F)
-        projection(.ffnProj, ws.dProj, ws.dF1, w.ffnOutWeight, inDim: F, outDim: H)
-        point(.ffnAct, ws.dF1, nil)
+        projectionBackward(hook, l, .ffnProj, ws.dProj, ws.dF1, w.ffnOutWeight, inDim: F, outDim: H, n: n, cache)
+        pointBackward(hook, l, .ffnAct, ws.dF1, nil, n: n, cache)
         ws.dF2.data.update(repeating: 0, count: n * F)
         GELU.backward(dinp: ws.dF2.data, dout: ws.dF1.data, inp: a.ffnPre.data, count: n * F)
-        projection(.ffnPre, ws.dF2, ws.dB, w.ffnInWeight, inDim: H, outDim: F)
+        projectionBackward(hook, l, .ffnPre, ws.dF2, ws.dB, w.ffnInWeight, inDim: H, outDim: F, n: n, cache)
         // attnOut = LN(attnSum): dA = ∂L/∂attnSum
-        point(.attnNorm, ws.dB, nil)
+        pointBackward(hook, l, .attnNorm, ws.dB, nil, n: n, cache)
         ws.dA.data.update(repeating: 0, count: n * H)
         LayerNorm.backward(
             dinp: ws.dA.data, dweight: nil, dbias: nil, dout: ws.dB.data, inp: a.attnSum.data,
@@ -346,29 +517,11 @@ public final class BertEncoder {
         // attnSum = hook(attnProj) + x: d becomes ∂L/∂x (residual), dProj = ∂L/∂attnProj
         d.data.update(from: ws.dA.data, count: n * H)
         sublayerBackward(l, .attention, dSum: ws.dA, mask: a.attnProjMask, residualGrad: d, n: n, ws, hook, dropout, a)
-        if stop == .attentionSite(l) { return }
+        if stop == .attentionSite(l) { return false }
         // attnProj = ctx · Woᵀ + bo
         ws.dCtx.data.update(repeating: 0, count: n * H)
-        projection(.attnProj, ws.dProj, ws.dCtx, w.attnOutWeight, inDim: H, outDim: H)
-        var prefixGrad: SelfAttention.PrefixGradient?
-        if hook != nil, let prefix = a.prefix {
-            let P = prefix.count
-            Tensor.ensure(&ws.dPrefixKeys, P * H)
-            Tensor.ensure(&ws.dPrefixValues, batch.count * P * H)
-            Tensor.ensure(
-                &ws.prefixScratch, SelfAttention.prefixScratchCount(batch, heads: config.numAttentionHeads, headSize: config.headSize, prefix: P))
-            prefixGrad = .init(prefix: prefix, dkeys: ws.dPrefixKeys.data, dvalues: ws.dPrefixValues.data, scratch: ws.prefixScratch.data)
-        }
-        SelfAttention.backward(
-            dqkv: ws.dQKV.data, dctx: ws.dCtx.data, att: a.att.data,
-            mask: dropout.attention > 0 ? UnsafePointer(a.attMask.data) : nil,
-            dropoutP: dropout.attention, qkv: a.qkv.data,
-            batch: batch, heads: config.numAttentionHeads, headSize: config.headSize, prefix: prefixGrad,
-            scratch: ws.scratch.data, scratchSlots: ws.scratchSlots)
-        if let hook, let g = prefixGrad {
-            hook.prefixBackward(layer: l, dkeys: g.dkeys, dvalues: g.dvalues, dx: d.data, batch: batch, cache: cache)
-        }
-        projection(.qkv, ws.dQKV, d, w.qkvWeight, inDim: H, outDim: 3 * H)
+        projectionBackward(hook, l, .attnProj, ws.dProj, ws.dCtx, w.attnOutWeight, inDim: H, outDim: H, n: n, cache)
+        return true
     }
 
     /// dProj = ∂L/∂proj from dSum = ∂L/∂sum, through the hook (if it acts here) and the dropout.

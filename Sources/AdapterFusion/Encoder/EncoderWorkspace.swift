@@ -113,6 +113,10 @@ public final class EncoderWorkspace {
     public let hookCache = HookCache()
     /// The batch of the last forward pass (backward runs on it).
     public private(set) var batch: TokenBatch?
+    /// The rows the last forward pass returned, and whether its top layer ran on the first
+    /// tokens alone (`BertEncoder.OutputRows`).
+    var outputRows: BertEncoder.OutputRows = .all
+    var firstTokenLayer = false
 
     public init(config: BertConfig, training: Bool = false) {
         self.config = config

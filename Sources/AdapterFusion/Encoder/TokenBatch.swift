@@ -67,6 +67,15 @@ public struct TokenBatch: Sendable {
         return b
     }
 
+    /// Each sequence's first token alone, as a batch of one-token sequences with the same
+    /// example ids: the rows the last layer computes when only [CLS] states are asked for.
+    public var firstTokens: TokenBatch {
+        let rows = offsets.dropLast()
+        var b = TokenBatch(sequences: rows.map { [ids[$0]] }, typeIds: rows.map { [typeIds[$0]] })
+        b.exampleIDs = exampleIDs
+        return b
+    }
+
     /// Builds a batch from tokenizer encodings.
     public init(encodings: [Encoding]) {
         self.init(sequences: encodings.map(\.ids), typeIds: encodings.map(\.typeIds))

@@ -51,7 +51,7 @@ public final class PredictionHead {
     enum Slot: Int {
         case cls, x1, z, x2  // [B, H]: [CLS] states, dropout(cls), tanh(dense(x1)), dropout(z or cls)
         case logits, probs  // [B, C]
-        case state  // [2]: batch size, dropout probability of the last forward pass
+        case state  // [3]: batch size, dropout probability, 1 if given the [CLS] states alone
         case mask1, mask2  // dropout masks [B, H]
     }
 
@@ -81,9 +81,11 @@ public final class PredictionHead {
         (dense.map { [$0.weight, $0.bias] } ?? []) + [output.weight, output.bias]
     }
 
-    /// Returns the outputs [B, C] for the batch's [CLS] states (logits, or the regression value).
-    /// With `dropout` the pass is a training pass; what `loss` and `backward` need is kept in
-    /// `cache` (the pass's workspace cache; by default the head's own).
+    /// Returns the outputs [B, C] for the batch's [CLS] states (logits, or the regression value),
+    /// given the last hidden states [tokens, H] or those states alone [B, H] (what
+    /// `BertEncoder.forward(…, rows: .firstTokens)` returns). With `dropout` the pass is a
+    /// training pass; what `loss` and `backward` need is kept in `cache` (the pass's workspace
+    /// cache; by default the head's own).
     @discardableResult
     public func forward(_ hiddenStates: Tensor, batch: TokenBatch, dropout: DropoutState? = nil, cache: HookCache? = nil) -> Tensor {
         let cache = cache ?? ownCache
@@ -95,10 +97,16 @@ public final class PredictionHead {
         let z = buffer(cache, .z, B * H)
         let x2 = buffer(cache, .x2, B * H)
         let logits = buffer(cache, .logits, B * C)
-        let state = buffer(cache, .state, 2)
+        let state = buffer(cache, .state, 3)
         state[0] = Float(B)
         state[1] = dropout == nil ? 0 : config.dropout
-        Pooling.gatherCLS(hiddenStates, batch: batch, into: cls)
+        let firstTokens = hiddenStates.rows == B
+        state[2] = firstTokens ? 1 : 0
+        if firstTokens {
+            cls.data.update(from: hiddenStates.data, count: B * H)
+        } else {
+            Pooling.gatherCLS(hiddenStates, batch: batch, into: cls)
+        }
         var input = cls
         if let dense {
             dropoutForward(input, into: x1, mask: cache.mask(self, Slot.mask1.rawValue, count: B * H), B * H, dropout)
@@ -125,7 +133,7 @@ public final class PredictionHead {
     /// (the sum divided by `over` when given: a data-parallel shard's part of the global mean).
     public func loss(_ targets: Targets, cache: HookCache? = nil, over: Int? = nil) -> Float {
         let cache = cache ?? ownCache
-        let n = Int(buffer(cache, .state, 2)[0]) * config.outputs
+        let n = Int(buffer(cache, .state, 3)[0]) * config.outputs
         let logits = buffer(cache, .logits, n)
         let probs = buffer(cache, .probs, n)
         switch targets {
@@ -135,10 +143,11 @@ public final class PredictionHead {
     }
 
     /// Backward of `loss` and `forward`: accumulates parameter gradients and returns
-    /// ∂L/∂(hidden states) [tokens, H] (non-zero only at [CLS] rows).
+    /// ∂L/∂(hidden states) shaped as the forward's input: [tokens, H] (non-zero only at [CLS]
+    /// rows) or [B, H].
     public func backward(_ targets: Targets, batch: TokenBatch, cache: HookCache? = nil, over: Int? = nil) -> Tensor {
         let cache = cache ?? ownCache
-        let state = buffer(cache, .state, 2)
+        let state = buffer(cache, .state, 3)
         let B = Int(state[0])
         let lastDropout = state[1]
         let H = hidden
@@ -171,6 +180,7 @@ public final class PredictionHead {
             if lastDropout > 0 { Dropout.apply(out: dX1.data, inp: dX1.data, mask: mask1.data, count: B * H, p: lastDropout) }
             dCLS = dX1
         }
+        if state[2] == 1 { return dCLS }
         let dHidden = Tensor(zeros: [batch.tokenCount, H])
         Pooling.scatterCLS(dCLS, batch: batch, into: dHidden)
         return dHidden

@@ -59,11 +59,11 @@ public final class ParallelPredictor {
             let chunk = inputs[start..<min(start + 32, inputs.count)]
             let encs = chunk.map { tokenizer.encode($0.text, pair: $0.pair, maxLength: maxLength) }
             let batch = TokenBatch(encodings: Array(repeating: encs, count: k).flatMap { $0 })
-            let hidden = try encoder.forward(batch, workspace: ws, hook: composition.root)
+            let cls = try encoder.forward(batch, workspace: ws, hook: composition.root, rows: .firstTokens)
             for (i, name) in names.enumerated() {
                 let copy = TokenBatch(encodings: encs)  // copy i of the batch
-                let part = Tensor(zeros: [copy.tokenCount, H])
-                part.data.update(from: hidden.data + batch.offsets[i * chunk.count] * H, count: part.count)
+                let part = Tensor(zeros: [copy.count, H])
+                part.data.update(from: cls.data + i * chunk.count * H, count: part.count)
                 let logits = heads[i].forward(part, batch: copy, cache: ws.hookCache)
                 let c = heads[i].config.outputs
                 let classify = heads[i].config.kind == .classification

@@ -59,7 +59,8 @@ public struct Evaluator {
         let C = head.config.outputs
         for idx in Batching.sorted(lengths: encodings.map(\.ids.count), batchSize: batchSize) {
             let batch = TokenBatch(encodings: idx.map { encodings[$0] })
-            let logits = head.forward(try encoder.forward(batch, workspace: ws, hook: hook), batch: batch, cache: ws.hookCache)
+            let cls = try encoder.forward(batch, workspace: ws, hook: hook, rows: .firstTokens)
+            let logits = head.forward(cls, batch: batch, cache: ws.hookCache)
             if !regression { Softmax.forward(out: logits.data, inp: logits.data, n: idx.count, c: C, ld: C) }
             for (r, i) in idx.enumerated() { out[i] = Array(UnsafeBufferPointer(start: logits.data + r * C, count: C)) }
         }

@@ -76,7 +76,8 @@ public final class TrainingStep {
         steps += 1
         var loss: Float = 0
         if let (batch, targets) = shard, batch.count > 0 {
-            let hidden = try encoder.forward(batch, workspace: workspace, hook: model.hook, dropout: dropout)
+            // The head reads [CLS] alone: the top layer computes only what that needs.
+            let hidden = try encoder.forward(batch, workspace: workspace, hook: model.hook, dropout: dropout, rows: .firstTokens)
             let cache = workspace.hookCache
             head.forward(hidden, batch: batch, dropout: dropout, cache: cache)
             // The shard's part of the global mean: each example's gradient is what one process computes.
