@@ -7,9 +7,14 @@ import Testing
 @Suite struct FusionGradientTests {
     /// Dynamic (with and without a value bias) and static; with score dropout (p = 0.3, the
     /// generator re-seeded for every evaluation so the masks stay fixed) and without.
+    /// On 5 tokens the scores take q = u·Qᵀ + b_q, then q·K; on 9 (more than H = 6) Q folds into K.
     @Test(arguments: [(true, false), (true, true), (false, false)], [false, true])
     func fusionLayerAlone(kind: (dynamic: Bool, valueBias: Bool), scoreDropout: Bool) throws {
-        let (n, H, N) = (5, 6, 3)
+        for n in [5, 9] { try fusionLayerAlone(kind: kind, scoreDropout: scoreDropout, n: n) }
+    }
+
+    func fusionLayerAlone(kind: (dynamic: Bool, valueBias: Bool), scoreDropout: Bool, n: Int) throws {
+        let (H, N) = (6, 3)
         var rng = SeededRNG(seed: 1)
         let layer = FusionLayer(prefix: "", hidden: H, members: N, dynamic: kind.dynamic, valueBias: kind.valueBias, rng: &rng)
         #expect(layer.parameters.count == (kind.dynamic ? (kind.valueBias ? 5 : 4) : 3))
@@ -234,7 +239,14 @@ extension FusionGradientTests {
         let deltas = Support.random([N, n, H], seed: 23)
         let two = Tensor(zeros: [n, H])
         let folded = Tensor(zeros: [n, H])
-        layer.forward(query: x.data, residual: x.data, deltas: deltas.data, out: two.data, n: n, temperature: 1.3, training: true, cache: HookCache())
+        // The two products: H tokens at a time (no fold at n ≤ H).
+        for r0 in stride(from: 0, to: n, by: H) {
+            let part = Tensor(zeros: [N, H, H])
+            for i in 0..<N { (part.data + i * H * H).update(from: deltas.data + (i * n + r0) * H, count: H * H) }
+            layer.forward(
+                query: x.data + r0 * H, residual: x.data + r0 * H, deltas: part.data, out: two.data + r0 * H, n: H, temperature: 1.3,
+                training: true, cache: HookCache())
+        }
         layer.forward(
             query: x.data, residual: x.data, deltas: deltas.data, out: folded.data, n: n, temperature: 1.3, training: false, cache: HookCache())
         let scale = (0..<two.count).reduce(Float(0)) { max($0, abs(two[$1])) }

@@ -9,7 +9,8 @@
 /// Two algebraic shortcuts keep the cost at three H×H products per token whatever the number
 /// of members: q·(K a_i) = (qK)·a_i, so K multiplies q once instead of every a_i (the key bias
 /// adds the same q·b_k to every score, cancels in the softmax, and is omitted); and V has no
-/// part in the scores, so Σ_i w_i V a_i = V Σ_i w_i a_i.
+/// part in the scores, so Σ_i w_i V a_i = V Σ_i w_i a_i. On more tokens than H a third folds Q
+/// into K (`folds`), in training too.
 public final class FusionLayer {
     public let hidden: Int
     public let members: Int
@@ -73,9 +74,9 @@ public final class FusionLayer {
     /// `deltas` = a_i laid out [N, n, H].
     /// `deltas` must stay unchanged until `backward` (the caller keeps them, per site).
     ///
-    /// Inference (`training` false) on more tokens than H folds the query and key matrices:
-    /// qK = (u·Qᵀ + b_q)·K = u·(QᵀK) + b_q·K, one n×H×H product instead of two, for 2H³ to fold
-    /// them (so only when n > H). The choice depends on the shape alone.
+    /// On more tokens than H the query and key matrices fold: qK = (u·Qᵀ + b_q)·K = u·(QᵀK) +
+    /// b_q·K, one n×H×H product instead of two for H³ to fold them (training: the backward then
+    /// takes two n×H×H products instead of four, for 2H³). The choice depends on the shape alone.
     ///
     /// With `bottlenecks` (inference, every member a bottleneck adapter: its module and its
     /// activation f(down(u)) [n, r] of this pass, nil where it does not act), the value matrix
@@ -92,11 +93,10 @@ public final class FusionLayer {
         let qk = buffer(cache, .qk, n * H)
         let c = buffer(cache, .c, n * H)
         let w = buffer(cache, .w, n * N)
-        if training || n <= H {
-            let x = buffer(cache, .x, n * H)
-            let q = buffer(cache, .q, n * H)
-            x.data.update(from: xin, count: n * H)
+        if training { buffer(cache, .x, n * H).data.update(from: xin, count: n * H) }
+        if !Self.folds(n: n, hidden: H) {
             // q = u·Qᵀ + b_q;  qk = q·K
+            let q = buffer(cache, .q, n * H)
             Linear.forward(y: q.data, x: xin, w: query.weight.value.data, b: query.bias.value.data, n: n, inDim: H, outDim: H)
             BLAS.gemm(m: n, n: H, k: H, a: q.data, lda: H, b: key.value.data, ldb: H, c: qk.data, ldc: H)
         } else {
@@ -198,13 +198,11 @@ public final class FusionLayer {
         let N = members
         let temperature = buffer(cache, .temperature, 1)[0]
         let x = buffer(cache, .x, n * H)
-        let q = buffer(cache, .q, n * H)
         let qk = buffer(cache, .qk, n * H)
         let c = buffer(cache, .c, n * H)
         let w = buffer(cache, .w, n * N)
         let dc = buffer(cache, .dc, n * H)
         let dqk = buffer(cache, .dqk, n * H)
-        let dq = buffer(cache, .dq, n * H)
         let dw = buffer(cache, .dw, n * N)
         let ds = buffer(cache, .ds, n * N)
         VectorMath.add(dresidual, dout, n * H)
@@ -244,13 +242,42 @@ public final class FusionLayer {
                 for j in 0..<H { g[j] += s * a[j]; da[j] += s * qkt[j] }
             }
         }
+        if Self.folds(n: n, hidden: H) {
+            foldedQueryBackward(dqk: dqk, x: x, dquery: dquery, n: n, cache: cache)
+            return
+        }
         // qk = q·K:  dq = dqk·Kᵀ;  dK += qᵀ·dqk
+        let q = buffer(cache, .q, n * H)
+        let dq = buffer(cache, .dq, n * H)
         BLAS.gemm(transB: true, m: n, n: H, k: H, a: dqk.data, lda: H, b: key.value.data, ldb: H, c: dq.data, ldc: H)
         BLAS.gemm(transA: true, m: H, n: H, k: n, a: q.data, lda: H, b: dqk.data, ldb: H, beta: 1, c: key.grad.data, ldc: H)
         // q = u·Qᵀ + b_q
         Linear.backward(
             dx: dquery, dw: query.weight.grad.data, db: query.bias.grad.data, dy: dq.data, x: x.data,
             w: query.weight.value.data, n: n, inDim: H, outDim: H)
+    }
+
+    /// Whether a pass over n tokens folds Q into K: when that saves work (n > H).
+    static func folds(n: Int, hidden H: Int) -> Bool { n > H }
+
+    /// Backward of the folded scores qk = u·M + m, M = QᵀK, m = b_q·K (Q stored [out, in]):
+    /// dM = uᵀ·dqk, dm = Σ_t dqk[t], du += dqk·Mᵀ; then dQ += K·dMᵀ, dK += Q·dM + b_qᵀ·dm,
+    /// db_q += K·dm.
+    private func foldedQueryBackward(dqk: Tensor, x: Tensor, dquery: UnsafeMutablePointer<Float>, n: Int, cache: HookCache) {
+        let H = hidden
+        let m = buffer(cache, .folded, H * H)
+        let dm = buffer(cache, .dq, H * H)  // ∂L/∂M (the dq scratch is free here)
+        let dmb = buffer(cache, .dw, H)  // ∂L/∂m
+        BLAS.gemm(transB: true, m: n, n: H, k: H, a: dqk.data, lda: H, b: m.data, ldb: H, beta: 1, c: dquery, ldc: H)
+        BLAS.gemm(transA: true, m: H, n: H, k: n, a: x.data, lda: H, b: dqk.data, ldb: H, c: dm.data, ldc: H)
+        dmb.data.update(repeating: 0, count: H)
+        for t in 0..<n { VectorMath.add(dmb.data, dqk.data + t * H, H) }
+        let Q = query.weight.value.data
+        let K = key.value.data
+        BLAS.gemm(transB: true, m: H, n: H, k: H, a: K, lda: H, b: dm.data, ldb: H, beta: 1, c: query.weight.grad.data, ldc: H)
+        BLAS.gemm(m: H, n: H, k: H, a: Q, lda: H, b: dm.data, ldb: H, beta: 1, c: key.grad.data, ldc: H)
+        BLAS.gemm(m: H, n: H, k: 1, a: query.bias.value.data, lda: 1, b: dmb.data, ldb: H, beta: 1, c: key.grad.data, ldc: H)
+        BLAS.gemm(m: H, n: 1, k: H, a: K, lda: H, b: dmb.data, ldb: 1, beta: 1, c: query.bias.grad.data, ldc: 1)
     }
 
     /// λ·‖I − V‖²_F; adds its gradient 2λ(V − I) to V's. Zero for static fusion.
