@@ -69,11 +69,14 @@ import Testing
         let batch: TokenBatch
         let ws: EncoderWorkspace
 
+        /// Labels 1, 0, 2, 1, 0, 2, … for the batch's sequences.
+        var targets: Targets { .labels((0..<batch.count).map { [1, 0, 2][$0 % 3] }) }
+
         func loss() throws -> Double {
             let d = DropoutState(hidden: 0.1, attention: 0.1, seed: 7)
             let h = try encoder.forward(batch, workspace: ws, hook: composition.root, dropout: d)
             head.forward(h, batch: batch, dropout: d)
-            return Double(head.loss(.labels([1, 0, 2])))
+            return Double(head.loss(targets))
         }
 
         func gradients() throws {
@@ -81,15 +84,16 @@ import Testing
             let d = DropoutState(hidden: 0.1, attention: 0.1, seed: 7)
             let h = try encoder.forward(batch, workspace: ws, hook: composition.root, dropout: d)
             head.forward(h, batch: batch, dropout: d)
-            _ = head.loss(.labels([1, 0, 2]))
-            encoder.backward(head.backward(.labels([1, 0, 2]), batch: batch), workspace: ws, hook: composition.root, dropout: d)
+            _ = head.loss(targets)
+            encoder.backward(head.backward(targets, batch: batch), workspace: ws, hook: composition.root, dropout: d)
         }
     }
 
     /// Members alternate pfeiffer / houlsby; `lnBefore` k: member k reads LN(h + x) when k % 3 is
     /// in the set (so fusions mix both inputs and their query reads either).
     func model(
-        _ expr: CompositionExpr, options: FusionOptions = FusionOptions(), allHoulsby: Bool = false, lnBefore: Set<Int> = []
+        _ expr: CompositionExpr, options: FusionOptions = FusionOptions(), allHoulsby: Bool = false, lnBefore: Set<Int> = [],
+        batch: TokenBatch = TokenBatch(sequences: [[1, 5, 7, 2], [1, 9, 2], [1, 3, 4, 6, 8, 2]])
     ) throws -> Model {
         let encoder = try Support.tinyEncoder()
         var rng = SeededRNG(seed: 11)
@@ -108,7 +112,6 @@ import Testing
         for p in comp.parameters { for i in 0..<p.value.count { p.value[i] += 0.3 * rng.nextNormal() } }
         let head = PredictionHead(config: HeadConfig(kind: .classification, outputs: 3), hidden: 8, seed: 5)
         for p in head.parameters { for i in 0..<p.value.count { p.value[i] += 0.5 * rng.nextNormal() } }
-        let batch = TokenBatch(sequences: [[1, 5, 7, 2], [1, 9, 2], [1, 3, 4, 6, 8, 2]])
         return Model(
             encoder: encoder, composition: comp, adapters: adapters, head: head, batch: batch,
             ws: EncoderWorkspace(config: encoder.config, training: true))
@@ -202,32 +205,46 @@ import Testing
 }
 
 extension FusionGradientTests {
-    /// Inference on more tokens than H folds QᵀK: the same outputs as the training path up to
-    /// Float32 reassociation of the H-term sums (relative 1e-5, 10× the rounding of H = 8 terms).
-    /// Inference through a fuse of plain adapters on enough tokens folds Q into K and V into
-    /// the members' up projections; a training pass without dropout computes the same function
-    /// with neither fold. Both ways agree within 1e-5 of the output scale (Float32 reassociation).
-    @Test(arguments: [false, true])
-    func foldedFusionInferenceEqualsTrainingPath(valueBias: Bool) throws {
+    /// 8 sequences of 8 tokens: 64 tokens in one pass, above H = 8 (Q folds into K) and above
+    /// H·Σr / (H − Σr) = 24 (V folds into the members' up projections, Σr = 6).
+    static let foldingBatch: TokenBatch = {
+        var sequences: [[Int32]] = []
+        for s in 0..<8 { sequences.append((0..<8).map { (t: Int) -> Int32 in Int32(1 + (t * 7 + s * 3) % 29) }) }
+        return TokenBatch(sequences: sequences)
+    }()
+
+    /// A pass over 64 tokens folds Q into K and V into the members; each sequence alone (8
+    /// tokens) folds neither. Packed sequences never mix, so both ways compute the same function:
+    /// they agree within 1e-5 of the output scale (Float32 reassociation of H-term sums).
+    @Test(arguments: [false, true], [false, true])
+    func foldedFusionEqualsUnfolded(valueBias: Bool, training: Bool) throws {
         var o = FusionOptions()
         o.valueBias = valueBias
         let m = try model(.fuse([.adapter("a"), .adapter("b"), .adapter("c")]), options: o, lnBefore: [1])
-        // 5 × 12 = 60 tokens: above H = 8 (QᵀK fold) and above H·Σr / (H − Σr) = 24 (value fold, Σr = 6).
-        var sequences: [[Int32]] = []
-        for s in 0..<5 {
-            var seq: [Int32] = []
-            for t in 0..<12 { seq.append(Int32(1 + (t * 7 + s * 3) % 29)) }
-            sequences.append(seq)
+        let batch = Self.foldingBatch
+        let ws = EncoderWorkspace(config: m.encoder.config, training: training)
+        let noDropout = training ? DropoutState(hidden: 0, attention: 0, seed: 1) : nil
+        let folded = try m.encoder.forward(batch, workspace: ws, hook: m.composition.root, dropout: noDropout).array
+        var plain: [Float] = []
+        for s in 0..<batch.count {
+            let one = TokenBatch(sequences: [Array(batch.ids[batch.offsets[s]..<batch.offsets[s + 1]])])
+            plain += try m.encoder.forward(one, workspace: ws, hook: m.composition.root, dropout: noDropout).array
         }
-        let batch = TokenBatch(sequences: sequences)
-        let plain = try m.encoder.forward(
-            batch, workspace: EncoderWorkspace(config: m.encoder.config, training: true), hook: m.composition.root,
-            dropout: DropoutState(hidden: 0, attention: 0, seed: 1))
-        let folded = try m.encoder.forward(batch, workspace: EncoderWorkspace(config: m.encoder.config), hook: m.composition.root)
-        let scale = plain.array.map { abs($0) }.max()!
-        let worst = zip(plain.array, folded.array).map { abs($0 - $1) }.max()!
+        let scale = plain.map { abs($0) }.max()!
+        let worst = zip(plain, folded).map { abs($0 - $1) }.max()!
         #expect(worst <= 1e-5 * scale, "largest difference \(worst) at scale \(scale)")
         #expect(worst > 0, "the folded paths ran (their rounding differs)")
+    }
+
+    /// Finite differences through training passes that fold Q into K and V into the members.
+    @Test func foldedFusionGradients() throws {
+        var o = FusionOptions()
+        o.valueBias = true
+        let m = try model(.fuse([.adapter("a"), .adapter("b"), .adapter("c")]), options: o, lnBefore: [1], batch: Self.foldingBatch)
+        try m.gradients()
+        for p in m.composition.parameters + m.head.parameters {
+            checkGradient(p.value, analytic: p.grad, sample: 12) { (try? m.loss()) ?? .nan }
+        }
     }
 
     @Test func foldedQueryKeyEqualsTwoProducts() {

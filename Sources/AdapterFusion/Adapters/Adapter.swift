@@ -117,6 +117,15 @@ public final class Adapter: LayerHook {
     }
 
     public func backward(layer: Int, site: AdapterSite, dout: UnsafePointer<Float>, grad: HookGradient, n: Int, cache: HookCache) {
+        backward(layer: layer, site: site, dout: dout, grad: grad, n: n, cache: cache, dactivation: nil)
+    }
+
+    /// `backward`, with ∂L/∂(the bottleneck activation) from a fusion that folded its value
+    /// matrix into this adapter (see `BottleneckAdapter.backward`).
+    func backward(
+        layer: Int, site: AdapterSite, dout: UnsafePointer<Float>, grad: HookGradient, n: Int, cache: HookCache,
+        dactivation: UnsafePointer<Float>?
+    ) {
         let dx = config.method == .parallel ? grad.dx! : (readsNormalized(layer: layer, site: site) ? grad.dnormed! : grad.dh)
         var dgate: Tensor?
         if adapterGates[layer] != nil {
@@ -125,7 +134,8 @@ public final class Adapter: LayerHook {
         }
         let gate = adapterGates[layer].map { $0.values(cache, n: n) }
         modules[HookSite(layer, site)]!.backward(
-            dout: dout, dx: dx, dresidual: grad.dh, n: n, cache: cache, frozen: frozen, scale: config.scaling, gate: gate, dgate: dgate?.data)
+            dout: dout, dx: dx, dresidual: grad.dh, n: n, cache: cache, frozen: frozen, scale: config.scaling, gate: gate, dgate: dgate?.data,
+            dactivation: dactivation)
         if let g = adapterGates[layer], let dgate { g.backward(dg: dgate.data, dx: dx, n: n, frozen: frozen, cache: cache) }
     }
 

@@ -61,10 +61,12 @@ public final class BottleneckAdapter {
 
     /// dx += ∂L/∂x, dresidual += ∂L/∂residual (the two may be the same buffer), dgate += ∂L/∂g
     /// (gated); parameter gradients accumulate unless `frozen` (then only the input gradients
-    /// are computed).
+    /// are computed). `dactivation`: ∂L/∂f(down(x)) [n, r] from another use of the activation
+    /// (a fusion that folded its value matrix into this module), added to what comes through up.
     public func backward(
         dout: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, dresidual: UnsafeMutablePointer<Float>, n: Int, cache: HookCache,
-        frozen: Bool = false, scale: Float = 1, gate: UnsafePointer<Float>? = nil, dgate: UnsafeMutablePointer<Float>? = nil
+        frozen: Bool = false, scale: Float = 1, gate: UnsafePointer<Float>? = nil, dgate: UnsafeMutablePointer<Float>? = nil,
+        dactivation: UnsafePointer<Float>? = nil
     ) {
         let H = hidden
         let r = bottleneck
@@ -73,7 +75,11 @@ public final class BottleneckAdapter {
         let dact = buffer(cache, .dact, n * r)
         let dpre = buffer(cache, .dpre, n * r)
         let x: UnsafePointer<Float>? = frozen ? nil : UnsafePointer(buffer(cache, .x, n * H).data)  // only for the down weight's gradient
-        dact.data.update(repeating: 0, count: n * r)
+        if let dactivation {
+            dact.data.update(from: dactivation, count: n * r)
+        } else {
+            dact.data.update(repeating: 0, count: n * r)
+        }
         dpre.data.update(repeating: 0, count: n * r)
         VectorMath.add(dresidual, dout, n * H)
         var dy = dout

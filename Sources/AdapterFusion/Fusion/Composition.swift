@@ -341,20 +341,22 @@ public final class FuseNode: LayerHook {
         let fl = fusionLayers[HookSite(l, s)]!
         let query = queryReadsNormalized(l, s) ? input.normed! : h
         let dropout = training && options.scoreDropout ? cache.dropout : nil
-        // Inference over plain adapters: their activations let the value matrix fold into them.
-        var bottlenecks: [(module: BottleneckAdapter, act: UnsafePointer<Float>)?]?
-        if !training, members.allSatisfy({ ($0 as? Adapter)?.foldable == true || !$0.acts(layer: l, site: s) }) {
-            bottlenecks = members.map { m in
-                (m as? Adapter)?.module(layer: l, site: s).map { ($0, UnsafePointer($0.buffer(cache, .act, n * $0.bottleneck).data)) }
-            }
-        }
         fl.forward(
             query: query, residual: h, deltas: deltas.data, out: out, n: n, temperature: temperature, training: training,
-            scoreDropout: dropout, bottlenecks: bottlenecks, cache: cache)
+            scoreDropout: dropout, bottlenecks: bottlenecks(l, s, n: n, cache: cache), cache: cache)
         if recordAttention {
             let w = Tensor(zeros: [n, N])
             w.data.update(from: fl.weights(cache, n: n).data, count: n * N)
             attention[HookSite(l, s)] = w
+        }
+    }
+
+    /// Plain bottleneck members (or members that do not act here) and their activations of
+    /// this pass: what lets the fusion layer fold its value matrix into them; else nil.
+    private func bottlenecks(_ l: Int, _ s: AdapterSite, n: Int, cache: HookCache) -> [(module: BottleneckAdapter, act: UnsafePointer<Float>)?]? {
+        guard members.allSatisfy({ ($0 as? Adapter)?.foldable == true || !$0.acts(layer: l, site: s) }) else { return nil }
+        return members.map { m in
+            (m as? Adapter)?.module(layer: l, site: s).map { ($0, UnsafePointer($0.buffer(cache, .act, n * $0.bottleneck).data)) }
         }
     }
 
@@ -365,12 +367,21 @@ public final class FuseNode: LayerHook {
         ddeltas.data.update(repeating: 0, count: N * n * H)
         let deltas = cache.tensor(self, 2 + HookSite(l, s).index, count: N * n * H)
         let dquery = queryReadsNormalized(l, s) ? grad.dnormed! : grad.dh
+        // A folded value's share of each member's gradient enters below its up projection.
+        let members = bottlenecks(l, s, n: n, cache: cache)
+        let dactivations = (members ?? []).enumerated().map { i, m in m.map { cache.tensor(self, -1 - i, count: n * $0.module.bottleneck).data } }
         fusionLayers[HookSite(l, s)]!.backward(
-            dout: dout, dquery: dquery, dresidual: grad.dh, deltas: deltas.data, ddeltas: ddeltas.data, n: n, cache: cache)
-        for (i, m) in members.enumerated() {
+            dout: dout, dquery: dquery, dresidual: grad.dh, deltas: deltas.data, ddeltas: ddeltas.data, n: n, bottlenecks: members,
+            dactivations: dactivations, cache: cache)
+        let folded = fusionLayers[HookSite(l, s)]!.valueFolded(cache)
+        for (i, m) in self.members.enumerated() {
             // aᵢ = mᵢ(h, z) − h: grad += mᵢ′ᵀ·daᵢ, dh −= daᵢ
             let da = ddeltas.data + i * n * H
-            applyHookBackward(m, l, s, da, grad, n: n, hidden: H, cache: cache)
+            if folded, let a = m as? Adapter, a.acts(layer: l, site: s) {
+                a.backward(layer: l, site: s, dout: da, grad: grad, n: n, cache: cache, dactivation: dactivations[i])
+            } else {
+                applyHookBackward(m, l, s, da, grad, n: n, hidden: H, cache: cache)
+            }
             for j in 0..<(n * H) { grad.dh[j] -= da[j] }
         }
     }

@@ -28,8 +28,10 @@ public final class FusionLayer {
         case dropoutP  // [1] score dropout probability of the pass (0: none)
         case folded, foldedBias  // [H, H] QᵀK and [H] b_q·K, for inference on large batches
         case valueUp, valueBias, memberValue  // [H, Σr] V·U_i, [N, H] V·b_i, [n, Σr] w_i·f_i: the value fold
+        case valueFolded  // [1] 1 when the last forward pass folded the value
         case dc, dqk, dq  // [n, H]
         case dw, ds  // [n, N]
+        case dvalueUp, dmemberValue  // [H, Σr], [n, Σr]: the folded value's backward
     }
 
     func buffer(_ cache: HookCache, _ slot: Slot, _ count: Int) -> Tensor {
@@ -78,10 +80,11 @@ public final class FusionLayer {
     /// b_q·K, one n×H×H product instead of two for H³ to fold them (training: the backward then
     /// takes two n×H×H products instead of four, for 2H³). The choice depends on the shape alone.
     ///
-    /// With `bottlenecks` (inference, every member a bottleneck adapter: its module and its
+    /// With `bottlenecks` (every member a plain bottleneck adapter: its module and its
     /// activation f(down(u)) [n, r] of this pass, nil where it does not act), the value matrix
     /// folds into the members' up projections: V·a_i = (V·U_i)·f + V·b_i, so the output costs
-    /// n·H·Σr instead of n·H², for H²·Σr to fold — only when that saves work (shape alone).
+    /// n·H·Σr instead of n·H², for H²·Σr to fold — only when that saves work (`foldsValue`,
+    /// shape alone). In training the backward then returns the value's share of ∂L/∂f_i apart.
     public func forward(
         query xin: UnsafePointer<Float>, residual: UnsafePointer<Float>, deltas: UnsafePointer<Float>,
         out: UnsafeMutablePointer<Float>, n: Int, temperature T: Float, training: Bool = true, scoreDropout: DropoutState? = nil,
@@ -91,7 +94,6 @@ public final class FusionLayer {
         let N = members
         buffer(cache, .temperature, 1)[0] = T
         let qk = buffer(cache, .qk, n * H)
-        let c = buffer(cache, .c, n * H)
         let w = buffer(cache, .w, n * N)
         if training { buffer(cache, .x, n * H).data.update(from: xin, count: n * H) }
         if !Self.folds(n: n, hidden: H) {
@@ -119,13 +121,14 @@ public final class FusionLayer {
                 out: w.data, mask: cache.mask(self, 0, count: n * N).data, inp: w.data, rowCount: n, width: N, p: p, perSequence: false)
         }
         Softmax.forward(out: w.data, inp: w.data, n: n, c: N, ld: N, scale: 1 / T)
-        if !training, let value, let bottlenecks, bottlenecks.count == N {
-            let r = bottlenecks.reduce(0) { $0 + ($1?.module.bottleneck ?? 0) }
-            if n * (H - r) > H * r {
-                foldedValueOutput(value.weight.value, bias: value.bias?.value, bottlenecks, w: w, residual: residual, out: out, n: n, cache: cache)
-                return
-            }
+        let folded = buffer(cache, .valueFolded, 1)
+        folded[0] = 0
+        if let value, let bottlenecks, foldsValue(bottlenecks, n: n) {
+            folded[0] = 1
+            foldedValueOutput(value.weight.value, bias: value.bias?.value, bottlenecks, w: w, residual: residual, out: out, n: n, cache: cache)
+            return
         }
+        let c = buffer(cache, .c, n * H)
         c.data.update(repeating: 0, count: n * H)
         for t in 0..<n {
             let ct = c.data + t * H
@@ -142,6 +145,16 @@ public final class FusionLayer {
             out.update(from: c.data, count: n * H)
         }
         VectorMath.add(out, residual, n * H)
+    }
+
+    /// Whether the last forward pass with `cache` folded the value into the members.
+    func valueFolded(_ cache: HookCache) -> Bool { buffer(cache, .valueFolded, 1)[0] == 1 }
+
+    /// Whether a pass over n tokens folds the value into these members: when that saves work.
+    func foldsValue(_ members: [(module: BottleneckAdapter, act: UnsafePointer<Float>)?], n: Int) -> Bool {
+        guard value != nil, members.count == self.members else { return false }
+        let r = members.reduce(0) { $0 + ($1?.module.bottleneck ?? 0) }
+        return n * (hidden - r) > hidden * r
     }
 
     /// out = residual + Σ_i w_i·((V·U_i)·f_i + V·b_i) + b_v: `forward`'s output with the value
@@ -189,41 +202,38 @@ public final class FusionLayer {
 
     /// dquery += ∂L/∂(query input), dresidual += ∂L/∂residual (the two may be one buffer); not
     /// through the deltas: the caller routes `ddeltas` [N, n, H] (+=) back through the members.
-    /// Parameter gradients accumulate.
+    /// When the forward pass folded the value into `bottlenecks`, the value's share of the
+    /// members' gradient is not in `ddeltas` but in `dactivations` (∂L/∂f_i [n, r_i],
+    /// overwritten), to enter each member below its up projection. Parameter gradients accumulate.
     public func backward(
         dout: UnsafePointer<Float>, dquery: UnsafeMutablePointer<Float>, dresidual: UnsafeMutablePointer<Float>,
-        deltas: UnsafePointer<Float>, ddeltas: UnsafeMutablePointer<Float>, n: Int, cache: HookCache
+        deltas: UnsafePointer<Float>, ddeltas: UnsafeMutablePointer<Float>, n: Int,
+        bottlenecks: [(module: BottleneckAdapter, act: UnsafePointer<Float>)?]? = nil, dactivations: [UnsafeMutablePointer<Float>?] = [],
+        cache: HookCache
     ) {
         let H = hidden
         let N = members
         let temperature = buffer(cache, .temperature, 1)[0]
         let x = buffer(cache, .x, n * H)
         let qk = buffer(cache, .qk, n * H)
-        let c = buffer(cache, .c, n * H)
         let w = buffer(cache, .w, n * N)
         let dc = buffer(cache, .dc, n * H)
         let dqk = buffer(cache, .dqk, n * H)
         let dw = buffer(cache, .dw, n * N)
         let ds = buffer(cache, .ds, n * N)
         VectorMath.add(dresidual, dout, n * H)
-        // dc = dout·V (dynamic) or dout (static)
-        if let value {
+        // dc = dout·V (dynamic) or dout (static), or the folded value's backward
+        if buffer(cache, .valueFolded, 1)[0] == 1, let bottlenecks {
+            foldedValueBackward(dout: dout, bottlenecks, dactivations: dactivations, dw: dw, n: n, cache: cache)
+        } else if let value {
             dc.data.update(repeating: 0, count: n * H)
             Linear.backward(
-                dx: dc.data, dw: value.weight.grad.data, db: value.bias?.grad.data, dy: dout, x: c.data,
+                dx: dc.data, dw: value.weight.grad.data, db: value.bias?.grad.data, dy: dout, x: buffer(cache, .c, n * H).data,
                 w: value.weight.value.data, n: n, inDim: H, outDim: H)
+            valueBackward(dc: dc, deltas: deltas, ddeltas: ddeltas, w: w, dw: dw, n: n)
         } else {
             dc.data.update(from: dout, count: n * H)
-        }
-        // c = Σ_i w_i a_i:  dw[t, i] = dc[t]·a_i[t];  da_i[t] += w[t, i]·dc[t]
-        for t in 0..<n {
-            for i in 0..<N {
-                let a = deltas + (i * n + t) * H
-                let da = ddeltas + (i * n + t) * H
-                let wi = w[t * N + i]
-                dw[t * N + i] = VectorMath.dot(dc.data + t * H, a, H)
-                for j in 0..<H { da[j] += wi * dc[t * H + j] }
-            }
+            valueBackward(dc: dc, deltas: deltas, ddeltas: ddeltas, w: w, dw: dw, n: n)
         }
         // scores → softmax(score / T):  ds = ∂L/∂(qk·a_i)
         ds.data.update(repeating: 0, count: n * N)
@@ -255,6 +265,67 @@ public final class FusionLayer {
         Linear.backward(
             dx: dquery, dw: query.weight.grad.data, db: query.bias.grad.data, dy: dq.data, x: x.data,
             w: query.weight.value.data, n: n, inDim: H, outDim: H)
+    }
+
+    /// c = Σ_i w_i a_i:  dw[t, i] = dc[t]·a_i[t];  da_i[t] += w[t, i]·dc[t].
+    private func valueBackward(dc: Tensor, deltas: UnsafePointer<Float>, ddeltas: UnsafeMutablePointer<Float>, w: Tensor, dw: Tensor, n: Int) {
+        let H = hidden
+        let N = members
+        for t in 0..<n {
+            for i in 0..<N {
+                let a = deltas + (i * n + t) * H
+                let da = ddeltas + (i * n + t) * H
+                let wi = w[t * N + i]
+                dw[t * N + i] = VectorMath.dot(dc.data + t * H, a, H)
+                for j in 0..<H { da[j] += wi * dc[t * H + j] }
+            }
+        }
+    }
+
+    /// Backward of `foldedValueOutput` (c = [w_i·f_i] [n, Σr], P = [V·U_i] [H, Σr]):
+    /// g = dout·P [n, Σr];  dw[t, i] = g_i[t]·f_i[t] + dout[t]·(V·b_i);  ∂L/∂f_i = w_i·g_i;
+    /// dV += Σ_i (doutᵀ·c)_i·U_iᵀ + (Σ_t w_i[t]·dout[t]) ⊗ b_i;  db_v += Σ_t dout[t].
+    private func foldedValueBackward(
+        dout: UnsafePointer<Float>, _ bottlenecks: [(module: BottleneckAdapter, act: UnsafePointer<Float>)?],
+        dactivations: [UnsafeMutablePointer<Float>?], dw: Tensor, n: Int, cache: HookCache
+    ) {
+        let H = hidden
+        let N = members
+        let value = value!
+        let R = bottlenecks.reduce(0) { $0 + ($1?.module.bottleneck ?? 0) }
+        let vu = buffer(cache, .valueUp, H * R)
+        let vb = buffer(cache, .valueBias, N * H)
+        let scaled = buffer(cache, .memberValue, n * R)
+        let w = buffer(cache, .w, n * N)
+        let g = buffer(cache, .dmemberValue, n * R)
+        let dvu = buffer(cache, .dvalueUp, H * R)
+        let e = buffer(cache, .dc, N * H)  // Σ_t w_i[t]·dout[t] per member
+        BLAS.gemm(m: n, n: R, k: H, a: dout, lda: H, b: vu.data, ldb: R, c: g.data, ldc: R)
+        BLAS.gemm(transA: true, m: H, n: R, k: n, a: dout, lda: H, b: scaled.data, ldb: R, c: dvu.data, ldc: R)
+        if let b = value.bias { for t in 0..<n { VectorMath.add(b.grad.data, dout + t * H, H) } }
+        e.data.update(repeating: 0, count: N * H)
+        var offset = 0
+        for (i, member) in bottlenecks.enumerated() {
+            guard let (m, act) = member else {
+                for t in 0..<n { dw[t * N + i] = 0 }
+                continue
+            }
+            let r = m.bottleneck
+            let da = dactivations[i]!
+            for t in 0..<n {
+                let gi = g.data + t * R + offset
+                let wi = w[t * N + i]
+                dw[t * N + i] = VectorMath.dot(gi, act + t * r, r) + VectorMath.dot(dout + t * H, vb.data + i * H, H)
+                for k in 0..<r { da[t * r + k] = wi * gi[k] }
+                for j in 0..<H { e[i * H + j] += wi * dout[t * H + j] }
+            }
+            // dV += dvu_i·U_iᵀ (U_i stored [H, r]) + e_i ⊗ b_i
+            BLAS.gemm(
+                transB: true, m: H, n: H, k: r, a: dvu.data + offset, lda: R, b: m.upWeight.value.data, ldb: r, beta: 1,
+                c: value.weight.grad.data, ldc: H)
+            BLAS.gemm(m: H, n: H, k: 1, a: e.data + i * H, lda: 1, b: m.upBias.value.data, ldb: H, beta: 1, c: value.weight.grad.data, ldc: H)
+            offset += r
+        }
     }
 
     /// Whether a pass over n tokens folds Q into K: when that saves work (n > H).
