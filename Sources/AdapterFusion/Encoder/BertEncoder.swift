@@ -227,15 +227,18 @@ public final class BertEncoder {
         queries: SelfAttention.Queries
     ) {
         var noRNG = SeededRNG(seed: 0)
+        // Inference keeps no probabilities: each block's live in its thread's scratch.
+        let att = ws.training ? a.att.data : nil
         if let dropout, dropout.attention > 0 {
             SelfAttention.forward(
-                ctx: ws.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
+                ctx: ws.ctx.data, att: att, qkv: a.qkv.data, batch: batch,
                 heads: config.numAttentionHeads, headSize: config.headSize, queries: queries, prefix: prefix,
-                dropout: (dropout.attention, a.attMask.data, ws.scratch.data, ws.scratchSlots), rng: &dropout.rng)
+                dropout: (dropout.attention, a.attMask.data), scratch: ws.scratch.data, slots: ws.scratchSlots, rng: &dropout.rng)
         } else {
             SelfAttention.forward(
-                ctx: ws.ctx.data, att: a.att.data, qkv: a.qkv.data, batch: batch,
-                heads: config.numAttentionHeads, headSize: config.headSize, queries: queries, prefix: prefix, rng: &noRNG)
+                ctx: ws.ctx.data, att: att, qkv: a.qkv.data, batch: batch,
+                heads: config.numAttentionHeads, headSize: config.headSize, queries: queries, prefix: prefix,
+                scratch: ws.scratch.data, slots: ws.scratchSlots, rng: &noRNG)
         }
     }
 
@@ -260,14 +263,16 @@ public final class BertEncoder {
             out: ws.attnOut.data, mean: a.attnMean.data, rstd: a.attnRstd.data, inp: a.attnSum.data,
             weight: w.attnLNWeight.data, bias: w.attnLNBias.data, n: n, c: H, eps: eps)
         point(hook, l, .attnNorm, nil, ws.attnOut, n: n, training: training, cache)
-        // ffnPre[N, F] = attnOut · W1ᵀ + b1;  ffnAct = gelu(ffnPre)  (bias added inside the GELU pass)
+        // ffnPre[N, F] = attnOut · W1ᵀ + b1;  ffnAct = gelu(ffnPre)  (bias added inside the GELU pass;
+        // in place in inference, where nothing reads ffnPre again)
         Linear.forward(y: a.ffnPre.data, x: ws.attnOut.data, w: w.ffnInWeight.data, b: nil, n: n, inDim: H, outDim: F)
         point(hook, l, .ffnPre, ws.attnOut, a.ffnPre, n: n, training: training, cache)
-        GELU.forward(out: ws.ffnAct.data, pre: a.ffnPre.data, bias: w.ffnInBias.data, n: n, c: F)
-        point(hook, l, .ffnAct, nil, ws.ffnAct, n: n, training: training, cache)
+        let act = ws.training ? ws.ffnAct : a.ffnPre
+        GELU.forward(out: act.data, pre: a.ffnPre.data, bias: w.ffnInBias.data, n: n, c: F)
+        point(hook, l, .ffnAct, nil, act, n: n, training: training, cache)
         // ffnProj = dropout(ffnAct · W2ᵀ + b2);  ffnSum = hook(ffnProj) + attnOut;  output = LN(ffnSum)
-        Linear.forward(y: ws.ffnProj.data, x: ws.ffnAct.data, w: w.ffnOutWeight.data, b: w.ffnOutBias.data, n: n, inDim: F, outDim: H)
-        point(hook, l, .ffnProj, ws.ffnAct, ws.ffnProj, n: n, training: training, cache)
+        Linear.forward(y: ws.ffnProj.data, x: act.data, w: w.ffnOutWeight.data, b: w.ffnOutBias.data, n: n, inDim: F, outDim: H)
+        point(hook, l, .ffnProj, act, ws.ffnProj, n: n, training: training, cache)
         sublayerOutput(l, .output, proj: ws.ffnProj, mask: a.ffnProjMask, sum: a.ffnSum, residual: ws.attnOut, n: n, hook, dropout, a, cache)
         LayerNorm.forward(
             out: output.data, mean: a.ffnMean.data, rstd: a.ffnRstd.data, inp: a.ffnSum.data,

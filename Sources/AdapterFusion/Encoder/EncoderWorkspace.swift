@@ -6,7 +6,7 @@ import Foundation
 /// A training workspace holds one per layer; inference shares one among all layers.
 public final class LayerActivations {
     public let qkv: Tensor  // [N, 3H] fused Q, K, V projections
-    public var att: Tensor  // [Σ heads·L²] attention probabilities
+    public var att: Tensor  // [Σ heads·L²] attention probabilities (training only)
     public var attMask: Mask  // [Σ heads·L²] attention dropout mask (training only)
     public let attnSum: Tensor  // [N, H] hook(attnProj) + x: first LayerNorm's input
     public let attnMean: Tensor  // [N]
@@ -91,7 +91,7 @@ public final class EncoderWorkspace {
     private(set) var ctx = Tensor(zeros: [0])  // [N, H] attention context
     private(set) var attnProj = Tensor(zeros: [0])  // [N, H] attention output projection: hook input
     private(set) var attnOut = Tensor(zeros: [0])  // [N, H] first LayerNorm output: FFN input
-    private(set) var ffnAct = Tensor(zeros: [0])  // [N, F] GELU output
+    private(set) var ffnAct = Tensor(zeros: [0])  // [N, F] GELU output (training; inference overwrites ffnPre)
     private(set) var ffnProj = Tensor(zeros: [0])  // [N, H] FFN output projection: hook input
     private(set) var hidden = [Tensor(zeros: [0]), Tensor(zeros: [0])]  // [N, H] layer outputs, ping-pong
     /// Activations by run, then layer: run 0 is the encoder's own pass; a hook that computes a
@@ -133,7 +133,7 @@ public final class EncoderWorkspace {
         if n > capacity {
             capacity = n
             embSum = Tensor(zeros: [n, H]); ctx = Tensor(zeros: [n, H]); attnProj = Tensor(zeros: [n, H])
-            attnOut = Tensor(zeros: [n, H]); ffnAct = Tensor(zeros: [n, F]); ffnProj = Tensor(zeros: [n, H])
+            attnOut = Tensor(zeros: [n, H]); ffnAct = Tensor(zeros: [training ? n : 0, F]); ffnProj = Tensor(zeros: [n, H])
             hidden = [Tensor(zeros: [n, H]), Tensor(zeros: [n, H])]
             embMask = Mask(count: training ? n * H : 0)
             embMean = Tensor(zeros: [training ? n : 0]); embRstd = Tensor(zeros: [training ? n : 0])
@@ -153,12 +153,12 @@ public final class EncoderWorkspace {
 
     private func newRun() -> [LayerActivations] {
         (0..<(training ? config.numHiddenLayers : 1)).map { _ in
-            LayerActivations(capacity: capacity, attCapacity: attCount, config: config, training: training)
+            LayerActivations(capacity: capacity, attCapacity: training ? attCount : 0, config: config, training: training)
         }
     }
 
     private func fit(_ l: LayerActivations) {
-        if l.att.count < attCount {
+        if training, l.att.count < attCount {
             l.att = Tensor(zeros: [attCount])
             if training { l.attMask = Mask(count: attCount) }
         }

@@ -54,15 +54,16 @@ public enum SelfAttention {
     /// ctx[tokens, H] = concatₕ dropout(softmax(Qₕ [PKₕ; Kₕ]ᵀ / √d)) [PVₕ; Vₕ], per sequence,
     /// where the optional `prefix` prepends P key and value vectors (prefix tuning) that every
     /// token attends to. `att` receives the probabilities, sequence by sequence, head by head,
-    /// each [L, P + L]. With `dropout` (p, mask buffer laid out like `att`, scratch of
-    /// maxLength·(maxLength + P) floats per slot) the masked probabilities multiply the values;
+    /// each [L, P + L] (nil: they are not kept — inference — and each block uses `scratch`).
+    /// `scratch` holds 2·maxLength·(maxLength + P) floats per slot, `slots` of them. With
+    /// `dropout` (p, mask buffer laid out like `att`) the masked probabilities multiply the values;
     /// each (sequence, head) block draws its mask from its own generator, seeded from one draw
     /// of `rng`, the sequence's example id and the head. With `queries: .first` only each
     /// sequence's first token queries (Q is read from its row alone) and ctx is [sequences, H].
     public static func forward(
-        ctx: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
+        ctx: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>?,
         qkv: UnsafePointer<Float>, batch: TokenBatch, heads: Int, headSize d: Int, queries: Queries = .all, prefix: AttentionPrefix? = nil,
-        dropout: (p: Float, mask: UnsafeMutablePointer<UInt8>, scratch: UnsafeMutablePointer<Float>, slots: Int)? = nil,
+        dropout: (p: Float, mask: UnsafeMutablePointer<UInt8>)? = nil, scratch: UnsafeMutablePointer<Float>, slots: Int,
         rng: inout SeededRNG
     ) {
         let H = heads * d
@@ -75,7 +76,7 @@ public enum SelfAttention {
         // (sequence, head) blocks are independent: they run on the pool's threads, each thread
         // with its own scratch.
         Profile.measure(.attention) {
-            Parallel.run(tasks: blocks.count, slots: dropout?.slots ?? 255) { item, slot in
+            Parallel.run(tasks: blocks.count, slots: slots) { item, slot in
                 let b = blocks[item]
                 let L = b.length
                 let M = b.queries
@@ -84,7 +85,8 @@ public enum SelfAttention {
                 let q = qkv + b.row * ld + b.column
                 let k = q + H
                 let v = q + 2 * H
-                let p = att + offset
+                let stride = maxL * (maxL + P)
+                let p = att.map { $0 + offset } ?? scratch + slot * 2 * stride
                 // scores[M, P + L] = Q[M, d] · [PK; K]ᵀ (scaled inside the softmax)
                 if let prefix {
                     BLAS.gemmSerial(transB: true, m: M, n: P, k: d, a: q, lda: ld, b: prefix.keys + b.column, ldb: H, c: p, ldc: W)
@@ -95,9 +97,9 @@ public enum SelfAttention {
                 if let dropout {
                     // The first query row draws what it draws when every token queries.
                     var blockRNG = DropoutState.generator(seed, example: batch.exampleIDs[b.sequence] &* heads &+ item % heads)
-                    let scratch = dropout.scratch + slot * maxL * (maxL + P)
-                    Dropout.forward(out: scratch, mask: dropout.mask + offset, inp: p, count: M * W, p: dropout.p, rng: &blockRNG)
-                    used = UnsafePointer(scratch)
+                    let dropped = scratch + slot * 2 * stride + stride
+                    Dropout.forward(out: dropped, mask: dropout.mask + offset, inp: p, count: M * W, p: dropout.p, rng: &blockRNG)
+                    used = UnsafePointer(dropped)
                 }
                 // ctx[M, d] (columns h·d ..< (h+1)·d of [M, H]) = P[M, P + L] · [PV; V][P + L, d]
                 let c = ctx + b.contextRow * H + b.column
