@@ -93,8 +93,7 @@ public struct BertWeights {
             }
             return try file.tensor(full, shape: shape)
         }
-        // The word table stays in the file's mapping: a pass touches only the rows it looks up.
-        wordEmbeddings = try file.mappedTensor(prefix + "embeddings.word_embeddings.weight", shape: [c.vocabSize, H])
+        wordEmbeddings = try load("embeddings.word_embeddings.weight", [c.vocabSize, H])
         positionEmbeddings = try load("embeddings.position_embeddings.weight", [c.maxPositionEmbeddings, H])
         tokenTypeEmbeddings = try load("embeddings.token_type_embeddings.weight", [c.typeVocabSize, H])
         embLNWeight = try load("embeddings.LayerNorm.weight", [H])
@@ -122,6 +121,5 @@ public struct BertWeights {
                 ffnLNWeight: try load(p + "output.LayerNorm.weight", [H]),
                 ffnLNBias: try load(p + "output.LayerNorm.bias", [H]))
         }
-        file.releaseResidentPages()
     }
 }

@@ -52,9 +52,7 @@ public final class SafeTensorsFile {
         guard size >= 8 else {
             throw SafeTensorsError.truncated(path: path, reason: "\(size) bytes, shorter than the 8-byte header length")
         }
-        // Private and writable: a tensor borrowed from the mapping (`mappedTensor`) that someone
-        // writes to gets a private copy of the page; the file never changes.
-        guard let m = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0), m != MAP_FAILED else {
+        guard let m = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), m != MAP_FAILED else {
             throw SafeTensorsError.unreadable(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
         }
         base = m
@@ -151,27 +149,13 @@ public final class SafeTensorsFile {
         default:
             throw SafeTensorsError.unsupportedDType(path: path, name: name, dtype: e.dtype)
         }
+        // The copy is taken: let the OS drop the file pages it read, so loading a model never
+        // holds it twice (the whole pages inside the tensor's bytes; the mapping stays valid).
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let begin = (Int(bitPattern: src) + page - 1) / page * page
+        let end = (Int(bitPattern: src) + e.byteRange.count) / page * page
+        if end > begin { madvise(UnsafeMutableRawPointer(bitPattern: begin), end - begin, MADV_DONTNEED) }
         return t
-    }
-
-    /// Tensor `name` read in place from the mapping when it is F32 and 4-byte aligned (pages are
-    /// read from the file only where touched: an embedding table costs memory only for the rows
-    /// a pass looks up), else a converted copy (`tensor`). The tensor keeps this file mapped.
-    public func mappedTensor(_ name: String, shape expected: [Int]? = nil) throws -> Tensor {
-        guard let e = entries[name], e.dtype == "F32", (dataStart + e.byteRange.lowerBound) % 4 == 0, 1.littleEndian == 1 else {
-            return try tensor(name, shape: expected)
-        }
-        if let expected, expected != e.shape {
-            throw SafeTensorsError.wrongShape(path: path, name: name, expected: expected, found: e.shape)
-        }
-        let data = (base + dataStart + e.byteRange.lowerBound).bindMemory(to: Float.self, capacity: max(e.byteRange.count / 4, 1))
-        return Tensor(borrowing: data, shape: e.shape, owner: self)
-    }
-
-    /// Lets the OS drop the pages read so far (copies were taken): the mapping then costs memory
-    /// only for what `mappedTensor`s touch later.
-    public func releaseResidentPages() {
-        madvise(base, mappedSize, MADV_DONTNEED)
     }
 
     /// Writes Float32 tensors as a safetensors file (used by tests and tools that export weights).

@@ -11,8 +11,6 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
     public let count: Int
     /// The elements, row-major.
     public let data: UnsafeMutablePointer<Float>
-    /// What keeps borrowed storage alive (a mapped file); nil when the tensor owns its storage.
-    private let owner: AnyObject?
 
     /// A zero-filled tensor of the given shape. The zeros come from `calloc`: large tensors get
     /// fresh pages that the OS maps only when first written, so a buffer sized for the largest
@@ -25,15 +23,6 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
             fatalError("out of memory: a tensor of \(shape) (\(count * 4) bytes)")
         }
         self.data = raw.bindMemory(to: Float.self, capacity: max(count, 1))
-        owner = nil
-    }
-
-    /// A tensor over storage that `owner` keeps alive (e.g. a memory-mapped file); never freed here.
-    init(borrowing data: UnsafeMutablePointer<Float>, shape: [Int], owner: AnyObject) {
-        self.shape = shape
-        self.count = shape.reduce(1, *)
-        self.data = data
-        self.owner = owner
     }
 
     /// A tensor holding `values` (row-major) with the given shape.
@@ -55,7 +44,7 @@ public final class Tensor: @unchecked Sendable, CustomStringConvertible {
         for i in 0..<count { data[i] = (2 * rng.nextUniform() - 1) * bound }
     }
 
-    deinit { if owner == nil { free(data) } }
+    deinit { free(data) }
 
     /// Number of rows when viewed as a matrix [count / last, last].
     public var rows: Int { shape.count <= 1 ? 1 : count / shape[shape.count - 1] }
