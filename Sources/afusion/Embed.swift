@@ -40,12 +40,27 @@ struct Embed: ParsableCommand {
         }
         guard !texts.isEmpty else { throw CommandError("no sentences given (as arguments or on standard input)") }
         let (encoder, tokenizer) = try ModelDirectory.load(model)
-        let encodings = texts.map { tokenizer.encode($0, maxLength: min(maxLength, encoder.config.maxPositionEmbeddings)) }
-        let batch = TokenBatch(encodings: encodings)
         let fingerprint = try adapter.map { _ in try ModelDirectory.fingerprint(model) }
         let hook = try adapter.map { try AdapterStore.load(store, name: $0, baseFingerprint: fingerprint).0 }
-        let hidden = try encoder.forward(batch, workspace: EncoderWorkspace(config: encoder.config), hook: hook)
-        let vectors = pooling == .mean ? Pooling.meanNormalized(hidden, batch: batch) : Pooling.cls(hidden, batch: batch)
+        let workspace = EncoderWorkspace(config: encoder.config)
+        // 64 sentences per pass (memory stays flat on long inputs), printed as they are done.
+        for start in stride(from: 0, to: texts.count, by: 64) {
+            let chunk = Array(texts[start..<min(start + 64, texts.count)])
+            let batch = TokenBatch(encodings: chunk.map { tokenizer.encode($0, maxLength: min(maxLength, encoder.config.maxPositionEmbeddings)) })
+            let vectors: [[Float]]
+            if pooling == .mean {
+                vectors = Pooling.meanNormalized(try encoder.forward(batch, workspace: workspace, hook: hook), batch: batch)
+            } else {
+                // [CLS] alone: the top layer computes only those rows.
+                let cls = try encoder.forward(batch, workspace: workspace, hook: hook, rows: .firstTokens)
+                let H = cls.cols
+                vectors = (0..<batch.count).map { Array(UnsafeBufferPointer(start: cls.data + $0 * H, count: H)) }
+            }
+            try emit(chunk, vectors)
+        }
+    }
+
+    private func emit(_ texts: [String], _ vectors: [[Float]]) throws {
         for (text, v) in zip(texts, vectors) {
             let numbers = v.map { String(format: "%.6f", $0) }
             if json {
