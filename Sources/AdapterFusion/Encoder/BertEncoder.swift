@@ -221,7 +221,8 @@ public final class BertEncoder {
         dropout?.batch = full
     }
 
-    /// ws.ctx = attention over a.qkv (with dropout in training), keeping the probabilities in `a`.
+    /// ws.ctx = attention over a.qkv (with dropout in training); a training workspace keeps the
+    /// probabilities in `a` for the backward pass.
     private func attention(
         _ a: LayerActivations, _ batch: TokenBatch, _ ws: EncoderWorkspace, _ dropout: DropoutState?, prefix: AttentionPrefix?,
         queries: SelfAttention.Queries

@@ -368,13 +368,13 @@ public final class FuseNode: LayerHook {
         let deltas = cache.tensor(self, 2 + HookSite(l, s).index, count: N * n * H)
         let dquery = queryReadsNormalized(l, s) ? grad.dnormed! : grad.dh
         // A folded value's share of each member's gradient enters below its up projection.
-        let members = bottlenecks(l, s, n: n, cache: cache)
-        let dactivations = (members ?? []).enumerated().map { i, m in m.map { cache.tensor(self, -1 - i, count: n * $0.module.bottleneck).data } }
+        let plain = bottlenecks(l, s, n: n, cache: cache)
+        let dactivations = (plain ?? []).enumerated().map { i, m in m.map { cache.tensor(self, -1 - i, count: n * $0.module.bottleneck).data } }
         fusionLayers[HookSite(l, s)]!.backward(
-            dout: dout, dquery: dquery, dresidual: grad.dh, deltas: deltas.data, ddeltas: ddeltas.data, n: n, bottlenecks: members,
+            dout: dout, dquery: dquery, dresidual: grad.dh, deltas: deltas.data, ddeltas: ddeltas.data, n: n, bottlenecks: plain,
             dactivations: dactivations, cache: cache)
         let folded = fusionLayers[HookSite(l, s)]!.valueFolded(cache)
-        for (i, m) in self.members.enumerated() {
+        for (i, m) in members.enumerated() {
             // aᵢ = mᵢ(h, z) − h: grad += mᵢ′ᵀ·daᵢ, dh −= daᵢ
             let da = ddeltas.data + i * n * H
             if folded, let a = m as? Adapter, a.acts(layer: l, site: s) {
