@@ -49,7 +49,7 @@ void afk_cpu_query(afk_cpu_info *info) {
 // ---- Kernels, once per level -----------------------------------------------------------------
 typedef struct {
     void (*bias_gelu)(float *, float *, const float *, size_t, size_t);
-    void (*gelu_backward)(float *, const float *, const float *, size_t);
+    void (*gelu_backward)(float *, const float *, const float *, size_t, int);
     void (*softmax)(float *, size_t, size_t, size_t, float);
     void (*softmax_backward)(float *, const float *, const float *, size_t, size_t, size_t, float);
     void (*layernorm)(float *, float *, float *, const float *, const float *, const float *, size_t, size_t, float);
@@ -108,7 +108,9 @@ int afk_set_kernel_level(int wanted) {
 int afk_kernel_level(void) { return level; }
 
 void afk_bias_gelu(float *out, float *pre, const float *bias, size_t n, size_t c) { table->bias_gelu(out, pre, bias, n, c); }
-void afk_gelu_backward(float *dinp, const float *dout, const float *inp, size_t count) { table->gelu_backward(dinp, dout, inp, count); }
+void afk_gelu_backward(float *dinp, const float *dout, const float *inp, size_t count, int accumulate) {
+    table->gelu_backward(dinp, dout, inp, count, accumulate);
+}
 void afk_softmax(float *x, size_t n, size_t c, size_t ld, float scale) { table->softmax(x, n, c, ld, scale); }
 void afk_softmax_backward(float *dinp, const float *dout, const float *y, size_t n, size_t c, size_t ld, float scale) {
     table->softmax_backward(dinp, dout, y, n, c, ld, scale);

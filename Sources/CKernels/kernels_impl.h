@@ -19,13 +19,17 @@ AFK_TARGET static void AFK_NAME(bias_gelu)(float *out, float *pre, const float *
     }
 }
 
-AFK_TARGET static void AFK_NAME(gelu_backward)(float *dinp, const float *dout, const float *inp, size_t count) {
+/* dinp (+)= dout * gelu'(inp); without accumulate dinp may be dout itself (in place). */
+AFK_TARGET static void AFK_NAME(gelu_backward)(float *dinp, const float *dout, const float *inp, size_t count, int accumulate) {
     size_t i = 0;
-    for (; i + AFK_W <= count; i += AFK_W)
-        vstore(dinp + i, vload(dinp + i) + vload(dout + i) * vgelu_grad(vload(inp + i)));
+    for (; i + AFK_W <= count; i += AFK_W) {
+        v16f g = vload(dout + i) * vgelu_grad(vload(inp + i));
+        vstore(dinp + i, accumulate ? vload(dinp + i) + g : g);
+    }
     if (i < count) {
         size_t k = count - i;
-        vstore_part(dinp + i, vload_part(dinp + i, k) + vload_part(dout + i, k) * vgelu_grad(vload_part(inp + i, k)), k);
+        v16f g = vload_part(dout + i, k) * vgelu_grad(vload_part(inp + i, k));
+        vstore_part(dinp + i, accumulate ? vload_part(dinp + i, k) + g : g, k);
     }
 }
 

@@ -511,9 +511,8 @@ public final class BertEncoder {
         ws.dF1.data.update(repeating: 0, count: n * F)
         projectionBackward(hook, l, .ffnProj, ws.dProj, ws.dF1, w.ffnOutWeight, inDim: F, outDim: H, n: n, cache)
         pointBackward(hook, l, .ffnAct, ws.dF1, nil, n: n, cache)
-        ws.dF2.data.update(repeating: 0, count: n * F)
-        GELU.backward(dinp: ws.dF2.data, dout: ws.dF1.data, inp: a.ffnPre.data, count: n * F)
-        projectionBackward(hook, l, .ffnPre, ws.dF2, ws.dB, w.ffnInWeight, inDim: H, outDim: F, n: n, cache)
+        GELU.backward(inPlace: ws.dF1.data, inp: a.ffnPre.data, count: n * F)
+        projectionBackward(hook, l, .ffnPre, ws.dF1, ws.dB, w.ffnInWeight, inDim: H, outDim: F, n: n, cache)
         // attnOut = LN(attnSum): dA = ∂L/∂attnSum
         pointBackward(hook, l, .attnNorm, ws.dB, nil, n: n, cache)
         ws.dA.data.update(repeating: 0, count: n * H)

@@ -107,7 +107,7 @@ public final class EncoderWorkspace {
     private(set) var scratchSlots = 1
     // Backward buffers (training only).
     var dX = Tensor(zeros: [0]), dA = Tensor(zeros: [0]), dB = Tensor(zeros: [0]), dProj = Tensor(zeros: [0])
-    var dCtx = Tensor(zeros: [0]), dQKV = Tensor(zeros: [0]), dF1 = Tensor(zeros: [0]), dF2 = Tensor(zeros: [0])
+    var dCtx = Tensor(zeros: [0]), dQKV = Tensor(zeros: [0]), dF1 = Tensor(zeros: [0])
     var dIn = Tensor(zeros: [0])  // [N, H] ∂L/∂(layer input) of a layer a hook computes
     /// What the hooks (adapters, fusion) keep between this workspace's forward and backward passes.
     public let hookCache = HookCache()
@@ -141,7 +141,7 @@ public final class EncoderWorkspace {
             if training {
                 dX = Tensor(zeros: [n, H]); dA = Tensor(zeros: [n, H]); dB = Tensor(zeros: [n, H])
                 dProj = Tensor(zeros: [n, H]); dCtx = Tensor(zeros: [n, H]); dQKV = Tensor(zeros: [n, 3 * H])
-                dF1 = Tensor(zeros: [n, F]); dF2 = Tensor(zeros: [n, F]); dIn = Tensor(zeros: [n, H])
+                dF1 = Tensor(zeros: [n, F]); dIn = Tensor(zeros: [n, H])
             }
         }
         for run in runs { for l in run { fit(l) } }

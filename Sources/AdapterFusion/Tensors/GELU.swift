@@ -23,7 +23,14 @@ public enum GELU {
         count: Int
     ) {
         Profile.measure(.gelu) {
-            VectorMath.elements(count) { a, b in afk_gelu_backward(dinp + a, dout + a, inp + a, b - a) }
+            VectorMath.elements(count) { a, b in afk_gelu_backward(dinp + a, dout + a, inp + a, b - a, 1) }
+        }
+    }
+
+    /// d[i] = d[i] · gelu′(inp[i]) in place: ∂L/∂(GELU input) from ∂L/∂(GELU output).
+    public static func backward(inPlace d: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
+        Profile.measure(.gelu) {
+            VectorMath.elements(count) { a, b in afk_gelu_backward(d + a, d + a, inp + a, b - a, 0) }
         }
     }
 }

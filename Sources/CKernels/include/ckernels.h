@@ -31,7 +31,7 @@ int afk_set_kernel_level(int level);
 /// of c; out may be pre.
 void afk_bias_gelu(float *out, float *pre, const float *bias, size_t n, size_t c);
 /// dinp[i] += dout[i] · gelu'(inp[i]).
-void afk_gelu_backward(float *dinp, const float *dout, const float *inp, size_t count);
+void afk_gelu_backward(float *dinp, const float *dout, const float *inp, size_t count, int accumulate);
 /// Row softmax in place over n rows of c with stride ld: x = softmax(scale · x).
 void afk_softmax(float *x, size_t n, size_t c, size_t ld, float scale);
 /// dinp = scale · y ⊙ (dy − ⟨dy, y⟩) per row (overwrites dinp).
