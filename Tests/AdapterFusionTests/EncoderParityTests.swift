@@ -33,6 +33,12 @@ import Testing
             }
             #expect(abs(mean[s].reduce(0) { $0 + $1 * $1 } - 1) < 1e-5)
         }
+        // The top layer on the [CLS] rows alone gives the same states (same bound).
+        let first = try encoder.forward(batch, workspace: EncoderWorkspace(config: encoder.config), rows: .firstTokens)
+        #expect(first.shape == [batch.count, 384])
+        for (s, (sentence, g)) in cases.enumerated() {
+            for j in 0..<8 { #expect(abs(first[s * 384 + j] - g.cls_last_hidden_first8[j]) <= 1e-4, "\(sentence) first-token cls[\(j)]") }
+        }
     }
 
     /// Packing sequences of different lengths together must not change any of them: each is
