@@ -24,7 +24,7 @@ import Testing
         let batch = TokenBatch(encodings: cases.map { tokenizer.encode($0.0) })
         let hidden = try encoder.forward(batch, workspace: EncoderWorkspace(config: encoder.config))
         #expect(hidden.shape == [batch.tokenCount, 384])
-        let cls = Pooling.cls(hidden, batch: batch)
+        let cls = (0..<batch.count).map { s in Array(UnsafeBufferPointer(start: hidden.data + batch.offsets[s] * 384, count: 384)) }
         let mean = Pooling.meanNormalized(hidden, batch: batch)
         for (s, (sentence, g)) in cases.enumerated() {
             for j in 0..<8 {

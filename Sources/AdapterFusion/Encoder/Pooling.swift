@@ -15,12 +15,6 @@ public enum Pooling {
         }
     }
 
-    /// The hidden state of each sequence's first token ([CLS]).
-    public static func cls(_ hidden: Tensor, batch: TokenBatch) -> [[Float]] {
-        let H = hidden.cols
-        return (0..<batch.count).map { s in Array(UnsafeBufferPointer(start: hidden.data + batch.offsets[s] * H, count: H)) }
-    }
-
     /// out[B, H] = the [CLS] rows of hidden [tokens, H].
     public static func gatherCLS(_ hidden: Tensor, batch: TokenBatch, into out: Tensor) {
         let H = hidden.cols
