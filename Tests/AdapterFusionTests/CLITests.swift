@@ -117,6 +117,22 @@ import Testing
         let fr = Self.capture(#"recorded at training: (\d\.\d{4})"#, fe.out)
         #expect(fe.status == 0 && fm != nil && fm == fr, "\(fe.out)\n\(fe.err)")
 
+        // parallel(zebra, zebra2): one pass over two copies of each batch gives each member what
+        // it gives alone (the [CLS] rows of copy i go to member i's head), within 1e-5.
+        let storePath = dir.appendingPathComponent("s.h5").path
+        let modelPath = dir.appendingPathComponent("model").path
+        let parallelRecipe = dir.appendingPathComponent("zp.fuse")
+        try Data("fusion zp\nbase \(modelPath)\nstore \(storePath)\ncompose parallel(zebra, zebra2)\n".utf8).write(to: parallelRecipe)
+        let texts = ["cat zebra dog", "bird egg", "zebra zebra cat egg dog bird", "dog"].map { (text: $0, pair: String?.none) }
+        let together = try ParallelPredictor(recipe: parallelRecipe.path).predict(texts)
+        for (i, name) in ["zebra", "zebra2"].enumerated() {
+            let alone = try Predictor.adapter(name, store: storePath, model: modelPath).predict(texts)
+            for (t, probs) in alone.enumerated() {
+                #expect(together[t][i].member == name)
+                #expect(zip(together[t][i].outputs, probs).allSatisfy { abs($0 - $1) <= 1e-5 }, "\(name) on \(texts[t].text)")
+            }
+        }
+
         // doctor names the kernel in use and why, and the model it finds.
         let d = try Self.run(["doctor", "--model", "model", "--threads", "1"], in: dir)
         #expect(
