@@ -38,6 +38,19 @@ import Testing
     }
 
     /// The first capture group of `pattern` in `text`.
+    /// `check` passes on `recipe`, `train-fusion` trains it, and `eval --recipe` reproduces the
+    /// dev accuracy recorded at training to the printed digit.
+    static func checkTrainEvaluate(_ recipe: String, in dir: URL) throws {
+        let c = try run(["check", recipe], in: dir)
+        #expect(c.status == 0 && c.out.contains("\(recipe): ok"), "\(c.out)\n\(c.err)")
+        let f = try run(["train-fusion", recipe, "--threads", "1"], in: dir)
+        #expect(f.status == 0, "\(f.out)\n\(f.err)")
+        let fe = try run(["eval", "--recipe", recipe, "--threads", "1"], in: dir)
+        let fm = capture(#"accuracy (\d\.\d{4})"#, fe.out)
+        let fr = capture(#"recorded at training: (\d\.\d{4})"#, fe.out)
+        #expect(fe.status == 0 && fm != nil && fm == fr, "\(fe.out)\n\(fe.err)")
+    }
+
     static func capture(_ pattern: String, _ text: String) -> String? {
         let re = try! NSRegularExpression(pattern: pattern)
         guard let m = re.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)), let r = Range(m.range(at: 1), in: text) else {
@@ -108,14 +121,7 @@ import Testing
 
         try Data("fusion zf\nbase model\nstore s.h5\ntask z.toml\ncompose fuse(zebra, zebra2)\ntrain epochs 1, lr 1e-2, batch 16\n".utf8)
             .write(to: dir.appendingPathComponent("zf.fuse"))
-        let c = try Self.run(["check", "zf.fuse"], in: dir)
-        #expect(c.status == 0 && c.out.contains("zf.fuse: ok"), "\(c.out)\n\(c.err)")
-        let f = try Self.run(["train-fusion", "zf.fuse", "--threads", "1"], in: dir)
-        #expect(f.status == 0, "\(f.out)\n\(f.err)")
-        let fe = try Self.run(["eval", "--recipe", "zf.fuse", "--threads", "1"], in: dir)
-        let fm = Self.capture(#"accuracy (\d\.\d{4})"#, fe.out)
-        let fr = Self.capture(#"recorded at training: (\d\.\d{4})"#, fe.out)
-        #expect(fe.status == 0 && fm != nil && fm == fr, "\(fe.out)\n\(fe.err)")
+        try Self.checkTrainEvaluate("zf.fuse", in: dir)
 
         // parallel(zebra, zebra2): one pass over two copies of each batch gives each member what
         // it gives alone (the [CLS] rows of copy i go to member i's head), within 1e-5.
@@ -180,14 +186,7 @@ import Testing
             "fusion zm\nbase model\nstore s.h5\ntask z.toml\ncompose fuse(z_lora, z_prefix, z_parallel)\ntrain epochs 1, lr 1e-2, batch 16\n".utf8
         )
         .write(to: dir.appendingPathComponent("zm.fuse"))
-        let c = try Self.run(["check", "zm.fuse"], in: dir)
-        #expect(c.status == 0 && c.out.contains("zm.fuse: ok"), "\(c.out)\n\(c.err)")
-        let f = try Self.run(["train-fusion", "zm.fuse", "--threads", "1"], in: dir)
-        #expect(f.status == 0, "\(f.out)\n\(f.err)")
-        let fe = try Self.run(["eval", "--recipe", "zm.fuse", "--threads", "1"], in: dir)
-        let fm = Self.capture(#"accuracy (\d\.\d{4})"#, fe.out)
-        let fr = Self.capture(#"recorded at training: (\d\.\d{4})"#, fe.out)
-        #expect(fe.status == 0 && fm != nil && fm == fr, "\(fe.out)\n\(fe.err)")
+        try Self.checkTrainEvaluate("zm.fuse", in: dir)
         let p = try Self.run(["predict", "--recipe", "zm.fuse", "--threads", "1"], stdin: "cat zebra dog\n", in: dir)
         #expect(p.status == 0 && !p.out.isEmpty, "\(p.err)")
         let a = try Self.run(["inspect", "s.h5", "--fusion", "zm", "--attention", "--model", "model", "--threads", "1"], in: dir)

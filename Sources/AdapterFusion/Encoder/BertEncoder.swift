@@ -216,8 +216,9 @@ public final class BertEncoder {
         attention(a, batch, ws, dropout, prefix: nil, queries: .first)
         // The rest runs on one-token sequences with the same example ids (same dropout masks).
         let full = dropout?.batch
-        dropout?.batch = batch.firstTokens
-        sublayersForward(l, residual: xFirst, output: output, batch.firstTokens, ws, hook, dropout, a)
+        let first = batch.firstTokens
+        dropout?.batch = first
+        sublayersForward(l, residual: xFirst, output: output, first, ws, hook, dropout, a)
         dropout?.batch = full
     }
 

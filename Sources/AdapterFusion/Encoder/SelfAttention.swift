@@ -72,6 +72,7 @@ public enum SelfAttention {
         let scale = 1 / Float(d).squareRoot()
         let blocks = blocks(batch, heads: heads, headSize: d, prefix: P, queries: queries)
         let maxL = batch.maxLength
+        let stride = maxL * (maxL + P)
         let seed = dropout == nil ? 0 : rng.next()
         // (sequence, head) blocks are independent: they run on the pool's threads, each thread
         // with its own scratch.
@@ -85,7 +86,6 @@ public enum SelfAttention {
                 let q = qkv + b.row * ld + b.column
                 let k = q + H
                 let v = q + 2 * H
-                let stride = maxL * (maxL + P)
                 let p = att.map { $0 + offset } ?? scratch + slot * 2 * stride
                 // scores[M, P + L] = Q[M, d] · [PK; K]ᵀ (scaled inside the softmax)
                 if let prefix {
