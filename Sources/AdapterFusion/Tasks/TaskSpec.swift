@@ -45,6 +45,8 @@ public struct TaskSpec: Sendable {
     /// BIG-bench: the input is split at this separator into a text pair.
     public var pairSeparator: String?
     public var labelField: String
+    /// tsv: fields may be quoted as in CSV (`[data] quoted = true`; default: a quote is a character).
+    public var quotedTSV: Bool
     /// Data lines before this 1-based line are skipped (label-text).
     public var firstLine: Int
     /// label-text: keep only the part of the label before this delimiter (e.g. TREC's coarse type).
@@ -86,7 +88,8 @@ public struct TaskSpec: Sendable {
         }
         let dataT = try reader.table(root, "data")
         try reader.allowOnly(
-            dataT, ["files", "format", "text", "pair", "pair_separator", "label", "first_line", "label_delimiter", "bad_rows"], section: "data")
+            dataT, ["files", "format", "text", "pair", "pair_separator", "label", "first_line", "label_delimiter", "bad_rows", "quoted"],
+            section: "data")
         let badRows = try reader.optionalString(dataT, "bad_rows", section: "data") ?? "error"
         guard badRows == "error" || badRows == "skip" else {
             throw reader.error(at: "bad_rows", section: "data", "bad_rows must be \"error\" or \"skip\", not '\(badRows)'")
@@ -97,6 +100,8 @@ public struct TaskSpec: Sendable {
                 at: "format", section: "data", "unknown format '\(formatName)'",
                 hint: "one of " + Format.allCases.map(\.rawValue).joined(separator: ", "))
         }
+        let quoted = try reader.optionalBool(dataT, "quoted", section: "data") ?? false
+        if quoted && format != .tsv { throw reader.error(at: "quoted", section: "data", "quoted applies to tsv only (csv is always quoted)") }
         let labelsT = try reader.table(root, "labels")
         try reader.allowOnly(labelsT, ["names", "values", "threshold", "neutral_band", "regression"], section: "labels")
         let regression = try reader.optionalBool(labelsT, "regression", section: "labels") ?? false
@@ -163,7 +168,7 @@ public struct TaskSpec: Sendable {
             pairField: try reader.optionalString(dataT, "pair", section: "data"),
             pairSeparator: try reader.optionalString(dataT, "pair_separator", section: "data"),
             labelField: try reader.optionalString(dataT, "label", section: "data") ?? "label",
-            firstLine: firstLine,
+            quotedTSV: quoted, firstLine: firstLine,
             labelDelimiter: try reader.optionalString(dataT, "label_delimiter", section: "data"),
             labels: names, labelValues: values, threshold: threshold,
             neutralBand: neutralBand,
