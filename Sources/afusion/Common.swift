@@ -172,3 +172,17 @@ func report(_ event: TrainingEvent, metric: String, status: StatusLine) {
 }
 
 func fmt(_ x: Double) -> String { String(format: "%.4f", x) }
+
+/// Says which fusions replacing adapter `name` leaves with changed members (call before saving).
+func fusionsAffected(byReplacing name: String, in store: String) -> [String] {
+    guard (try? AdapterStore.list(store, damaged: { _ in }).contains { $0.name == name }) == true else { return [] }
+    return (try? AdapterStore.fusionsUsing(store, adapter: name)) ?? []
+}
+
+/// The notice after replacing an adapter that stored fusions use.
+func noteReplaced(_ name: String, affecting fusions: [String]) {
+    guard !fusions.isEmpty else { return }
+    print(
+        "note: replaced adapter '\(name)', a member of fusion\(fusions.count == 1 ? "" : "s") \(fusions.joined(separator: ", ")); "
+            + "\(fusions.count == 1 ? "it reports" : "they report") changed members until retrained (train-fusion --replace)")
+}

@@ -34,6 +34,8 @@ struct TrainAdapters: ParsableCommand {
     @Argument(help: "Task files (tasks/*.toml); each adapter is named after its task.") var tasks: [String]
     @Option(help: "HDF5 store to add the adapters to (created if missing).") var store = "runs/store.h5"
     @Flag(help: "Skip tasks whose adapter the store already holds for this base model.") var ifMissing = false
+    @Flag(help: "Replace adapters of these names already in the store (without it, that is an error, found before training).")
+    var replace = false
     @OptionGroup var options: AdapterTrainingOptions
 
     func validate() throws {
@@ -61,6 +63,7 @@ struct TrainAdapters: ParsableCommand {
                 }
                 for i in specs.indices where !todo.contains(i) { print("adapter '\(specs[i].name)' is already in \(store); skipping") }
             }
+            if cluster.isRoot { for i in todo { try AdapterStore.checkSave(store, kind: .adapter, name: specs[i].name, replace: replace) } }
             let decided = todo
             todo = try specs.indices.filter { try cluster.broadcast(decided.contains($0) ? 1 : 0) == 1 }
             let owner = Self.assign(todo.map { (task: $0, size: Self.dataSize(specs[$0])) }, ranks: cluster.size)
@@ -77,7 +80,7 @@ struct TrainAdapters: ParsableCommand {
             for i in mine {
                 let trained = try options.train(
                     specs[i], name: specs[i].name, encoder: encoder, tokenizer: tokenizer, fingerprint: fingerprint, cluster: .alone)!
-                try saveAdapter(trained, to: cluster.isRoot ? store : rescue)
+                try saveAdapter(trained, to: cluster.isRoot ? store : rescue, replace: cluster.isRoot ? replace : true)
             }
             // The rescue store travels to rank 0 whole, once: a send waits for rank 0 to receive,
             // which it does after its own tasks.
@@ -90,7 +93,7 @@ struct TrainAdapters: ParsableCommand {
                     defer { try? FileManager.default.removeItem(atPath: tmp) }
                     try cluster.receive(from: r).write(to: URL(fileURLWithPath: tmp))
                     for i in theirs {
-                        try saveAdapter(try AdapterStore.load(tmp, name: specs[i].name, baseFingerprint: fingerprint), to: store)
+                        try saveAdapter(try AdapterStore.load(tmp, name: specs[i].name, baseFingerprint: fingerprint), to: store, replace: replace)
                         print("(trained by rank \(r))")
                     }
                 }

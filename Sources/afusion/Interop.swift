@@ -24,6 +24,7 @@ struct ImportAdapterHub: ParsableCommand {
     @Option(help: "Name in the store (default: the adapter's name in its config).") var name: String?
     @Option(help: "Task file it was trained for; its labels must match the head's (default: none recorded).") var task: String?
     @Option(help: "Base model directory it was trained on (default: $AFUSION_MODEL or models/all-MiniLM-L6-v2).") var model: String?
+    @Flag(help: "Replace an adapter of this name already in the store (without it, that is an error).") var replace = false
 
     func validate() throws { if let name { try Check.name(name, option: "--name") } }
 
@@ -32,9 +33,12 @@ struct ImportAdapterHub: ParsableCommand {
         try StoreFile.checkWritable(store)
         let fingerprint = try ModelDirectory.fingerprint(modelDir)
         let config = try BertConfig.load((modelDir as NSString).appendingPathComponent("config.json"))
-        let imported = try AdapterHubAdapter.read(directory: directory, hidden: config.hiddenSize, layers: config.numHiddenLayers, name: name)
+        let imported = try AdapterHubAdapter.read(
+            directory: directory, hidden: config.hiddenSize, layers: config.numHiddenLayers, name: name, modelType: config.modelType)
         let adapterName = imported.adapter.name
         try Check.name(adapterName, option: "adapter name")
+        try AdapterStore.checkSave(store, kind: .adapter, name: adapterName, replace: replace)
+        let affected = replace ? fusionsAffected(byReplacing: adapterName, in: store) : []
         var labels = imported.labels
         var taskName = adapterName
         var taskFile = ""
@@ -51,10 +55,11 @@ struct ImportAdapterHub: ParsableCommand {
             adapterConfig: imported.adapter.config, headConfig: imported.head.config, baseModel: ModelDirectory.name(modelDir),
             baseFingerprint: fingerprint, hiddenSize: config.hiddenSize, numLayers: config.numHiddenLayers, devMetrics: [], bestEpoch: 0,
             settings: TrainingConfig(), seed: 0, created: ISO8601DateFormatter().string(from: Date()))
-        try AdapterStore.save(adapter: imported.adapter, head: imported.head, record: record, to: store)
+        try AdapterStore.save(adapter: imported.adapter, head: imported.head, record: record, to: store, replace: replace)
         print(
             "imported AdapterHub adapter '\(adapterName)' (\(imported.adapter.config.architecture), reduction \(imported.adapter.config.reductionFactor)) and its head into \(store)"
         )
+        noteReplaced(adapterName, affecting: affected)
     }
 }
 
@@ -103,6 +108,7 @@ struct ImportAdapterHubFusion: ParsableCommand {
     @Option(help: "Name of the fusion in the store.") var name: String
     @Option(help: "HDF5 store that holds the member adapters (import them first with `import adapterhub`).") var store = "runs/store.h5"
     @Option(help: "Base model directory (default: $AFUSION_MODEL or models/all-MiniLM-L6-v2).") var model: String?
+    @Flag(help: "Replace a fusion of this name already in the store (without it, that is an error).") var replace = false
 
     func validate() throws { try Check.name(name, option: "--name") }
 
@@ -110,6 +116,7 @@ struct ImportAdapterHubFusion: ParsableCommand {
         let modelDir = model ?? ModelDirectory.defaultPath
         guard FileManager.default.fileExists(atPath: store) else { throw CommandError("no store at '\(store)'") }
         try StoreFile.checkWritable(store)
+        try AdapterStore.checkSave(store, kind: .fusion, name: name, replace: replace)
         let fingerprint = try ModelDirectory.fingerprint(modelDir)
         let config = try BertConfig.load((modelDir as NSString).appendingPathComponent("config.json"))
         let spec = try TaskSpec.load(task)
@@ -141,7 +148,7 @@ struct ImportAdapterHubFusion: ParsableCommand {
             options: comp.options, headConfig: fusionHead.config, baseModel: ModelDirectory.name(modelDir), baseFingerprint: fingerprint,
             hiddenSize: config.hiddenSize, numLayers: config.numHiddenLayers, devMetrics: [], bestEpoch: 0, settings: TrainingConfig(),
             seed: 0, created: ISO8601DateFormatter().string(from: Date()))
-        try FusionStore.save(composition: comp, head: fusionHead, record: record, to: store)
+        try FusionStore.save(composition: comp, head: fusionHead, record: record, to: store, replace: replace)
         print("imported AdapterHub fusion \(comp.expr) as '\(name)' with its head into \(store)")
     }
 }

@@ -27,7 +27,7 @@ struct StoreStress: ParsableCommand {
                 adapterConfig: adapter.config, headConfig: head.config, baseModel: "none", baseFingerprint: "0",
                 hiddenSize: hidden, numLayers: layers, devMetrics: [Double(i)], bestEpoch: 1, settings: TrainingConfig(),
                 seed: i, created: "")
-            try AdapterStore.save(adapter: adapter, head: head, record: record, to: store)
+            try AdapterStore.save(adapter: adapter, head: head, record: record, to: store, replace: true)
             print("saved \(i)")
             fflush(stdout)
         }

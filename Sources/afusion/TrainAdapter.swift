@@ -198,15 +198,18 @@ func described(_ adapter: Adapter, encoder: BertEncoder) -> String {
     return text
 }
 
-/// Saves a trained adapter into `store` (creating its folder) and says so.
-func saveAdapter(_ trained: (Adapter, PredictionHead, AdapterRecord), to store: String) throws {
+/// Saves a trained adapter into `store` (creating its folder) and says so; an adapter of the same
+/// name is replaced only with `replace`, naming the fusions that use it.
+func saveAdapter(_ trained: (Adapter, PredictionHead, AdapterRecord), to store: String, replace: Bool) throws {
     let (adapter, head, record) = trained
     let dir = (store as NSString).deletingLastPathComponent
     if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-    try AdapterStore.save(adapter: adapter, head: head, record: record, to: store)
+    let affected = replace ? fusionsAffected(byReplacing: record.name, in: store) : []
+    try AdapterStore.save(adapter: adapter, head: head, record: record, to: store, replace: replace)
     print(
         "best epoch \(record.bestEpoch): dev \(record.metric) \(fmt(record.bestDevMetric ?? .nan)); saved adapter '\(record.name)' and its head to \(store)"
     )
+    noteReplaced(record.name, affecting: affected)
 }
 
 struct TrainAdapter: ParsableCommand {
@@ -221,6 +224,8 @@ struct TrainAdapter: ParsableCommand {
     @Option(help: "Name of the adapter in the store (default: the task's name).") var name: String?
     @Flag(help: "Do nothing if the store already holds an adapter of this name for this base model and task.")
     var ifMissing = false
+    @Flag(help: "Replace an adapter of this name already in the store (without it, that is an error, found before training).")
+    var replace = false
     @OptionGroup var options: AdapterTrainingOptions
 
     func validate() throws {
@@ -246,12 +251,13 @@ struct TrainAdapter: ParsableCommand {
             }
             if try cluster.broadcast(skip) == 1 { return }
             try Check.name(adapterName, option: "adapter name")
+            if cluster.isRoot { try AdapterStore.checkSave(store, kind: .adapter, name: adapterName, replace: replace) }
             let (encoder, tokenizer) = try ModelDirectory.load(options.modelOptions.modelDirectory)
             guard
                 let trained = try options.train(
                     spec, name: adapterName, encoder: encoder, tokenizer: tokenizer, fingerprint: fingerprint, cluster: cluster)
             else { return }
-            try saveAdapter(trained, to: store)
+            try saveAdapter(trained, to: store, replace: replace)
         }
     }
 }

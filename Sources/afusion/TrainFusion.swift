@@ -13,6 +13,8 @@ struct TrainFusion: ParsableCommand {
     @Option(help: "Threads (default: $AFUSION_THREADS, else the CPUs this process may use).") var threads: Int?
     @Flag(help: "Skip bad data rows (counted) instead of stopping.") var skipBadRows = false
     @Flag(help: "Do nothing if the store already holds this fusion, trained on the same recipe and members.") var ifMissing = false
+    @Flag(help: "Replace a fusion of this name already in the store (without it, that is an error, found before training).")
+    var replace = false
 
     func run() throws {
         try Distributed.run { cluster in try train(cluster) }
@@ -39,6 +41,7 @@ struct TrainFusion: ParsableCommand {
             skip = 1
         }
         if try cluster.broadcast(skip) == 1 { return }
+        if cluster.isRoot { try AdapterStore.checkSave(storePath, kind: .fusion, name: r.name, replace: replace) }
         var tc = r.training
         tc.hiddenDropout = c.hiddenDropoutProb
         tc.attentionDropout = c.attentionProbsDropoutProb
@@ -66,7 +69,7 @@ struct TrainFusion: ParsableCommand {
             numLayers: c.numHiddenLayers, devMetrics: result.devMetrics, bestEpoch: result.bestEpoch,
             settings: tc, seed: Int(tc.seed),
             created: ISO8601DateFormatter().string(from: Date()))
-        try FusionStore.save(composition: comp, head: head, record: record, to: storePath)
+        try FusionStore.save(composition: comp, head: head, record: record, to: storePath, replace: replace)
         print(
             "best epoch \(result.bestEpoch): dev \(spec.metric.rawValue) \(fmt(result.bestDevMetric)); saved fusion '\(r.name)' and its head to \(storePath)"
         )

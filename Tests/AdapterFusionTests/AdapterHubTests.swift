@@ -133,8 +133,8 @@ import Testing
             ("scaling", 2.0, "scaling = 2"),
             ("use_gating", true, "use_gating = true"),
             ("non_linearity", "gelu_new", "non_linearity 'gelu_new'"),
-            ("reduction_factor", ["0": 2], "reduction_factor must be one whole number"),
-            ("reduction_factor", 2.5, "reduction_factor must be one whole number"),
+            ("reduction_factor", ["0": 2], "reduction_factor is a per-layer mapping"),
+            ("reduction_factor", 2.5, "reduction_factor must be a whole number from 1 to 16"),
         ]
         for (key, value, expected) in cases {
             let tmp = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: tmp) }

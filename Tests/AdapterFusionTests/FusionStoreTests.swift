@@ -20,7 +20,7 @@ import Testing
 
         // Two stored "source" adapters with random, non-trivial weights.
         var rng = SeededRNG(seed: 1)
-        func storeAdapter(_ name: String, seed: UInt64) throws -> AdapterRecord {
+        func storeAdapter(_ name: String, seed: UInt64, replace: Bool = false) throws -> AdapterRecord {
             let a = Adapter(name: name, config: AdapterConfig(reductionFactor: 4), hidden: 32, layers: 3, seed: seed)
             for p in a.parameters { for i in 0..<p.value.count { p.value[i] += 0.1 * rng.nextNormal() } }
             let h = PredictionHead(config: HeadConfig(kind: .classification, outputs: 2), hidden: 32, seed: seed)
@@ -28,7 +28,7 @@ import Testing
                 name: name, task: name, taskFile: taskPath, labels: ["no", "yes"], metric: "accuracy",
                 adapterConfig: a.config, headConfig: h.config, baseModel: "tiny", baseFingerprint: "B",
                 hiddenSize: 32, numLayers: 3, devMetrics: [0.5], bestEpoch: 1, settings: TrainingConfig(), seed: 0, created: "")
-            try AdapterStore.save(adapter: a, head: h, record: rec, to: store)
+            try AdapterStore.save(adapter: a, head: h, record: rec, to: store, replace: replace)
             return try AdapterStore.list(store).first { $0.name == name }!
         }
         let recA = try storeAdapter("alpha", seed: 2)
@@ -73,7 +73,8 @@ import Testing
         #expect { try FusionStore.load(store, name: "zf", baseFingerprint: "OTHER") } throws: { "\($0)".contains("refusing") }
 
         // Retrain (change) a member: the fusion refuses to load and names it.
-        _ = try storeAdapter("beta", seed: 9)
+        #expect(try AdapterStore.fusionsUsing(store, adapter: "beta") == ["zf"])
+        _ = try storeAdapter("beta", seed: 9, replace: true)
         #expect { try FusionStore.load(store, name: "zf", baseFingerprint: "B") } throws: {
             "\($0)".contains("adapter 'beta' was retrained or changed after fusion 'zf'")
         }

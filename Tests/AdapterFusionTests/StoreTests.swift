@@ -40,10 +40,40 @@ import Testing
 
         // Replacing "one" keeps "two" bit for bit and leaves no temporary file.
         let (c, hc) = randomized("one", seed: 3)
-        try AdapterStore.save(adapter: c, head: hc, record: record("one", adapter: c, head: hc), to: path)
+        try AdapterStore.save(adapter: c, head: hc, record: record("one", adapter: c, head: hc), to: path, replace: true)
         #expect(try AdapterStore.load(path, name: "one", baseFingerprint: nil).0.parameters[0].value.array == c.parameters[0].value.array)
         #expect(try AdapterStore.load(path, name: "two", baseFingerprint: nil).0.parameters.map(\.value.array) == b.parameters.map(\.value.array))
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["store.h5", "store.h5.lock"])
+    }
+
+    /// Nothing stored is replaced unless asked: a second save under a stored name is refused
+    /// (naming the entry, its task and `--replace`) and leaves the store byte for byte; an
+    /// adapter may never take a fusion's name (the two would share /heads/<name>), even with
+    /// `replace`. Fails if `save` overwrites silently, as it did before.
+    @Test func saveNeverReplacesUnlessAsked() throws {
+        let dir = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("store.h5").path
+        let (a, h) = randomized("one", seed: 1)
+        try AdapterStore.save(adapter: a, head: h, record: record("one", adapter: a, head: h), to: path)
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        let (c, hc) = randomized("one", seed: 3)
+        for attempt in [{ try AdapterStore.save(adapter: c, head: hc, record: self.record("one", adapter: c, head: hc), to: path) },
+            { try AdapterStore.checkSave(path, kind: .adapter, name: "one", replace: false) }] as [() throws -> Void] {
+            #expect(throws: StoreConflict.self) { try attempt() }
+            #expect { try attempt() } throws: {
+                "\($0)".contains("already holds adapter 'one' (task t, saved 2026-11-26T00:00:00Z)") && "\($0)".contains("--replace")
+            }
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
+        try AdapterStore.checkSave(path, kind: .adapter, name: "one", replace: true)
+        try AdapterStore.checkSave(path, kind: .adapter, name: "two", replace: false)
+        try AdapterStore.checkSave(dir.appendingPathComponent("none.h5").path, kind: .adapter, name: "one", replace: false)
+        // A fusion named "one" would take the adapter's head: refused whatever `replace` says.
+        for replace in [false, true] {
+            #expect { try AdapterStore.checkSave(path, kind: .fusion, name: "one", replace: replace) } throws: {
+                "\($0)".contains("holds an adapter named 'one'") && "\($0)".contains("/heads/one")
+            }
+        }
     }
 
     @Test func refusesOtherBaseModelAndTamperedWeights() throws {

@@ -13,6 +13,8 @@ public struct BertConfig: Codable, Sendable, Equatable {
     public var hiddenAct: String
     public var hiddenDropoutProb: Float
     public var attentionProbsDropoutProb: Float
+    /// config.json's `model_type` ("bert" when absent).
+    public var modelType: String = "bert"
 
     enum CodingKeys: String, CodingKey {
         case hiddenSize = "hidden_size"
@@ -26,6 +28,7 @@ public struct BertConfig: Codable, Sendable, Equatable {
         case hiddenAct = "hidden_act"
         case hiddenDropoutProb = "hidden_dropout_prob"
         case attentionProbsDropoutProb = "attention_probs_dropout_prob"
+        case modelType = "model_type"
     }
 
     public init(
@@ -54,6 +57,7 @@ public struct BertConfig: Codable, Sendable, Equatable {
         hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "gelu"
         hiddenDropoutProb = try c.decodeIfPresent(Float.self, forKey: .hiddenDropoutProb) ?? 0.1
         attentionProbsDropoutProb = try c.decodeIfPresent(Float.self, forKey: .attentionProbsDropoutProb) ?? 0.1
+        modelType = try c.decodeIfPresent(String.self, forKey: .modelType) ?? "bert"
     }
 
     /// Size of one attention head.

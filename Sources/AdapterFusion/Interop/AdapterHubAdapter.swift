@@ -29,115 +29,131 @@ public struct AdapterHubAdapter {
     static let headConfigFile = "head_config.json"
     static let headWeights = (safe: "model_head.safetensors", bin: "pytorch_model_head.bin")
 
-    /// Reads the adapter and head in `directory` for an encoder of `hidden` × `layers`.
-    public static func read(directory: String, hidden: Int, layers: Int, name: String? = nil) throws -> AdapterHubAdapter {
+    /// Reads the adapter and head in `directory` for an encoder of `hidden` × `layers` whose
+    /// config.json says `modelType` (AdapterHub's `model_type`, checked when both are known).
+    public static func read(directory: String, hidden: Int, layers: Int, name: String? = nil, modelType: String? = nil) throws
+        -> AdapterHubAdapter
+    {
         func path(_ f: String) -> String { (directory as NSString).appendingPathComponent(f) }
-        let meta = try json(path(adapterConfigFile))
-        guard let config = meta["config"] as? [String: Any] else { throw refuse(path(adapterConfigFile), "'config' is missing") }
-        let stored = meta["name"] as? String ?? (directory as NSString).lastPathComponent
-        if let h = meta["hidden_size"] as? Int, h != hidden {
-            throw refuse(path(adapterConfigFile), "hidden_size \(h) differs from the base model's \(hidden)")
+        let meta = try JSONFields.read(path(adapterConfigFile), what: "cannot read AdapterHub file")
+        guard let config = try meta.object("config") else { throw meta.refuse("config", "is missing") }
+        let stored = try meta.string("name") ?? (directory as NSString).lastPathComponent
+        if let h = try meta.int("hidden_size", in: 1...1_000_000), h != hidden {
+            throw meta.refuse("hidden_size", "\(h) differs from the base model's \(hidden)")
         }
-        let adapterConfig = try Self.adapterConfig(config, file: path(adapterConfigFile), layers: layers)
+        if let t = try meta.string("model_type"), let modelType, t != modelType {
+            throw meta.refuse("model_type", "'\(t)' differs from the base model's '\(modelType)'")
+        }
+        let adapterConfig = try Self.adapterConfig(config, hidden: hidden, layers: layers)
         let adapter = Adapter(name: name ?? stored, config: adapterConfig, hidden: hidden, layers: layers, seed: 0)
         let weights = try Self.weights(directory, safetensors: adapterWeights.safe, bin: adapterWeights.bin)
         for (l, s) in adapterConfig.sites(layers: layers) {
             let m = adapter.module(layer: l, site: s)!
             let base = Self.sublayerPath(HookSite(l, s)) + ".adapters.\(stored)."
-            m.downWeight.value.copy(from: try weights.tensor(base + "adapter_down.0.weight", shape: m.downWeight.value.shape))
-            m.downBias.value.copy(from: try weights.tensor(base + "adapter_down.0.bias", shape: m.downBias.value.shape))
-            m.upWeight.value.copy(from: try weights.tensor(base + "adapter_up.weight", shape: m.upWeight.value.shape))
-            m.upBias.value.copy(from: try weights.tensor(base + "adapter_up.bias", shape: m.upBias.value.shape))
+            for (p, key) in [(m.downWeight, "adapter_down.0.weight"), (m.downBias, "adapter_down.0.bias"), (m.upWeight, "adapter_up.weight"), (m.upBias, "adapter_up.bias")] {
+                p.value.copy(from: try finite(weights.tensor(base + key, shape: p.value.shape), base + key, directory))
+            }
         }
         let (head, labels) = try readHead(directory: directory, stored: stored, hidden: hidden)
         return AdapterHubAdapter(adapter: adapter, head: head, labels: labels)
     }
 
-    /// The AdapterHub config fields afusion can represent, checked; the rest refused by name.
-    static func adapterConfig(_ c: [String: Any], file: String, layers: Int) throws -> AdapterConfig {
-        func flag(_ k: String, _ expected: Bool) throws {
-            if let v = c[k] as? Bool, v != expected { throw refuse(file, "\(k) = \(v) is not supported (afusion's placement has \(expected))") }
+    /// Refuses a tensor holding NaN or ±inf: imported, it would predict garbage without a word.
+    static func finite(_ t: Tensor, _ name: String, _ directory: String) throws -> Tensor {
+        guard let bad = (0..<t.count).first(where: { !t[$0].isFinite }) else { return t }
+        throw SourceError(file: directory, "cannot import: tensor '\(name)' holds \(t[bad]) at element \(bad); weights must be finite")
+    }
+
+    /// The AdapterHub config fields afusion can represent, checked by type and range; the rest
+    /// refused by name.
+    static func adapterConfig(_ c: JSONFields, hidden: Int, layers: Int) throws -> AdapterConfig {
+        if let arch = try c.string("architecture"), arch != "bottleneck" {
+            throw c.refuse("architecture", "'\(arch)' is not supported: afusion imports AdapterHub bottleneck adapters only")
         }
-        try flag("original_ln_after", true)
-        try flag("adapter_residual_before_ln", false)
-        try flag("ln_before", false)
-        try flag("ln_after", false)
-        try flag("use_gating", false)
-        try flag("phm_layer", false)
-        try flag("is_parallel", false)
-        try flag("cross_adapter", false)
-        if let r = c["residual_before_ln"] as? Bool, !r { throw refuse(file, "residual_before_ln = false is not supported") }
-        if c["residual_before_ln"] is String { throw refuse(file, "residual_before_ln = \"post_add\" is not supported") }
-        if let s = c["scaling"], (s as? Double) != 1 { throw refuse(file, "scaling = \(s) is not supported (afusion's adapters add up(·) unscaled)") }
-        if let inv = c["inv_adapter"], !(inv is NSNull) { throw refuse(file, "inv_adapter (invertible adapters) is not supported") }
-        if let d = c["stochastic_depth"] as? Double, d != 0 { throw refuse(file, "stochastic_depth = \(d) is not supported") }
-        let mh = c["mh_adapter"] as? Bool ?? false
-        let output = c["output_adapter"] as? Bool ?? true
+        func flag(_ k: String, _ expected: Bool) throws {
+            if let v = try c.bool(k), v != expected { throw c.refuse(k, "= \(v) is not supported (afusion's placement has \(expected))") }
+        }
+        for (k, v) in [
+            ("original_ln_after", true), ("adapter_residual_before_ln", false), ("ln_before", false), ("ln_after", false),
+            ("use_gating", false), ("phm_layer", false), ("is_parallel", false), ("cross_adapter", false),
+        ] { try flag(k, v) }
+        if c["residual_before_ln"] is String { throw c.refuse("residual_before_ln", "= \"post_add\" is not supported") }
+        try flag("residual_before_ln", true)
+        if c.has("scaling"), (try? c.number("scaling")) != 1 {
+            throw c.refuse("scaling", "= \(c["scaling"]!) is not supported (afusion's adapters add up(·) unscaled)")
+        }
+        if c.has("inv_adapter") { throw c.refuse("inv_adapter", "(invertible adapters) is not supported") }
+        if let d = try c.number("stochastic_depth"), d != 0 { throw c.refuse("stochastic_depth", "= \(d) is not supported") }
+        let mh = try c.bool("mh_adapter") ?? false
+        let output = try c.bool("output_adapter") ?? true
         let placement: AdapterPlacement
         switch (mh, output) {
         case (false, true): placement = .pfeiffer
         case (true, true): placement = .houlsby
-        default: throw refuse(file, "mh_adapter = \(mh), output_adapter = \(output) is not supported (output only, or both)")
+        default: throw c.refuse("mh_adapter", "= \(mh) with output_adapter = \(output) is not supported (output only, or both)")
         }
-        guard let f = c["reduction_factor"] as? Double, f == f.rounded(), (1...1_000_000).contains(f) else {
-            throw refuse(file, "reduction_factor must be one whole number (a per-layer mapping is not supported)")
-        }
-        let reduction = Int(f)
+        guard c.has("reduction_factor") else { throw c.refuse("reduction_factor", "is missing") }
+        if c["reduction_factor"] is [String: Any] { throw c.refuse("reduction_factor", "is a per-layer mapping, which is not supported (one whole number)") }
+        // The bottleneck is hidden / reduction_factor wide: at least one unit.
+        let reduction = try c.int("reduction_factor", in: 1...hidden)!
         let nonLinearity: Activation
-        switch (c["non_linearity"] as? String ?? "relu").lowercased() {
+        switch (try c.string("non_linearity") ?? "relu").lowercased() {
         case "relu": nonLinearity = .relu
         case "gelu": nonLinearity = .gelu
         case "swish", "silu": nonLinearity = .swish
-        case let other: throw refuse(file, "non_linearity '\(other)' is not supported (relu, gelu, swish)")
+        case let other: throw c.refuse("non_linearity", "'\(other)' is not supported (relu, gelu, swish)")
         }
-        let leaveOut = (c["leave_out"] as? [Int]) ?? []
-        guard leaveOut.allSatisfy({ (0..<layers).contains($0) }) else {
-            throw refuse(file, "leave_out \(leaveOut) names layers outside 0..<\(layers)")
-        }
-        if let v = c["original_ln_before"], !(v is Bool) { throw refuse(file, "original_ln_before = \(v) is not a boolean") }
+        let leaveOut = try c.ints("leave_out", in: 0..<layers) ?? []
+        if Set(leaveOut).count == layers { throw c.refuse("leave_out", "\(leaveOut) leaves out every layer: the adapter would do nothing") }
         return AdapterConfig(
             placement: placement, reductionFactor: reduction, nonLinearity: nonLinearity, leaveOut: leaveOut,
-            lnBefore: c["original_ln_before"] as? Bool ?? false)
+            lnBefore: try c.bool("original_ln_before") ?? false)
     }
 
     /// A head saved by `save_head` (or beside an adapter): the head and its label names.
     public static func readHead(directory: String, hidden: Int) throws -> (PredictionHead, [String]) {
-        let meta = try json((directory as NSString).appendingPathComponent(headConfigFile))
-        return try readHead(directory: directory, stored: meta["name"] as? String ?? "", hidden: hidden)
+        let meta = try JSONFields.read((directory as NSString).appendingPathComponent(headConfigFile), what: "cannot read AdapterHub file")
+        return try readHead(directory: directory, stored: try meta.string("name") ?? "", hidden: hidden)
     }
 
     static func readHead(directory: String, stored: String, hidden: Int) throws -> (PredictionHead, [String]) {
-        let file = (directory as NSString).appendingPathComponent(headConfigFile)
-        let meta = try json(file)
-        guard let c = meta["config"] as? [String: Any] else { throw refuse(file, "'config' is missing") }
-        guard (c["head_type"] as? String) == "classification" else {
-            throw refuse(file, "head_type '\(c["head_type"] ?? "none")' is not supported (classification, or one output as regression)")
+        let meta = try JSONFields.read((directory as NSString).appendingPathComponent(headConfigFile), what: "cannot read AdapterHub file")
+        guard let c = try meta.object("config") else { throw meta.refuse("config", "is missing") }
+        guard try c.string("head_type") == "classification" else {
+            throw c.refuse("head_type", "'\(c["head_type"].map(JSONFields.describe) ?? "none")' is not supported (classification, or one output as regression)")
         }
-        guard let outputs = c["num_labels"] as? Int, outputs >= 1 else { throw refuse(file, "num_labels is missing") }
-        let layers = c["layers"] as? Int ?? 2
-        guard layers == 1 || layers == 2 else { throw refuse(file, "layers = \(layers) is not supported (1 or 2)") }
-        if layers == 2, let act = c["activation_function"] as? String, act != "tanh" {
-            throw refuse(file, "activation_function '\(act)' is not supported (tanh)")
+        guard let outputs = try c.int("num_labels", in: 1...1_000_000) else { throw c.refuse("num_labels", "is missing") }
+        let layers = try c.int("layers", in: 1...2) ?? 2
+        if layers == 2, let act = try c.string("activation_function"), act != "tanh" {
+            throw c.refuse("activation_function", "'\(act)' is not supported (tanh)")
         }
-        if let pooler = c["use_pooler"] as? Bool, pooler { throw refuse(file, "use_pooler = true is not supported ([CLS] state only)") }
+        if try c.bool("use_pooler") == true { throw c.refuse("use_pooler", "= true is not supported ([CLS] state only)") }
         let regression = outputs == 1
         let config = HeadConfig(kind: regression ? .regression : .classification, outputs: outputs, preDense: layers == 2)
         let head = PredictionHead(config: config, hidden: hidden, seed: 0)
         let weights = try Self.weights(directory, safetensors: headWeights.safe, bin: headWeights.bin)
         let base = "heads.\(stored)."
-        if let dense = head.dense {
-            dense.weight.value.copy(from: try weights.tensor(base + "1.weight", shape: dense.weight.value.shape))
-            dense.bias.value.copy(from: try weights.tensor(base + "1.bias", shape: dense.bias.value.shape))
-        }
         let out = outputIndex(preDense: layers == 2)
-        head.output.weight.value.copy(from: try weights.tensor(base + out + ".weight", shape: head.output.weight.value.shape))
-        head.output.bias.value.copy(from: try weights.tensor(base + out + ".bias", shape: head.output.bias.value.shape))
-        var labels: [String] = []
-        if !regression {
-            let label2id = c["label2id"] as? [String: Int] ?? [:]
-            labels = (0..<outputs).map { i in label2id.first { $0.value == i }?.key ?? "LABEL_\(i)" }
+        var tensors = [(head.output.weight, base + out + ".weight"), (head.output.bias, base + out + ".bias")]
+        if let dense = head.dense { tensors += [(dense.weight, base + "1.weight"), (dense.bias, base + "1.bias")] }
+        for (p, key) in tensors { p.value.copy(from: try finite(weights.tensor(key, shape: p.value.shape), key, directory)) }
+        return (head, regression ? [] : try labels(c, outputs: outputs))
+    }
+
+    /// Label names in output order from `label2id`: one name per id, every id in 0..<outputs
+    /// named once. Without `label2id`, HF's LABEL_0, LABEL_1, ….
+    static func labels(_ c: JSONFields, outputs: Int) throws -> [String] {
+        guard let map = try c.object("label2id") else { return (0..<outputs).map { "LABEL_\($0)" } }
+        var names = [String?](repeating: nil, count: outputs)
+        for name in map.object.keys.sorted() {
+            guard let id = try map.int(name, in: 0...(outputs - 1)) else { throw map.refuse(name, "is null") }
+            if let other = names[id] { throw c.refuse("label2id", "gives id \(id) to both '\(other)' and '\(name)'") }
+            names[id] = name
         }
-        return (head, labels)
+        if let missing = names.firstIndex(where: { $0 == nil }) {
+            throw c.refuse("label2id", "names no label for id \(missing) (num_labels is \(outputs))")
+        }
+        return names.map { $0! }
     }
 
     /// AdapterHub's module path of a site's sublayer output: `bert.encoder.layer.3.output`, or
@@ -149,14 +165,6 @@ public struct AdapterHubAdapter {
     /// Index of the output layer in AdapterHub's head Sequential: [dropout, dense, tanh, dropout,
     /// output] with the dense layer, [dropout, output] without.
     static func outputIndex(preDense: Bool) -> String { preDense ? "4" : "1" }
-
-    static func json(_ path: String) throws -> [String: Any] {
-        let data = try TextFile.data(path, what: "cannot read AdapterHub file")
-        guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw SourceError(file: path, "not a JSON object")
-        }
-        return obj
-    }
 
     static func refuse(_ file: String, _ why: String) -> SourceError { SourceError(file: file, "cannot import: \(why)") }
 }

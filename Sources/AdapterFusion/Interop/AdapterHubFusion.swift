@@ -17,9 +17,9 @@ public enum AdapterHubFusion {
     /// The member adapter names, in AdapterHub's order, of the fusion in `directory`.
     public static func members(directory: String) throws -> [String] {
         let file = (directory as NSString).appendingPathComponent(configFile)
-        let meta = try AdapterHubAdapter.json(file)
+        let meta = try JSONFields.read(file, what: "cannot read AdapterHub file")
         guard let names = meta["adapter_names"] as? [String], names.count >= 2 else {
-            throw AdapterHubAdapter.refuse(file, "'adapter_names' must list at least two adapters")
+            throw meta.refuse("adapter_names", "must list at least two adapter names")
         }
         return names
     }
@@ -28,17 +28,15 @@ public enum AdapterHubFusion {
     /// fusion layers from `directory`.
     public static func read(directory: String, adapters: [String: Adapter], hidden: Int, layers: Int) throws -> Composition {
         let file = (directory as NSString).appendingPathComponent(configFile)
-        let meta = try AdapterHubAdapter.json(file)
-        guard let c = meta["config"] as? [String: Any] else { throw AdapterHubAdapter.refuse(file, "'config' is missing") }
+        let meta = try JSONFields.read(file, what: "cannot read AdapterHub file")
+        guard let c = try meta.object("config") else { throw meta.refuse("config", "is missing") }
         func flag(_ k: String, _ expected: Bool) throws {
-            if let v = c[k] as? Bool, v != expected {
-                throw AdapterHubAdapter.refuse(file, "\(k) = \(v) is not supported (afusion's dynamic fusion has \(expected))")
-            }
+            if let v = try c.bool(k), v != expected { throw c.refuse(k, "= \(v) is not supported (afusion's dynamic fusion has \(expected))") }
         }
         for k in ["query", "key", "value", "value_before_softmax"] { try flag(k, true) }
         for k in ["query_before_ln", "residual_before", "temperature"] { try flag(k, false) }
-        if let h = meta["hidden_size"] as? Int, h != hidden {
-            throw AdapterHubAdapter.refuse(file, "hidden_size \(h) differs from the model's \(hidden)")
+        if let h = try meta.int("hidden_size", in: 1...1_000_000), h != hidden {
+            throw meta.refuse("hidden_size", "\(h) differs from the model's \(hidden)")
         }
         let names = try members(directory: directory)
         for n in names where adapters[n] == nil {
@@ -49,15 +47,15 @@ public enum AdapterHubFusion {
         options.temperature = 1
         let comp = Composition(.fuse(names.map { .adapter($0) }), adapters: adapters, options: options, hidden: hidden, layers: layers, seed: 0)
         let weights = try AdapterHubAdapter.weights(directory, safetensors: weightsFiles.safe, bin: weightsFiles.bin)
-        let fusionName = meta["name"] as? String ?? names.joined(separator: ",")
+        let fusionName = try meta.string("name") ?? names.joined(separator: ",")
         let node = comp.fuseNodes[0].node
         for (site, layer) in node.fusionLayers {
             let base = AdapterHubAdapter.sublayerPath(site) + ".adapter_fusion_layer.\(fusionName)."
-            layer.query.weight.value.copy(from: try weights.tensor(base + "query.weight", shape: [hidden, hidden]))
-            layer.query.bias.value.copy(from: try weights.tensor(base + "query.bias", shape: [hidden]))
-            layer.key.value.copy(from: try weights.tensor(base + "key.weight", shape: [hidden, hidden]))
+            layer.query.weight.value.copy(from: try AdapterHubAdapter.finite(weights.tensor(base + "query.weight", shape: [hidden, hidden]), base + "query.weight", directory))
+            layer.query.bias.value.copy(from: try AdapterHubAdapter.finite(weights.tensor(base + "query.bias", shape: [hidden]), base + "query.bias", directory))
+            layer.key.value.copy(from: try AdapterHubAdapter.finite(weights.tensor(base + "key.weight", shape: [hidden, hidden]), base + "key.weight", directory))
             guard let value = layer.value else { throw AdapterHubAdapter.refuse(file, "internal: dynamic fusion without a value matrix") }
-            value.weight.value.copy(from: try weights.tensor(base + "value.weight", shape: [hidden, hidden]))
+            value.weight.value.copy(from: try AdapterHubAdapter.finite(weights.tensor(base + "value.weight", shape: [hidden, hidden]), base + "value.weight", directory))
         }
         comp.finishTraining()
         return comp

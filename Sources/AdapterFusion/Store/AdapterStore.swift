@@ -57,13 +57,16 @@ extension AdapterRecord: RecipeMember {
 public enum AdapterStore {
     static let sections = ["adapters", "heads", "fusions"]
 
-    /// Saves (or replaces) an adapter and its head under `record.name`, in its stored form
-    /// (`Adapter.finishTraining`: a prefix's MLP is replaced by its output).
-    public static func save(adapter: Adapter, head: PredictionHead, record: AdapterRecord, to path: String) throws {
+    /// Saves an adapter and its head under `record.name`, in its stored form
+    /// (`Adapter.finishTraining`: a prefix's MLP is replaced by its output). An adapter already
+    /// stored under that name is replaced only when `replace` is true; a fusion of that name is
+    /// never replaced (`StoreConflict`, see `checkSave`).
+    public static func save(adapter: Adapter, head: PredictionHead, record: AdapterRecord, to path: String, replace: Bool = false) throws {
         adapter.finishTraining()
         var rec = record
         rec.weightsFingerprint = fingerprint(adapter.parameters + head.parameters)
-        try rewrite(path, replacing: [("adapters", rec.name), ("heads", rec.name)]) { root in
+        let entry = (kind: StoreEntryKind.adapter, name: rec.name, replace: replace)
+        try rewrite(path, replacing: [("adapters", rec.name), ("heads", rec.name)], entry: entry) { root in
             let g = try root.createGroup("adapters/\(rec.name)")
             for p in adapter.parameters { try g.write(p.name, tensor: p.value) }
             try g.setAttribute("kind", rec.adapterConfig.method.kind)
@@ -77,9 +80,11 @@ public enum AdapterStore {
 
     /// Writes a new store file with every group of the old one except `replacing`, plus what
     /// `write` adds, then atomically renames it over `path`, holding the store's writer lock
-    /// throughout (see `StoreFile`). On any error the old file stays as it was.
+    /// throughout (see `StoreFile`). `entry`, when given, is checked against the old file under
+    /// the lock (`checkSave`). On any error the old file stays as it was.
     public static func rewrite(
         _ path: String, replacing: [(section: String, name: String)],
+        entry: (kind: StoreEntryKind, name: String, replace: Bool)? = nil,
         _ write: (HDF5Group) throws -> Void
     ) throws {
         try StoreFile.replace(path) { target in
@@ -92,6 +97,7 @@ public enum AdapterStore {
                 if FileManager.default.fileExists(atPath: target) {
                     let old = try HDF5File(opening: target)
                     let oldRoot = try old.root
+                    if let entry { try checkSave(root: oldRoot, path: path, kind: entry.kind, name: entry.name, replace: entry.replace) }
                     for section in sections where oldRoot.contains(section) {
                         let src = try oldRoot.group(section)
                         let dst = root.contains(section) ? try root.group(section) : try root.createGroup(section)

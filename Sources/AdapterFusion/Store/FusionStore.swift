@@ -50,10 +50,13 @@ public struct FusionRecord: Sendable, Equatable {
 ///     /fusions/<name>/layer_03/query/weight   [H, H]   (key, value likewise; nested fuse nodes under member_i/)
 ///     /heads/<name>/…                                  (the target task's head)
 public enum FusionStore {
-    public static func save(composition: Composition, head: PredictionHead, record: FusionRecord, to path: String) throws {
+    /// Saves a fusion and its head under `record.name`. A fusion already stored under that name
+    /// is replaced only when `replace` is true; an adapter of that name never is (`StoreConflict`).
+    public static func save(composition: Composition, head: PredictionHead, record: FusionRecord, to path: String, replace: Bool = false) throws {
         var rec = record
         rec.weightsFingerprint = AdapterStore.fingerprint(composition.parameters + head.parameters)
-        try AdapterStore.rewrite(path, replacing: [("fusions", rec.name), ("heads", rec.name)]) { root in
+        let entry = (kind: StoreEntryKind.fusion, name: rec.name, replace: replace)
+        try AdapterStore.rewrite(path, replacing: [("fusions", rec.name), ("heads", rec.name)], entry: entry) { root in
             let g = try root.createGroup("fusions/\(rec.name)")
             for p in composition.parameters { try g.write(p.name, tensor: p.value) }
             try g.setAttribute("kind", "adapter_fusion")

@@ -89,6 +89,11 @@ public struct TOMLParser {
             }
             advance()
             skipSpaces()
+            guard current.count + path.count <= Self.maxDepth else {
+                throw SourceError(
+                    file: file, text: text, line: keyLine, column: keyColumn,
+                    "TOML: the key nests more than \(Self.maxDepth) tables deep under [\(Token.cut(current.joined(separator: ".")))]")
+            }
             let value = try value(depth: 0)
             try insert(&root, current + path, value, line: keyLine, column: keyColumn)
             try endOfLine()
@@ -101,6 +106,8 @@ public struct TOMLParser {
         var parts = [try key()]
         skipSpaces()
         while peek == "." {
+            // Bounded like nested values: each part is one more table level to build and copy.
+            guard parts.count < Self.maxDepth else { throw fail("a key has more than \(Self.maxDepth) dotted parts") }
             advance()
             skipSpaces()
             parts.append(try key())

@@ -1,0 +1,116 @@
+import AdapterFusion
+import Foundation
+import Testing
+
+/// Every field of an imported AdapterHub file is type- and range-checked, with a message naming
+/// the file, the field and the value; nothing is read silently wrong. Each case was accepted (or
+/// got a message that did not say what was wrong) before these checks.
+@Suite struct ImportCheckTests {
+    /// A copy of the peer-made `pfeiffer` fixture (hidden 16, 2 layers) to damage.
+    func copy(_ fixture: String = "pfeiffer") throws -> URL {
+        let dir = try AdapterHubTests.fixtureDir() + "/" + fixture
+        let tmp = try Support.tempDir()
+        for f in try FileManager.default.contentsOfDirectory(atPath: dir) {
+            try FileManager.default.copyItem(atPath: dir + "/" + f, toPath: tmp.path + "/" + f)
+        }
+        return tmp
+    }
+
+    func edit(_ file: URL, _ change: (inout [String: Any]) -> Void) throws {
+        var meta = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any])
+        change(&meta)
+        try JSONSerialization.data(withJSONObject: meta).write(to: file)
+    }
+
+    func importError(_ dir: URL, modelType: String? = "bert") -> String {
+        do {
+            _ = try AdapterHubAdapter.read(directory: dir.path, hidden: 16, layers: 2, modelType: modelType)
+            return "no error"
+        } catch { return "\(error)" }
+    }
+
+    /// Adapter config fields of the wrong type or out of range.
+    @Test(arguments: [
+        ("non_linearity", 3 as Any, "config.non_linearity must be a string, not the number 3"),
+        ("architecture", "lora", "config.architecture 'lora' is not supported: afusion imports AdapterHub bottleneck adapters only"),
+        ("architecture", "prefix_tuning", "config.architecture 'prefix_tuning' is not supported"),
+        ("leave_out", "0,1", "config.leave_out must be a list of whole numbers, not the string \"0,1\""),
+        ("leave_out", [0, 1], "config.leave_out [0, 1] leaves out every layer"),
+        ("leave_out", [0, 7], "config.leave_out must list whole numbers in 0..<2, not the number 7"),
+        ("reduction_factor", 0, "config.reduction_factor must be a whole number from 1 to 16, not the number 0"),
+        ("reduction_factor", -2, "config.reduction_factor must be a whole number from 1 to 16, not the number -2"),
+        ("reduction_factor", 1e30, "config.reduction_factor must be a whole number from 1 to 16"),
+        ("reduction_factor", true, "config.reduction_factor must be a finite number, not true"),
+        ("reduction_factor", NSNull(), "config.reduction_factor is missing"),
+        ("reduction_factor", ["0": 2], "config.reduction_factor is a per-layer mapping"),
+        ("use_gating", "yes", "config.use_gating must be true or false, not the string \"yes\""),
+        ("original_ln_before", 1, "config.original_ln_before must be true or false, not the number 1"),
+    ])
+    func adapterFieldsAreChecked(_ key: String, _ value: Any, _ expected: String) throws {
+        let tmp = try copy(); defer { try? FileManager.default.removeItem(at: tmp) }
+        try edit(tmp.appendingPathComponent("adapter_config.json")) { meta in
+            var config = meta["config"] as! [String: Any]
+            config[key] = value
+            meta["config"] = config
+        }
+        let e = importError(tmp)
+        #expect(e.contains("adapter_config.json") && e.contains(expected), "\(key): \(e)")
+    }
+
+    /// The base model's family is checked, and so is the head's label map.
+    @Test func modelTypeAndLabelMapAreChecked() throws {
+        let tmp = try copy(); defer { try? FileManager.default.removeItem(at: tmp) }
+        try edit(tmp.appendingPathComponent("adapter_config.json")) { $0["model_type"] = "roberta" }
+        #expect(importError(tmp).contains("model_type 'roberta' differs from the base model's 'bert'"), "\(importError(tmp))")
+        try edit(tmp.appendingPathComponent("adapter_config.json")) { $0["model_type"] = "bert" }
+        let cases: [([String: Any], String)] = [
+            (["a": 0, "b": 0, "c": 2], "config.label2id gives id 0 to both 'a' and 'b'"),
+            (["a": 0, "b": 1, "c": 5], "config.label2id.c must be a whole number from 0 to 2, not the number 5"),
+            (["a": 0, "b": 1], "config.label2id names no label for id 2 (num_labels is 3)"),
+            (["a": 0, "b": 1, "c": "2"], "config.label2id.c must be a finite number, not the string \"2\""),
+        ]
+        for (map, expected) in cases {
+            try edit(tmp.appendingPathComponent("head_config.json")) { meta in
+                var config = meta["config"] as! [String: Any]
+                config["label2id"] = map
+                meta["config"] = config
+            }
+            let e = importError(tmp)
+            #expect(e.contains("head_config.json") && e.contains(expected), "\(map): \(e)")
+        }
+    }
+
+    /// Malformed JSON gets a message that says what is wrong, not "not a JSON object" for all.
+    @Test func jsonProblemsAreNamed() throws {
+        let tmp = try copy(); defer { try? FileManager.default.removeItem(at: tmp) }
+        let file = tmp.appendingPathComponent("adapter_config.json")
+        let cases: [(Data, String)] = [
+            (Data([0x7B, 0xFF, 0xFE, 0x7D]), "not UTF-8 text"),
+            (Data((String(repeating: "[", count: 200) + String(repeating: "]", count: 200)).utf8), "nested more than 64 levels deep"),
+            (Data("[1, 2]".utf8), "not a JSON object: the file holds a list"),
+            (Data("{\"config\": ".utf8), "not valid JSON"),
+            (Data("{\"config\": {\"reduction_factor\": 1e400}}".utf8), "not valid JSON: Number 1e400 is not representable"),
+        ]
+        for (bytes, expected) in cases {
+            try bytes.write(to: file)
+            let e = importError(tmp)
+            #expect(e.contains("adapter_config.json") && e.contains(expected), "\(expected): \(e)")
+        }
+    }
+
+    /// A weight tensor holding NaN is refused on import, naming the tensor; it used to import and predict.
+    @Test func nonFiniteWeightsAreRefused() throws {
+        let tmp = try copy(); defer { try? FileManager.default.removeItem(at: tmp) }
+        let path = tmp.appendingPathComponent("adapter.safetensors").path
+        let file = try SafeTensorsFile(path: path)
+        var tensors: [(String, Tensor)] = []
+        for name in file.entries.keys.sorted() {
+            let t = try file.tensor(name)
+            if name.hasSuffix("layer.1.output.adapters.pfeiffer.adapter_up.weight") { t[3] = .nan }
+            tensors.append((name, t))
+        }
+        try SafeTensorsFile.write(tensors, to: path)
+        let e = importError(tmp)
+        #expect(e.contains("tensor 'bert.encoder.layer.1.output.adapters.pfeiffer.adapter_up.weight' holds nan at element 3"), "\(e)")
+    }
+}
