@@ -76,6 +76,7 @@ struct ExportAdapterHub: ParsableCommand {
     @Option(help: "The stored adapter.") var adapter: String?
     @Option(help: "The stored fusion: writes DIR/<member>/ per adapter, DIR/fusion/ and DIR/head/.") var fusion: String?
     @Flag(help: "Write *.safetensors (load with use_safetensors=True) instead of PyTorch *.bin files.") var safetensors = false
+    @Flag(help: "Write into a folder that is not empty (files of the same names are replaced).") var force = false
 
     func validate() throws {
         guard (adapter == nil) != (fusion == nil) else { throw ValidationError("give one of --adapter NAME or --fusion NAME") }
@@ -85,9 +86,11 @@ struct ExportAdapterHub: ParsableCommand {
 
     func run() throws {
         guard FileManager.default.fileExists(atPath: store) else { throw CommandError("no store at '\(store)'") }
-        guard let adapter else { return try exportFusion(fusion!) }
+        guard let adapter else { return try ExportDirectory.write(directory, force: force) { try exportFusion(fusion!) } }
         let (a, head, record) = try AdapterStore.load(store, name: adapter, baseFingerprint: nil)
-        try AdapterHubAdapter(adapter: a, head: head, labels: record.labels).write(directory: directory, name: adapter, safetensors: safetensors)
+        try ExportDirectory.write(directory, force: force) {
+            try AdapterHubAdapter(adapter: a, head: head, labels: record.labels).write(directory: directory, name: adapter, safetensors: safetensors)
+        }
         print(
             "exported adapter '\(adapter)' and its head to \(directory) (base model \(record.baseModel), sha256 \(record.baseFingerprint.prefix(12))…)"
         )
@@ -193,13 +196,14 @@ struct ExportPEFT: ParsableCommand {
     @Argument(help: "Directory to write.") var directory: String
     @Option(help: "HDF5 store.") var store = "runs/store.h5"
     @Option(help: "The stored LoRA adapter.") var adapter: String
+    @Flag(help: "Write into a folder that is not empty (files of the same names are replaced).") var force = false
 
     func validate() throws { try Check.name(adapter, option: "--adapter") }
 
     func run() throws {
         guard FileManager.default.fileExists(atPath: store) else { throw CommandError("no store at '\(store)'") }
         let (a, _, record) = try AdapterStore.load(store, name: adapter, baseFingerprint: nil)
-        try PEFTLoRA.write(a, directory: directory, baseModel: record.baseModel)
+        try ExportDirectory.write(directory, force: force) { try PEFTLoRA.write(a, directory: directory, baseModel: record.baseModel) }
         print(
             "exported LoRA adapter '\(adapter)' (\(a.config.architecture)) to \(directory) for PEFT (base model \(record.baseModel); the head is not part of it)"
         )

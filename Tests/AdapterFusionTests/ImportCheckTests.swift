@@ -114,3 +114,97 @@ import Testing
         #expect(e.contains("tensor 'bert.encoder.layer.1.output.adapters.pfeiffer.adapter_up.weight' holds nan at element 3"), "\(e)")
     }
 }
+
+extension ImportCheckTests {
+    /// Through the executable: an import never replaces what a store holds unless `--replace`
+    /// says so, a fusion can never take an adapter's name (they would share /heads/<name>), and
+    /// replacing a fusion's member names the fusion. Before, a second import without --name
+    /// replaced the trained adapter and said "imported", and a fusion named like an adapter
+    /// overwrote its head.
+    @Test func importsNeverReplaceUnlessAsked() throws {
+        let dir = try AdapterHubTests.fixtureDir()
+        let tmp = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: tmp) }
+        try FileManager.default.copyItem(atPath: dir + "/model", toPath: tmp.appendingPathComponent("model").path)
+        try Data("name = \"z\"\n[data]\nfiles = [\"none.csv\"]\nformat = \"csv\"\n[labels]\nnames = [\"neg\", \"neu\", \"pos\"]\n".utf8)
+            .write(to: tmp.appendingPathComponent("z.toml"))
+        let store = tmp.appendingPathComponent("s.h5")
+        let common = ["--store", "s.h5", "--model", "model"]
+        let importA = ["import", "adapterhub", dir + "/seqfusion_a"] + common
+        let importFusion =
+            ["import", "adapterhub-fusion", dir + "/seqfusion", "--head", dir + "/seqfusion_head", "--task", "z.toml"] + common
+        for args in [importA, ["import", "adapterhub", dir + "/seqfusion_b"] + common] {
+            let r = try CLITests.run(args, in: tmp)
+            #expect(r.status == 0, "\(r.err)")
+        }
+        let before = try Data(contentsOf: store)
+        let again = try CLITests.run(importA, in: tmp)
+        #expect(again.status != 0 && again.err.contains("already holds adapter 'seqfusion_a'") && again.err.contains("--replace"), "\(again.err)")
+        for extra in [[], ["--replace"]] {
+            let r = try CLITests.run(importFusion + ["--name", "seqfusion_a"] + extra, in: tmp)
+            #expect(r.status != 0 && r.err.contains("holds an adapter named 'seqfusion_a'"), "\(r.out)\n\(r.err)")
+        }
+        #expect(try Data(contentsOf: store) == before)
+        #expect(try CLITests.run(importFusion + ["--name", "zf"], in: tmp).status == 0)
+        let fusionAgain = try CLITests.run(importFusion + ["--name", "zf"], in: tmp)
+        #expect(fusionAgain.status != 0 && fusionAgain.err.contains("already holds fusion 'zf'"), "\(fusionAgain.err)")
+        #expect(try CLITests.run(importFusion + ["--name", "zf", "--replace"], in: tmp).status == 0)
+        let replaced = try CLITests.run(importA + ["--replace"], in: tmp)
+        #expect(replaced.status == 0 && replaced.out.contains("note: replaced adapter 'seqfusion_a', a member of fusion zf"), "\(replaced.out)")
+    }
+}
+
+extension ImportCheckTests {
+    /// zip64: torch.save writes a zip64 end record; the classic end record may defer to it
+    /// (count 0xFFFF, offset 0xFFFFFFFF), as a large checkpoint's must. Such a file reads exactly
+    /// like the original; a locator pointing nowhere is refused as damaged. (The README used to
+    /// say zip64 is refused, while the reader accepted torch's zip64 files by luck.)
+    @Test func zip64CheckpointsRead() throws {
+        let dir = try AdapterHubTests.fixtureDir() + "/seq_bn_bin"
+        let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/pytorch_adapter.bin")))
+        func find(_ sig: [UInt8]) throws -> Int {
+            try #require((0...(original.count - 4)).last { Array(original[$0..<($0 + 4)]) == sig })
+        }
+        let eocd = try find([0x50, 0x4B, 0x05, 0x06])
+        #expect(try find([0x50, 0x4B, 0x06, 0x07]) == eocd - 20)  // the peer's file has a zip64 locator
+        var deferred = original
+        for k in 0..<2 { deferred[eocd + 8 + k] = 0xFF; deferred[eocd + 10 + k] = 0xFF }
+        for k in 0..<4 { deferred[eocd + 16 + k] = 0xFF }
+        var broken = original
+        for k in 0..<8 { broken[eocd - 12 + k] = 0x7F }
+        let tmp = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: tmp) }
+        func read(_ bytes: [UInt8]) throws -> [Float] {
+            let f = tmp.appendingPathComponent("x.bin").path
+            try Data(bytes).write(to: URL(fileURLWithPath: f))
+            return try TorchCheckpoint(path: f).tensor("bert.encoder.layer.0.output.adapters.seq_bn.adapter_up.weight", shape: nil).array
+        }
+        #expect(try read(deferred) == read(original))
+        #expect { try read(broken) } throws: { "\($0)".contains("damaged zip64 end record") }
+    }
+}
+
+extension ImportCheckTests {
+    /// Exports never mix with what a folder holds: a non-empty folder is refused unless
+    /// `--force`, a file path is refused, OS refusals read as the OS says them (not a raw
+    /// NSCocoaErrorDomain dump), and a refused export leaves no folder behind.
+    @Test func exportsRefuseOccupiedOrBadFolders() throws {
+        let dir = try AdapterHubTests.fixtureDir()
+        let tmp = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: tmp) }
+        try FileManager.default.copyItem(atPath: dir + "/model", toPath: tmp.appendingPathComponent("model").path)
+        #expect(try CLITests.run(["import", "adapterhub", dir + "/pfeiffer", "--store", "s.h5", "--model", "model"], in: tmp).status == 0)
+        func export(_ target: String, _ extra: [String] = []) throws -> CLITests.Run {
+            try CLITests.run(["export", "adapterhub", target, "--adapter", "pfeiffer", "--store", "s.h5"] + extra, in: tmp)
+        }
+        #expect(try export("out").status == 0)
+        let again = try export("out")
+        #expect(again.status != 0 && again.err.contains("out is not empty (it holds adapter_config.json") && again.err.contains("--force"), "\(again.err)")
+        #expect(try export("out", ["--force"]).status == 0)
+        try Data("x".utf8).write(to: tmp.appendingPathComponent("file.txt"))
+        let onFile = try export("file.txt")
+        #expect(onFile.status != 0 && onFile.err.contains("file.txt is a file, not a folder"), "\(onFile.err)")
+        let under = try export("file.txt/sub")
+        #expect(under.status != 0 && under.err.contains("cannot create folder file.txt/sub") && !under.err.contains("NSCocoaErrorDomain"), "\(under.err)")
+        let peft = try CLITests.run(["export", "peft", "lora_out", "--adapter", "pfeiffer", "--store", "s.h5"], in: tmp)
+        #expect(peft.status != 0 && peft.err.contains("LoRA"), "\(peft.err)")
+        #expect(!FileManager.default.fileExists(atPath: tmp.appendingPathComponent("lora_out").path))
+    }
+}
