@@ -25,6 +25,12 @@ enum Threads {
     static func apply(_ option: Int?) throws -> Int {
         if let option {
             guard option >= 1 else { throw ValidationError("--threads must be at least 1, got \(option)") }
+            if option > Parallel.availableCPUs {
+                FileHandle.standardError.write(
+                    Data(
+                        "note: --threads \(option) is more than the \(Parallel.availableCPUs) CPU(s) this process may run on; the extra threads only take turns\n"
+                            .utf8))
+            }
             BLAS.setThreads(option)
             return option
         }

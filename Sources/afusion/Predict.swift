@@ -39,12 +39,26 @@ struct Predict: ParsableCommand {
         for (line, o) in zip(lines, outputs) { print(format(line, o, labels: p.labels, regression: p.regression)) }
     }
 
+    /// The input texts, one per line; empty lines are skipped. A line of only white space, or
+    /// one holding a NUL byte, has no text to predict: refused with its line number, before any
+    /// prediction (it used to get a label).
     func readLines() throws -> [String] {
-        var lines: [String] = []
+        var raw: [String] = []
         if let file {
-            lines = try TextFile.text(file, what: "cannot read input texts").split(separator: "\n").map(String.init)
+            raw = try TextFile.text(file, what: "cannot read input texts").split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         } else {
-            while let line = readLine() { if !line.isEmpty { lines.append(line) } }
+            while let line = readLine() { raw.append(line) }
+        }
+        var lines: [String] = []
+        for (i, line) in raw.enumerated() where !line.isEmpty && line != "\r" {
+            let text = line.hasSuffix("\r") ? String(line.dropLast()) : line
+            if text.unicodeScalars.contains("\u{0}") {
+                throw CommandError("\(file ?? "stdin"):\(i + 1): the line holds a NUL byte; it is not text")
+            }
+            if split(text).text.trimmingCharacters(in: .whitespaces).isEmpty || split(text).pair?.trimmingCharacters(in: .whitespaces).isEmpty == true {
+                throw CommandError("\(file ?? "stdin"):\(i + 1): a blank text (only white space): nothing to predict; remove the line")
+            }
+            lines.append(text)
         }
         guard !lines.isEmpty else { throw CommandError("no input text") }
         return lines

@@ -8,31 +8,33 @@ struct AdapterTrainingOptions: ParsableArguments {
         help:
             "Method: bottleneck (Pfeiffer/Houlsby adapters), lora, prefix, prompt, bitfit, ia3, parallel (a scaled adapter beside the FFN) or unipelt (gated adapter + prefix + LoRA per layer)."
     ) var method: PEFTMethod = .bottleneck
-    @Option(help: "Placement of bottleneck modules: pfeiffer (one per layer, after the FFN) or houlsby (two per layer).")
-    var config: AdapterPlacement = .pfeiffer
+    @Option(help: "Placement of bottleneck modules: pfeiffer (one per layer, after the FFN) or houlsby (two per layer; default pfeiffer).")
+    var config: AdapterPlacement?
     @Flag(
         inversion: .prefixedNo,
         help:
             "The adapter reads LN(h + x), the layer's own LayerNorm of the sublayer output plus the residual (AdapterHub's seq_bn), instead of h. Default: on for pfeiffer, off for houlsby (as AdapterHub's double_seq_bn)."
     ) var lnBefore: Bool?
     @Option(help: "Reduction factor: bottleneck = hidden / reduction (default 16; 2 for parallel adapters, as He et al.).") var reduction: Int?
-    @Option(help: "Scale s of a bottleneck's output: out = h + s·up(…) (default 1; 4 for parallel adapters).") var scaling: Float?
-    @Option(help: "LoRA rank r.") var loraRank = 8
-    @Option(help: "LoRA alpha: the update is scaled by alpha / r.") var loraAlpha: Float = 16
-    @Option(help: "Projections LoRA changes, comma-separated: query, key, value, attention_output, ffn_in, ffn_out.")
-    var loraTargets = "query,value"
-    @Option(help: "Dropout on the LoRA input while training.") var loraDropout: Float = 0.1
-    @Option(help: "Prefix vectors per layer (prefix, unipelt).") var prefixLength = 10
-    @Option(help: "Hidden width of the prefix's training MLP (0: train the vectors directly).") var prefixMlp = 512
+    @Option(help: "Scale s of a bottleneck's output, in (0, 100]: out = h + s·up(…) (default 1; 4 for parallel adapters).")
+    var scaling: Float?
+    @Option(help: "LoRA rank r (default 8).") var loraRank: Int?
+    @Option(help: "LoRA alpha: the update is scaled by alpha / r (default 16).") var loraAlpha: Float?
+    @Option(help: "Projections LoRA changes, comma-separated: query, key, value, attention_output, ffn_in, ffn_out (default query,value).")
+    var loraTargets: String?
+    @Option(help: "Dropout on the LoRA input while training (default 0.1).") var loraDropout: Float?
+    @Option(help: "Prefix vectors per layer (prefix, unipelt; default 10).") var prefixLength: Int?
+    @Option(help: "Hidden width of the prefix's training MLP (0: train the vectors directly; default 512).") var prefixMlp: Int?
     @Option(help: "Soft prompt tokens (prompt: default 10; unipelt: adds a prompt of this many tokens).") var prompt: Int?
-    @Option(help: "Where the prompt starts: vocab (random real words) or labels (the label names' tokens).") var promptInit = "vocab"
+    @Option(help: "Where the prompt starts: vocab (random real words, the default) or labels (the label names' tokens).")
+    var promptInit: String?
     @Option(
         help:
             "Biases BitFit trains, comma-separated: query, key, value, attention_output, attention_norm, ffn_in, ffn_out, output_norm (default: all but key, which cannot learn)."
     ) var bitfitTargets: String?
-    @Option(help: "What IA³ scales, comma-separated: key, value, ffn.") var ia3Targets = "key,value,ffn"
-    @Option(help: "Bottleneck non-linearity: relu, gelu or swish.") var nonLinearity: Activation = .relu
-    @Option(help: "Layers without an adapter, comma-separated (e.g. 0,1).") var leaveOut = ""
+    @Option(help: "What IA³ scales, comma-separated: key, value, ffn (default all three).") var ia3Targets: String?
+    @Option(help: "Bottleneck non-linearity: relu (the default), gelu or swish.") var nonLinearity: Activation?
+    @Option(help: "Layers without an adapter, comma-separated (e.g. 0,1); not for prompt tuning.") var leaveOut: String?
     @Option(help: "Maximum epochs.") var epochs = 3
     @Option(
         help:
@@ -61,10 +63,36 @@ struct AdapterTrainingOptions: ParsableArguments {
         try Check.range(prefixLength, 1...510, option: "--prefix-length")
         try Check.range(prefixMlp, 0...65_536, option: "--prefix-mlp")
         try Check.range(prompt, method == .unipelt ? 0...510 : 1...510, option: "--prompt")
-        guard loraDropout >= 0 && loraDropout < 1 else { throw ValidationError("--lora-dropout must be in [0, 1)") }
-        guard loraAlpha.isFinite && loraAlpha > 0 else { throw ValidationError("--lora-alpha must be a positive number") }
-        if let scaling, !scaling.isFinite { throw ValidationError("--scaling must be a finite number") }
+        if let d = loraDropout, !(d >= 0 && d < 1) { throw ValidationError("--lora-dropout must be in [0, 1), got \(d)") }
+        if let a = loraAlpha, !(a.isFinite && a > 0 && a <= 1e6) { throw ValidationError("--lora-alpha must be in (0, 1e6], got \(a)") }
+        if let s = scaling, !(s.isFinite && s > 0 && s <= 100) {
+            throw ValidationError("--scaling must be in (0, 100], got \(s) (the adapter's output is multiplied by it)")
+        }
         try Check.range(modelOptions.threads, 1...4096, option: "--threads")
+        try refuseUnusedOptions()
+    }
+
+    /// Options `--method` does not read are refused with the reason, never ignored.
+    func refuseUnusedOptions() throws {
+        let bottleneck: Set<PEFTMethod> = [.bottleneck, .parallel, .unipelt]
+        let uses: [(String, Bool, Set<PEFTMethod>)] = [
+            ("--config", config != nil, bottleneck), ("--ln-before/--no-ln-before", lnBefore != nil, [.bottleneck]),
+            ("--reduction", reduction != nil, bottleneck), ("--scaling", scaling != nil, bottleneck),
+            ("--non-linearity", nonLinearity != nil, bottleneck),
+            ("--lora-rank", loraRank != nil, [.lora, .unipelt]), ("--lora-alpha", loraAlpha != nil, [.lora, .unipelt]),
+            ("--lora-targets", loraTargets != nil, [.lora, .unipelt]), ("--lora-dropout", loraDropout != nil, [.lora, .unipelt]),
+            ("--prefix-length", prefixLength != nil, [.prefix, .unipelt]), ("--prefix-mlp", prefixMlp != nil, [.prefix, .unipelt]),
+            ("--prompt", prompt != nil, [.prompt, .unipelt]), ("--prompt-init", promptInit != nil, [.prompt, .unipelt]),
+            ("--bitfit-targets", bitfitTargets != nil, [.bitfit]), ("--ia3-targets", ia3Targets != nil, [.ia3]),
+            ("--leave-out", leaveOut != nil, Set(PEFTMethod.allCases).subtracting([.prompt])),
+        ]
+        for (option, given, methods) in uses where given && !methods.contains(method) {
+            let users = PEFTMethod.allCases.filter { methods.contains($0) }.map(\.rawValue).joined(separator: ", ")
+            throw ValidationError("\(option) does not apply to --method \(method.rawValue) (it sets \(users)); leave it out")
+        }
+        if promptInit != nil && method == .unipelt && (prompt ?? 0) == 0 {
+            throw ValidationError("--prompt-init needs --prompt N with --method unipelt (UniPELT has no prompt by default)")
+        }
     }
 
     /// Trains an adapter named `name` for `spec` (data-parallel over `cluster`'s ranks). Returns
@@ -79,11 +107,14 @@ struct AdapterTrainingOptions: ParsableArguments {
         tc.epochs = epochs; tc.learningRate = lr ?? Self.defaultLearningRate(method); tc.batchSize = batch; tc.maxLength = maxLen ?? spec.maxLength
         tc.seed = seed; tc.patience = patience; tc.maxTrain = maxTrain; tc.maxDev = maxDev
         tc.hiddenDropout = c.hiddenDropoutProb; tc.attentionDropout = c.attentionProbsDropoutProb
-        let leave = try leaveOut.split(separator: ",").map { s -> Int in
+        let leave = try (leaveOut ?? "").split(separator: ",").map { s -> Int in
             guard let l = Int(s.trimmingCharacters(in: .whitespaces)), (0..<c.numHiddenLayers).contains(l) else {
                 throw ValidationError("--leave-out: '\(s)' is not a layer in 0..<\(c.numHiddenLayers)")
             }
             return l
+        }
+        if Set(leave).count == c.numHiddenLayers {
+            throw ValidationError("--leave-out \(leaveOut ?? "") leaves out every one of the model's \(c.numHiddenLayers) layers: nothing would train")
         }
         let adapterConfig = try adapterConfig(leaveOut: leave, encoder: c)
         if let p = adapterConfig.prompt, tc.maxLength + p.length > c.maxPositionEmbeddings {
@@ -111,7 +142,7 @@ struct AdapterTrainingOptions: ParsableArguments {
         let params = adapter.parameters + head.parameters
         let shape =
             adapterConfig.hasBottleneck
-            ? ", reduction \(adapterConfig.reductionFactor) (bottleneck \(adapterConfig.bottleneckSize(hidden: c.hiddenSize))), \(nonLinearity.rawValue)"
+            ? ", reduction \(adapterConfig.reductionFactor) (bottleneck \(adapterConfig.bottleneckSize(hidden: c.hiddenSize))), \(adapterConfig.nonLinearity.rawValue)"
             : ""
         print(
             "adapter \(adapterName): \(adapterConfig.architecture)\(shape); \(params.reduce(0) { $0 + $1.value.count }) trainable parameters "
@@ -162,23 +193,25 @@ extension AdapterTrainingOptions {
     /// The method's configuration from the options, checked against the encoder.
     func adapterConfig(leaveOut: [Int], encoder c: BertConfig) throws -> AdapterConfig {
         var ac = AdapterConfig.method(method)
-        ac.placement = config
+        ac.placement = config ?? .pfeiffer
         ac.reductionFactor = reduction ?? (method == .parallel ? 2 : 16)
-        ac.nonLinearity = nonLinearity
+        ac.nonLinearity = nonLinearity ?? .relu
         ac.leaveOut = leaveOut
-        ac.lnBefore = method == .bottleneck ? (lnBefore ?? AdapterConfig.defaultLNBefore(config)) : false
+        ac.lnBefore = method == .bottleneck ? (lnBefore ?? AdapterConfig.defaultLNBefore(ac.placement)) : false
         if let scaling { ac.scaling = scaling }
         ac.intermediateSize = c.intermediateSize
         if ac.lora != nil {
+            let d = LoRAConfig()
             ac.lora = LoRAConfig(
-                rank: loraRank, alpha: loraAlpha, targets: try targets(loraTargets, option: "--lora-targets"), dropout: loraDropout)
+                rank: loraRank ?? d.rank, alpha: loraAlpha ?? d.alpha,
+                targets: try loraTargets.map { try targets($0, option: "--lora-targets") } ?? d.targets, dropout: loraDropout ?? d.dropout)
         }
-        if ac.prefix != nil { ac.prefix = PrefixConfig(length: prefixLength, mlpHidden: prefixMlp) }
+        if ac.prefix != nil { ac.prefix = PrefixConfig(length: prefixLength ?? 10, mlpHidden: prefixMlp ?? 512) }
         if method == .prompt || (method == .unipelt && (prompt ?? 0) > 0) {
-            ac.prompt = PromptConfig(length: prompt ?? 10, initialization: promptInit)
+            ac.prompt = PromptConfig(length: prompt ?? 10, initialization: promptInit ?? "vocab")
         }
         if let t = bitfitTargets, method == .bitfit { ac.bitfit = BitFitConfig(targets: try targets(t, option: "--bitfit-targets")) }
-        if method == .ia3 { ac.ia3 = IA3Config(targets: try targets(ia3Targets, option: "--ia3-targets")) }
+        if let t = ia3Targets, method == .ia3 { ac.ia3 = IA3Config(targets: try targets(t, option: "--ia3-targets")) }
         if let problem = ac.problem(hidden: c.hiddenSize, layers: c.numHiddenLayers, maxPositions: c.maxPositionEmbeddings) {
             throw ValidationError("--method \(method.rawValue): \(problem)")
         }

@@ -193,3 +193,39 @@ import Testing
         #expect(a.status == 0 && a.out.contains("z_prefix"), "\(a.out)\n\(a.err)")
     }
 }
+
+extension CLITests {
+    /// Through the executable, on the tiny model: training into a name the store holds is refused
+    /// before any training; leaving out every layer is refused; blank or NUL predict lines are
+    /// refused with their line number (they used to get a label); more threads than CPUs gets a
+    /// note. Each was accepted without a word before.
+    @Test func storedWorkAndBadLinesAreGuarded() throws {
+        let dir = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        try Self.tinyModel(dir)
+        try Self.syntheticTask(dir, examples: 100, seed: 3)
+        let common = ["--model", "model", "--threads", "1"]
+        let train = ["train-adapter", "--task", "z.toml", "--store", "s.h5", "--epochs", "1"] + common
+        #expect(try Self.run(train, in: dir).status == 0)
+        let store = dir.appendingPathComponent("s.h5")
+        let before = try Data(contentsOf: store)
+        let again = try Self.run(train, in: dir)
+        #expect(again.status != 0 && again.err.contains("already holds adapter 'zebra'") && !again.out.contains("epoch 1"), "\(again.out)\n\(again.err)")
+        let all = try Self.run(train + ["--name", "none", "--leave-out", "0,1"], in: dir)
+        #expect(all.status != 0 && all.err.contains("leaves out every one of the model's 2 layers"), "\(all.err)")
+        #expect(try Data(contentsOf: store) == before)
+        let replaced = try Self.run(train + ["--replace", "--seed", "7"], in: dir)
+        #expect(replaced.status == 0 && replaced.out.contains("saved adapter 'zebra'"), "\(replaced.err)")
+
+        let predict = ["predict", "--store", "s.h5", "--adapter", "zebra"] + common
+        let blank = try Self.run(predict, stdin: "dog cat\n\n   \t \nfish\n", in: dir)
+        #expect(blank.status != 0 && blank.err.contains("stdin:3: a blank text") && blank.out.isEmpty, "\(blank.out)\n\(blank.err)")
+        let nul = try Self.run(predict, stdin: "dog\u{0}cat\n", in: dir)
+        #expect(nul.status != 0 && nul.err.contains("stdin:1: the line holds a NUL byte"), "\(nul.err)")
+        let fine = try Self.run(predict, stdin: "dog cat\n\nfish\n", in: dir)
+        #expect(fine.status == 0 && fine.out.split(separator: "\n").count == 2, "\(fine.out)\n\(fine.err)")
+
+        let many = ProcessInfo.processInfo.activeProcessorCount + 1
+        let eval = try Self.run(["eval", "--store", "s.h5", "--adapter", "zebra", "--model", "model", "--threads", "\(many)"], in: dir)
+        #expect(eval.status == 0 && eval.err.contains("note: --threads \(many) is more than"), "\(eval.err)")
+    }
+}

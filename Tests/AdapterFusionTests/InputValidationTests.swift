@@ -133,6 +133,15 @@ import Testing
             (["train-adapter", "--task", "tasks/trec.toml", "--threads", "0"], "--threads must be in 1"),
             (["predict", "--adapter", "x", "--max-len", "0"], "--max-len must be in 8"),
             (["eval", "--adapter", "x", "--split", "validation"], "--split must be dev, test or train"),
+            // A negative value reaches the option's own check (ArgumentParser said "Missing value").
+            (["train-adapter", "--task", "tasks/trec.toml", "--epochs", "-1"], "--epochs must be in 1…100000, got -1"),
+            (["train-adapter", "--task", "tasks/trec.toml", "--scaling", "1e30"], "--scaling must be in (0, 100], got 1e+30"),
+            (["train-adapter", "--task", "tasks/trec.toml", "--scaling", "0"], "--scaling must be in (0, 100], got 0.0"),
+            // Options the method does not read are refused, not ignored.
+            (["train-adapter", "--task", "tasks/trec.toml", "--method", "lora", "--config", "houlsby"], "--config does not apply to --method lora"),
+            (["train-adapter", "--task", "tasks/trec.toml", "--method", "prompt", "--lora-rank", "4"], "--lora-rank does not apply to --method prompt"),
+            (["train-adapter", "--task", "tasks/trec.toml", "--method", "prompt", "--leave-out", "0"], "--leave-out does not apply to --method prompt"),
+            (["train-adapter", "--task", "tasks/trec.toml", "--method", "lora", "--scaling", "2"], "--scaling does not apply to --method lora"),
         ]
         for (args, expected) in cases {
             let p = Process()
