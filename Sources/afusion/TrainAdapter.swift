@@ -114,7 +114,8 @@ struct AdapterTrainingOptions: ParsableArguments {
             return l
         }
         if Set(leave).count == c.numHiddenLayers {
-            throw ValidationError("--leave-out \(leaveOut ?? "") leaves out every one of the model's \(c.numHiddenLayers) layers: nothing would train")
+            throw ValidationError(
+                "--leave-out \(leaveOut ?? "") leaves out every one of the model's \(c.numHiddenLayers) layers: nothing would train")
         }
         let adapterConfig = try adapterConfig(leaveOut: leave, encoder: c)
         if let p = adapterConfig.prompt, tc.maxLength + p.length > c.maxPositionEmbeddings {

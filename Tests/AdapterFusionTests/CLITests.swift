@@ -209,7 +209,8 @@ extension CLITests {
         let store = dir.appendingPathComponent("s.h5")
         let before = try Data(contentsOf: store)
         let again = try Self.run(train, in: dir)
-        #expect(again.status != 0 && again.err.contains("already holds adapter 'zebra'") && !again.out.contains("epoch 1"), "\(again.out)\n\(again.err)")
+        #expect(
+            again.status != 0 && again.err.contains("already holds adapter 'zebra'") && !again.out.contains("epoch 1"), "\(again.out)\n\(again.err)")
         let all = try Self.run(train + ["--name", "none", "--leave-out", "0,1"], in: dir)
         #expect(all.status != 0 && all.err.contains("leaves out every one of the model's 2 layers"), "\(all.err)")
         #expect(try Data(contentsOf: store) == before)

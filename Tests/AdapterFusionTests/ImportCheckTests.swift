@@ -196,13 +196,16 @@ extension ImportCheckTests {
         }
         #expect(try export("out").status == 0)
         let again = try export("out")
-        #expect(again.status != 0 && again.err.contains("out is not empty (it holds adapter_config.json") && again.err.contains("--force"), "\(again.err)")
+        #expect(
+            again.status != 0 && again.err.contains("out is not empty (it holds adapter_config.json") && again.err.contains("--force"), "\(again.err)"
+        )
         #expect(try export("out", ["--force"]).status == 0)
         try Data("x".utf8).write(to: tmp.appendingPathComponent("file.txt"))
         let onFile = try export("file.txt")
         #expect(onFile.status != 0 && onFile.err.contains("file.txt is a file, not a folder"), "\(onFile.err)")
         let under = try export("file.txt/sub")
-        #expect(under.status != 0 && under.err.contains("cannot create folder file.txt/sub") && !under.err.contains("NSCocoaErrorDomain"), "\(under.err)")
+        #expect(
+            under.status != 0 && under.err.contains("cannot create folder file.txt/sub") && !under.err.contains("NSCocoaErrorDomain"), "\(under.err)")
         let peft = try CLITests.run(["export", "peft", "lora_out", "--adapter", "pfeiffer", "--store", "s.h5"], in: tmp)
         #expect(peft.status != 0 && peft.err.contains("LoRA"), "\(peft.err)")
         #expect(!FileManager.default.fileExists(atPath: tmp.appendingPathComponent("lora_out").path))

@@ -139,8 +139,14 @@ import Testing
             (["train-adapter", "--task", "tasks/trec.toml", "--scaling", "0"], "--scaling must be in (0, 100], got 0.0"),
             // Options the method does not read are refused, not ignored.
             (["train-adapter", "--task", "tasks/trec.toml", "--method", "lora", "--config", "houlsby"], "--config does not apply to --method lora"),
-            (["train-adapter", "--task", "tasks/trec.toml", "--method", "prompt", "--lora-rank", "4"], "--lora-rank does not apply to --method prompt"),
-            (["train-adapter", "--task", "tasks/trec.toml", "--method", "prompt", "--leave-out", "0"], "--leave-out does not apply to --method prompt"),
+            (
+                ["train-adapter", "--task", "tasks/trec.toml", "--method", "prompt", "--lora-rank", "4"],
+                "--lora-rank does not apply to --method prompt"
+            ),
+            (
+                ["train-adapter", "--task", "tasks/trec.toml", "--method", "prompt", "--leave-out", "0"],
+                "--leave-out does not apply to --method prompt"
+            ),
             (["train-adapter", "--task", "tasks/trec.toml", "--method", "lora", "--scaling", "2"], "--scaling does not apply to --method lora"),
         ]
         for (args, expected) in cases {

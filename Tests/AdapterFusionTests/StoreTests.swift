@@ -57,8 +57,10 @@ import Testing
         try AdapterStore.save(adapter: a, head: h, record: record("one", adapter: a, head: h), to: path)
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
         let (c, hc) = randomized("one", seed: 3)
-        for attempt in [{ try AdapterStore.save(adapter: c, head: hc, record: self.record("one", adapter: c, head: hc), to: path) },
-            { try AdapterStore.checkSave(path, kind: .adapter, name: "one", replace: false) }] as [() throws -> Void] {
+        for attempt in [
+            { try AdapterStore.save(adapter: c, head: hc, record: self.record("one", adapter: c, head: hc), to: path) },
+            { try AdapterStore.checkSave(path, kind: .adapter, name: "one", replace: false) },
+        ] as [() throws -> Void] {
             #expect(throws: StoreConflict.self) { try attempt() }
             #expect { try attempt() } throws: {
                 "\($0)".contains("already holds adapter 'one' (task t, saved 2026-11-26T00:00:00Z)") && "\($0)".contains("--replace")

@@ -68,7 +68,10 @@ import Testing
             (String(repeating: "a = [", count: 1) + String(repeating: "[", count: 100) + "\n", "nest more than 64 levels"),
             // A 50,000-part dotted key (a 100 KB file) grew memory with the square of its length
             // (15 GB and counting); it is refused at part 65, as a table header of as many parts is.
-            (Array(repeating: "a", count: 50_000).joined(separator: ".") + " = 1\n", "t.toml:1:128: error: TOML: a key has more than 64 dotted parts"),
+            (
+                Array(repeating: "a", count: 50_000).joined(separator: ".") + " = 1\n",
+                "t.toml:1:128: error: TOML: a key has more than 64 dotted parts"
+            ),
             ("[" + Array(repeating: "a", count: 50_000).joined(separator: ".") + "]\n", "a key has more than 64 dotted parts"),
             (
                 "[" + Array(repeating: "t", count: 40).joined(separator: ".") + "]\n" + Array(repeating: "k", count: 40).joined(separator: ".")

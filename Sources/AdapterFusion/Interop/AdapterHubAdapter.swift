@@ -50,7 +50,10 @@ public struct AdapterHubAdapter {
         for (l, s) in adapterConfig.sites(layers: layers) {
             let m = adapter.module(layer: l, site: s)!
             let base = Self.sublayerPath(HookSite(l, s)) + ".adapters.\(stored)."
-            for (p, key) in [(m.downWeight, "adapter_down.0.weight"), (m.downBias, "adapter_down.0.bias"), (m.upWeight, "adapter_up.weight"), (m.upBias, "adapter_up.bias")] {
+            for (p, key) in [
+                (m.downWeight, "adapter_down.0.weight"), (m.downBias, "adapter_down.0.bias"), (m.upWeight, "adapter_up.weight"),
+                (m.upBias, "adapter_up.bias"),
+            ] {
                 p.value.copy(from: try finite(weights.tensor(base + key, shape: p.value.shape), base + key, directory))
             }
         }
@@ -93,7 +96,9 @@ public struct AdapterHubAdapter {
         default: throw c.refuse("mh_adapter", "= \(mh) with output_adapter = \(output) is not supported (output only, or both)")
         }
         guard c.has("reduction_factor") else { throw c.refuse("reduction_factor", "is missing") }
-        if c["reduction_factor"] is [String: Any] { throw c.refuse("reduction_factor", "is a per-layer mapping, which is not supported (one whole number)") }
+        if c["reduction_factor"] is [String: Any] {
+            throw c.refuse("reduction_factor", "is a per-layer mapping, which is not supported (one whole number)")
+        }
         // The bottleneck is hidden / reduction_factor wide: at least one unit.
         let reduction = try c.int("reduction_factor", in: 1...hidden)!
         let nonLinearity: Activation
@@ -120,7 +125,8 @@ public struct AdapterHubAdapter {
         let meta = try JSONFields.read((directory as NSString).appendingPathComponent(headConfigFile), what: "cannot read AdapterHub file")
         guard let c = try meta.object("config") else { throw meta.refuse("config", "is missing") }
         guard try c.string("head_type") == "classification" else {
-            throw c.refuse("head_type", "'\(c["head_type"].map(JSONFields.describe) ?? "none")' is not supported (classification, or one output as regression)")
+            throw c.refuse(
+                "head_type", "'\(c["head_type"].map(JSONFields.describe) ?? "none")' is not supported (classification, or one output as regression)")
         }
         guard let outputs = try c.int("num_labels", in: 1...1_000_000) else { throw c.refuse("num_labels", "is missing") }
         let layers = try c.int("layers", in: 1...2) ?? 2

@@ -51,11 +51,15 @@ public enum AdapterHubFusion {
         let node = comp.fuseNodes[0].node
         for (site, layer) in node.fusionLayers {
             let base = AdapterHubAdapter.sublayerPath(site) + ".adapter_fusion_layer.\(fusionName)."
-            layer.query.weight.value.copy(from: try AdapterHubAdapter.finite(weights.tensor(base + "query.weight", shape: [hidden, hidden]), base + "query.weight", directory))
-            layer.query.bias.value.copy(from: try AdapterHubAdapter.finite(weights.tensor(base + "query.bias", shape: [hidden]), base + "query.bias", directory))
-            layer.key.value.copy(from: try AdapterHubAdapter.finite(weights.tensor(base + "key.weight", shape: [hidden, hidden]), base + "key.weight", directory))
+            layer.query.weight.value.copy(
+                from: try AdapterHubAdapter.finite(weights.tensor(base + "query.weight", shape: [hidden, hidden]), base + "query.weight", directory))
+            layer.query.bias.value.copy(
+                from: try AdapterHubAdapter.finite(weights.tensor(base + "query.bias", shape: [hidden]), base + "query.bias", directory))
+            layer.key.value.copy(
+                from: try AdapterHubAdapter.finite(weights.tensor(base + "key.weight", shape: [hidden, hidden]), base + "key.weight", directory))
             guard let value = layer.value else { throw AdapterHubAdapter.refuse(file, "internal: dynamic fusion without a value matrix") }
-            value.weight.value.copy(from: try AdapterHubAdapter.finite(weights.tensor(base + "value.weight", shape: [hidden, hidden]), base + "value.weight", directory))
+            value.weight.value.copy(
+                from: try AdapterHubAdapter.finite(weights.tensor(base + "value.weight", shape: [hidden, hidden]), base + "value.weight", directory))
         }
         comp.finishTraining()
         return comp
