@@ -29,31 +29,50 @@ struct Inspect: ParsableCommand {
         guard FileManager.default.fileExists(atPath: store) else { throw CommandError("no store at '\(store)'") }
         if let fusion, attention { return try showAttention(fusion) }
         if fusion != nil || attention { throw ValidationError("use --fusion NAME and --attention together") }
-        let listing = try StoreListing(store)
-        if listing.adapters.isEmpty && listing.fusions.isEmpty { print("\(store): empty"); return }
-        var rows = [["adapter", "task", "method", "params", "metric", "best dev", "epoch", "base model", "base sha256", "created"]]
+        var unreadable: [String] = []
+        let listing = try StoreListing(store) { message in
+            StoreFile.warn(message)
+            unreadable.append(message)
+        }
+        if listing.adapters.isEmpty && listing.fusions.isEmpty && unreadable.isEmpty { print("\(store): empty"); return }
+        defer { if !listing.adapters.isEmpty || !listing.fusions.isEmpty { reportDamage(listing, unreadable: unreadable.count) } }
+        var rows = [["adapter", "task", "method", "params", "metric", "best dev", "epoch", "weights", "base model", "base sha256", "created"]]
         for r in listing.adapters {
             rows.append([
                 r.record.name, r.record.task,
                 r.record.adapterConfig.architecture + (r.record.adapterConfig.hasBottleneck ? "/\(r.record.adapterConfig.reductionFactor)" : ""),
                 r.parameters.map(String.init) ?? "? (damaged)", r.record.metric, r.record.bestDevMetric.map(fmt) ?? "-",
-                "\(r.record.bestEpoch)/\(r.record.devMetrics.count)", r.record.baseModel,
+                "\(r.record.bestEpoch)/\(r.record.devMetrics.count)", r.damage == nil ? "intact" : "DAMAGED", r.record.baseModel,
                 String(r.record.baseFingerprint.prefix(12)), String(r.record.created.prefix(19)),
             ])
         }
         if !listing.adapters.isEmpty { printTable(rows) }
         if listing.fusions.isEmpty { return }
         print("")
-        var frows = [["fusion", "task", "composition", "params", "metric", "best dev", "epoch", "members intact", "created"]]
+        var frows = [["fusion", "task", "composition", "params", "metric", "best dev", "epoch", "weights", "members intact", "created"]]
         for f in listing.fusions {
             frows.append([
                 f.record.name, f.record.task, f.record.composition, f.parameters.map(String.init) ?? "? (damaged)", f.record.metric,
                 f.record.bestDevMetric.map(fmt) ?? "-", "\(f.record.bestEpoch)/\(f.record.devMetrics.count)",
+                f.damage == nil ? (f.changedMembers.isEmpty ? "intact" : "?") : "DAMAGED",
                 f.changedMembers.isEmpty ? "yes" : "no: " + f.changedMembers.joined(separator: ","),
                 String(f.record.created.prefix(19)),
             ])
         }
         printTable(frows)
+    }
+
+    /// After the tables: why each damaged entry does not load. Damage makes the exit status 1,
+    /// so a script can check a store with `afusion inspect`.
+    func reportDamage(_ listing: StoreListing, unreadable: Int) {
+        let damaged = listing.adapters.compactMap { e in e.damage.map { ("adapter", e.record.name, $0) } }
+            + listing.fusions.compactMap { e in e.damage.map { ("fusion", e.record.name, $0) } }
+        if damaged.isEmpty && unreadable == 0 { return }
+        print("")
+        for (kind, name, why) in damaged { print("DAMAGED \(kind) '\(name)': \(why)") }
+        let total = damaged.count + unreadable
+        print("\(total) damaged entr\(total == 1 ? "y" : "ies") in \(store); the others are intact")
+        Foundation.exit(1)
     }
 
     func printTable(_ rows: [[String]]) {

@@ -159,9 +159,10 @@ import Testing
         try Self.syntheticTask(dir, examples: 300, seed: 6)
         let common = ["--model", "model", "--threads", "1"]
         for method in ["lora", "prefix", "prompt", "bitfit", "ia3", "parallel", "unipelt"] {
-            var extra = ["--prefix-length", "3", "--prefix-mlp", "8", "--lora-rank", "2"]
-            if method == "unipelt" { extra += ["--prompt", "2"] }
-            if method == "prompt" { extra += ["--prompt", "3"] }
+            // Each method gets only the options it reads (the others are refused).
+            let lora = ["--lora-rank", "2"]
+            let prefix = ["--prefix-length", "3", "--prefix-mlp", "8"]
+            let extra = ["lora": lora, "prefix": prefix, "prompt": ["--prompt", "3"], "unipelt": prefix + lora + ["--prompt", "2"]][method] ?? []
             let t = try Self.run(
                 ["train-adapter", "--task", "z.toml", "--store", "s.h5", "--name", "z_\(method)", "--method", method, "--epochs", "1"] + extra
                     + common, in: dir)

@@ -101,6 +101,34 @@ import Testing
         }
     }
 
+    /// `inspect` loads every entry and names the damaged ones (it listed a tampered adapter as
+    /// normal before); damage makes its exit status 1.
+    @Test func inspectNamesDamagedEntries() throws {
+        let dir = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("store.h5").path
+        for (name, seed) in [("one", UInt64(1)), ("two", 2)] {
+            let (a, h) = randomized(name, seed: seed)
+            try AdapterStore.save(adapter: a, head: h, record: record(name, adapter: a, head: h), to: path)
+        }
+        let clean = try CLITests.run(["inspect", "store.h5"], in: dir)
+        #expect(clean.status == 0 && !clean.out.contains("DAMAGED"), "\(clean.out)")
+        do {
+            // The first weight below /adapters/one, however deep.
+            var target = try HDF5File(opening: path, writable: true).root.group("adapters/one")
+            while let child = target.children().first, target.isGroup(child) { target = try target.group(child) }
+            let leaf = try #require(target.children().first)
+            let t = try target.readTensor(leaf)
+            t[0] += 1
+            try target.remove(leaf)
+            try target.write(leaf, tensor: t)
+        }
+        let listing = try StoreListing(path)
+        #expect(listing.adapters.first { $0.record.name == "one" }?.damage?.contains("do not match their recorded fingerprint") == true)
+        #expect(listing.adapters.first { $0.record.name == "two" }?.damage == nil)
+        let r = try CLITests.run(["inspect", "store.h5"], in: dir)
+        #expect(r.status == 1 && r.out.contains("DAMAGED adapter 'one'") && r.out.contains("1 damaged entry"), "\(r.out)\n\(r.err)")
+    }
+
     @Test func failedSaveLeavesStoreUntouched() throws {
         let dir = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("store.h5").path

@@ -1,11 +1,15 @@
-/// What a store holds, for listing: every readable adapter and fusion with its parameter count
-/// and, for a fusion, the members changed since it was trained. Damaged entries are skipped and
-/// reported through `damaged` (see `AdapterStore.list`).
+/// What a store holds, for listing: every readable adapter and fusion with its parameter count,
+/// whether its weights still match their recorded fingerprint (each entry is loaded), and, for a
+/// fusion, the members changed since it was trained. Entries whose record cannot be read are
+/// skipped and reported through `damaged` (see `AdapterStore.list`).
 public struct StoreListing {
     public struct AdapterEntry {
         public let record: AdapterRecord
         /// Adapter and head parameters; nil when a dataset cannot be read.
         public let parameters: Int?
+        /// Why the entry does not load (weights changed behind the store's back, a dataset
+        /// missing or of the wrong shape); nil when it loads intact.
+        public let damage: String?
     }
 
     public struct FusionEntry {
@@ -13,6 +17,8 @@ public struct StoreListing {
         public let parameters: Int?
         /// Members whose weights differ from the ones the fusion was trained on (or are gone).
         public let changedMembers: [String]
+        /// As for adapters; nil when intact, or when changed members keep it from loading at all.
+        public let damage: String?
     }
 
     public let adapters: [AdapterEntry]
@@ -28,12 +34,21 @@ public struct StoreListing {
         func parameters(_ section: String, _ name: String) -> Int? {
             try? count(try root.group("\(section)/\(name)")) + count(try root.group("heads/\(name)"))
         }
-        adapters = records.map { AdapterEntry(record: $0, parameters: parameters("adapters", $0.name)) }
+        func damage(_ load: () throws -> Void) -> String? {
+            do { try load() } catch { return "\(error)" }
+            return nil
+        }
+        adapters = records.map { r in
+            AdapterEntry(
+                record: r, parameters: parameters("adapters", r.name),
+                damage: damage { _ = try AdapterStore.load(path, name: r.name, baseFingerprint: nil) })
+        }
         let current = Dictionary(records.map { ($0.name, $0.weightsFingerprint) }, uniquingKeysWith: { a, _ in a })
         fusions = fusionRecords.map { f in
-            FusionEntry(
-                record: f, parameters: parameters("fusions", f.name),
-                changedMembers: f.memberFingerprints.filter { current[$0.key] != $0.value }.keys.sorted())
+            let changed = f.memberFingerprints.filter { current[$0.key] != $0.value }.keys.sorted()
+            return FusionEntry(
+                record: f, parameters: parameters("fusions", f.name), changedMembers: changed,
+                damage: changed.isEmpty ? damage { _ = try FusionStore.load(path, name: f.name, baseFingerprint: nil) } : nil)
         }
     }
 }
