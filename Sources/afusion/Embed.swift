@@ -41,7 +41,7 @@ struct Embed: ParsableCommand {
         guard !texts.isEmpty else { throw CommandError("no sentences given (as arguments or on standard input)") }
         let (encoder, tokenizer) = try ModelDirectory.load(model)
         let fingerprint = try adapter.map { _ in try ModelDirectory.fingerprint(model) }
-        let hook = try adapter.map { try AdapterStore.load(store, name: $0, baseFingerprint: fingerprint).0 }
+        let hook = try adapter.map { try AdapterStore.loadMember(store, name: $0, baseFingerprint: fingerprint).0 }
         let workspace = EncoderWorkspace(config: encoder.config)
         // 64 sentences per pass (memory stays flat on long inputs), printed as they are done.
         for start in stride(from: 0, to: texts.count, by: 64) {

@@ -65,7 +65,8 @@ struct Inspect: ParsableCommand {
     /// After the tables: why each damaged entry does not load. Damage makes the exit status 1,
     /// so a script can check a store with `afusion inspect`.
     func reportDamage(_ listing: StoreListing, unreadable: Int) {
-        let damaged = listing.adapters.compactMap { e in e.damage.map { ("adapter", e.record.name, $0) } }
+        let damaged =
+            listing.adapters.compactMap { e in e.damage.map { ("adapter", e.record.name, $0) } }
             + listing.fusions.compactMap { e in e.damage.map { ("fusion", e.record.name, $0) } }
         if damaged.isEmpty && unreadable == 0 { return }
         print("")

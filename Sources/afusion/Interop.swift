@@ -42,23 +42,29 @@ struct ImportAdapterHub: ParsableCommand {
         var labels = imported.labels
         var taskName = adapterName
         var taskFile = ""
-        var metric = imported.head.config.kind == .regression ? "pearson" : "accuracy"
+        // A headless adapter records a placeholder head config (TrainingRecord.hasHead is false).
+        let headConfig = imported.head?.config ?? HeadConfig(kind: .regression, outputs: 1)
+        var metric = headConfig.kind == .regression ? "pearson" : "accuracy"
         if let task {
+            guard imported.head != nil else {
+                throw CommandError("\(directory) has no head_config.json, so no head to check --task against; import it without --task")
+            }
             let spec = try TaskSpec.load(task)
-            guard spec.labels == labels || (spec.isRegression && imported.head.config.kind == .regression) else {
+            guard spec.labels == labels || (spec.isRegression && headConfig.kind == .regression) else {
                 throw CommandError("\(task): labels \(spec.labels) differ from the head's \(labels)")
             }
             labels = spec.labels; taskName = spec.name; taskFile = spec.path; metric = spec.metric.rawValue
         }
         let record = AdapterRecord(
             name: adapterName, task: taskName, taskFile: taskFile, labels: labels, metric: metric,
-            adapterConfig: imported.adapter.config, headConfig: imported.head.config, baseModel: ModelDirectory.name(modelDir),
+            adapterConfig: imported.adapter.config, headConfig: headConfig, baseModel: ModelDirectory.name(modelDir),
             baseFingerprint: fingerprint, hiddenSize: config.hiddenSize, numLayers: config.numHiddenLayers, devMetrics: [], bestEpoch: 0,
             settings: TrainingConfig(), seed: 0, created: ISO8601DateFormatter().string(from: Date()))
         try AdapterStore.save(adapter: imported.adapter, head: imported.head, record: record, to: store, replace: replace)
         print(
-            "imported AdapterHub adapter '\(adapterName)' (\(imported.adapter.config.architecture), reduction \(imported.adapter.config.reductionFactor)) and its head into \(store)"
-        )
+            "imported AdapterHub adapter '\(adapterName)' (\(imported.adapter.config.architecture), reduction \(imported.adapter.config.reductionFactor)) "
+                + (imported.head == nil
+                    ? "without a head (none was saved with it: use it as a composition member) into \(store)" : "and its head into \(store)"))
         noteReplaced(adapterName, affecting: affected)
     }
 }
@@ -128,7 +134,7 @@ struct ImportAdapterHubFusion: ParsableCommand {
         var adapters: [String: Adapter] = [:]
         for m in members {
             guard records[m] != nil else { throw CommandError("\(store) has no adapter '\(m)': import it first with `afusion import adapterhub`") }
-            adapters[m] = try AdapterStore.load(store, name: m, baseFingerprint: fingerprint).0
+            adapters[m] = try AdapterStore.loadMember(store, name: m, baseFingerprint: fingerprint).0
         }
         let comp = try AdapterHubFusion.read(directory: directory, adapters: adapters, hidden: config.hiddenSize, layers: config.numHiddenLayers)
         let (fusionHead, labels) = try AdapterHubAdapter.readHead(directory: head, hidden: config.hiddenSize)
@@ -164,7 +170,7 @@ extension ExportAdapterHub {
         func sub(_ s: String) -> String { (directory as NSString).appendingPathComponent(s) }
         try AdapterHubFusion.write(comp, directory: sub("fusion"), safetensors: safetensors)  // checks first, before any member is written
         for member in comp.expr.adapterNames {
-            let (a, head, record) = try AdapterStore.load(store, name: member, baseFingerprint: loaded.record.baseFingerprint)
+            let (a, head, record) = try AdapterStore.loadMember(store, name: member, baseFingerprint: loaded.record.baseFingerprint)
             try AdapterHubAdapter(adapter: a, head: head, labels: record.labels).write(directory: sub(member), name: member, safetensors: safetensors)
         }
         try AdapterHubAdapter.writeHead(loaded.head, labels: loaded.record.labels, name: fusion, directory: sub("head"), safetensors: safetensors)

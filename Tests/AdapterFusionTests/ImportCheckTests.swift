@@ -211,3 +211,49 @@ extension ImportCheckTests {
         #expect(!FileManager.default.fileExists(atPath: tmp.appendingPathComponent("lora_out").path))
     }
 }
+
+extension ImportCheckTests {
+    /// A headless AdapterHub adapter (saved without head_config.json, as fusion members usually
+    /// are) imports as a member: a fusion over two such members imports and gives the peer's
+    /// logits; using one alone where a head is needed says why. It used to fail with "cannot
+    /// read AdapterHub file: No such file or directory".
+    @Test func headlessAdaptersImportAsMembers() throws {
+        let dir = try AdapterHubTests.fixtureDir()
+        let tmp = try Support.tempDir(); defer { try? FileManager.default.removeItem(at: tmp) }
+        try FileManager.default.copyItem(atPath: dir + "/model", toPath: tmp.appendingPathComponent("model").path)
+        try Data("name = \"z\"\n[data]\nfiles = [\"none.csv\"]\nformat = \"csv\"\n[labels]\nnames = [\"neg\", \"neu\", \"pos\"]\n".utf8)
+            .write(to: tmp.appendingPathComponent("z.toml"))
+        for member in ["seqfusion_a", "seqfusion_b"] {
+            let to = tmp.appendingPathComponent(member).path
+            try FileManager.default.createDirectory(atPath: to, withIntermediateDirectories: true)
+            for f in try FileManager.default.contentsOfDirectory(atPath: dir + "/" + member) where !f.contains("head") {
+                try FileManager.default.copyItem(atPath: dir + "/\(member)/" + f, toPath: to + "/" + f)
+            }
+            let r = try CLITests.run(["import", "adapterhub", member, "--store", "s.h5", "--model", "model"], in: tmp)
+            #expect(r.status == 0 && r.out.contains("without a head"), "\(r.out)\n\(r.err)")
+        }
+        try Data("[PAD]\n[UNK]\n[CLS]\n[SEP]\nx\n".utf8).write(to: tmp.appendingPathComponent("model/vocab.txt"))
+        let alone = try CLITests.run(["predict", "--store", "s.h5", "--adapter", "seqfusion_a", "--model", "model"], stdin: "x\n", in: tmp)
+        #expect(alone.status != 0 && alone.err.contains("adapter 'seqfusion_a' has no task head"), "\(alone.err)")
+        let fusion = try CLITests.run(
+            [
+                "import", "adapterhub-fusion", dir + "/seqfusion", "--head", dir + "/seqfusion_head", "--task", "z.toml", "--name", "zf",
+                "--store", "s.h5", "--model", "model",
+            ], in: tmp)
+        #expect(fusion.status == 0, "\(fusion.err)")
+        let inspect = try CLITests.run(["inspect", "s.h5"], in: tmp)
+        #expect(inspect.status == 0 && !inspect.out.contains("DAMAGED"), "\(inspect.out)\n\(inspect.err)")
+        let f = try FusionStore.load(tmp.appendingPathComponent("s.h5").path, name: "zf", baseFingerprint: nil)
+        let encoder = try BertEncoder(directory: tmp.appendingPathComponent("model").path)
+        let fixture = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/logits.json"))) as? [String: Any])
+        let inputs = try #require(fixture["inputs"] as? [[Int]]).map { $0.map(Int32.init) }
+        let expected = try #require((fixture["logits"] as? [String: [[Double]]])?["seqfusion"])
+        let batch = TokenBatch(sequences: inputs)
+        let out = f.head.forward(
+            try encoder.forward(batch, workspace: EncoderWorkspace(config: encoder.config), hook: f.composition.root), batch: batch)
+        for (r, e) in expected.enumerated() {
+            for (j, b) in e.enumerated() { #expect(abs(Double(out[r * 3 + j]) - b) <= 1e-5 * max(1, abs(b)), "row \(r)") }
+        }
+    }
+}

@@ -14,11 +14,13 @@ import Foundation
 /// than AdapterHub's.
 public struct AdapterHubAdapter {
     public let adapter: Adapter
-    public let head: PredictionHead
-    /// Label names in output order (AdapterHub's label2id); empty for a regression head.
+    /// The task head; nil for an adapter saved without `head_config.json` (fusion members and
+    /// language adapters usually are), which is usable as a composition member only.
+    public let head: PredictionHead?
+    /// Label names in output order (AdapterHub's label2id); empty for a regression head or none.
     public let labels: [String]
 
-    public init(adapter: Adapter, head: PredictionHead, labels: [String]) {
+    public init(adapter: Adapter, head: PredictionHead?, labels: [String]) {
         self.adapter = adapter
         self.head = head
         self.labels = labels
@@ -57,6 +59,7 @@ public struct AdapterHubAdapter {
                 p.value.copy(from: try finite(weights.tensor(base + key, shape: p.value.shape), base + key, directory))
             }
         }
+        guard FileManager.default.fileExists(atPath: path(headConfigFile)) else { return AdapterHubAdapter(adapter: adapter, head: nil, labels: []) }
         let (head, labels) = try readHead(directory: directory, stored: stored, hidden: hidden)
         return AdapterHubAdapter(adapter: adapter, head: head, labels: labels)
     }
@@ -214,7 +217,7 @@ extension AdapterHubAdapter {
             ]
         }
         try Self.writeWeights(tensors, directory, safetensors: safetensors, names: Self.adapterWeights)
-        try Self.writeHead(head, labels: labels, name: name, directory: directory, safetensors: safetensors)
+        if let head { try Self.writeHead(head, labels: labels, name: name, directory: directory, safetensors: safetensors) }
     }
 
     /// Writes `head` as `save_head` would (`head_config.json`, `model_head.safetensors`).

@@ -61,10 +61,12 @@ public enum AdapterStore {
     /// (`Adapter.finishTraining`: a prefix's MLP is replaced by its output). An adapter already
     /// stored under that name is replaced only when `replace` is true; a fusion of that name is
     /// never replaced (`StoreConflict`, see `checkSave`).
-    public static func save(adapter: Adapter, head: PredictionHead, record: AdapterRecord, to path: String, replace: Bool = false) throws {
+    /// `head` nil stores a headless adapter (a composition member only, `TrainingRecord.hasHead`).
+    public static func save(adapter: Adapter, head: PredictionHead?, record: AdapterRecord, to path: String, replace: Bool = false) throws {
         adapter.finishTraining()
         var rec = record
-        rec.weightsFingerprint = fingerprint(adapter.parameters + head.parameters)
+        rec.training.hasHead = head != nil
+        rec.weightsFingerprint = fingerprint(adapter.parameters + (head?.parameters ?? []))
         let entry = (kind: StoreEntryKind.adapter, name: rec.name, replace: replace)
         try rewrite(path, replacing: [("adapters", rec.name), ("heads", rec.name)], entry: entry) { root in
             let g = try root.createGroup("adapters/\(rec.name)")
@@ -74,7 +76,7 @@ public enum AdapterStore {
             if rec.adapterConfig.hasBottleneck { try g.setAttribute("placement", rec.adapterConfig.placement.rawValue) }
             try g.setAttribute("config", json(rec.adapterConfig))
             try rec.training.write(to: g, name: rec.name)
-            try rec.training.writeHead(head, in: root, name: rec.name, owner: ("adapter", rec.name))
+            if let head { try rec.training.writeHead(head, in: root, name: rec.name, owner: ("adapter", rec.name)) }
         }
     }
 
@@ -154,16 +156,29 @@ public enum AdapterStore {
     }
 
     /// Loads adapter `name` and its head. Refuses a store written for another base model
-    /// (`baseFingerprint` differs) or with weights that no longer match their fingerprint.
+    /// (`baseFingerprint` differs) or with weights that no longer match their fingerprint, and
+    /// a headless adapter (it has no head to predict with; `loadMember` loads it).
     public static func load(_ path: String, name: String, baseFingerprint: String?) throws -> (Adapter, PredictionHead, AdapterRecord) {
+        let (adapter, head, rec) = try loadMember(path, name: name, baseFingerprint: baseFingerprint)
+        guard let head else {
+            throw HDF5Error(
+                "\(path): adapter '\(name)' has no task head (imported without head_config.json); "
+                    + "use it as a member of a composition (fuse, stack, average, …) with a task, or import it with its head")
+        }
+        return (adapter, head, rec)
+    }
+
+    /// Loads adapter `name` as a composition member: its head too when it has one (nil for a
+    /// headless adapter), with the same checks as `load`.
+    public static func loadMember(_ path: String, name: String, baseFingerprint: String?) throws -> (Adapter, PredictionHead?, AdapterRecord) {
         let root = try HDF5File(opening: path).root
         let g = try TrainingRecord.group(root, section: "adapters", kind: "adapter", name: name, path: path)
         let rec = try readRecord(g, name: name)
         try rec.training.checkBase(baseFingerprint, kind: "adapter", name: name, path: path)
         let adapter = Adapter(name: name, config: rec.adapterConfig, hidden: rec.hiddenSize, layers: rec.numLayers, seed: 0, stored: true)
         for p in adapter.parameters { p.value.copy(from: try g.readTensor(p.name, shape: p.value.shape)) }
-        let head = try rec.training.readHead(from: root, name: rec.name)
-        try rec.training.checkWeights(adapter.parameters + head.parameters, kind: "adapter", name: name, path: path)
+        let head = rec.training.hasHead ? try rec.training.readHead(from: root, name: rec.name) : nil
+        try rec.training.checkWeights(adapter.parameters + (head?.parameters ?? []), kind: "adapter", name: name, path: path)
         return (adapter, head, rec)
     }
 }

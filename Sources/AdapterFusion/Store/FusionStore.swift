@@ -121,7 +121,7 @@ public enum FusionStore {
                         + "(weights fingerprint \(r.weightsFingerprint.prefix(12))…, fusion expects \(rec.memberFingerprints[member]?.prefix(12) ?? "none")…); retrain the fusion"
                 )
             }
-            adapters[member] = try AdapterStore.load(path, name: member, baseFingerprint: baseFingerprint).0
+            adapters[member] = try AdapterStore.loadMember(path, name: member, baseFingerprint: baseFingerprint).0
         }
         if let p = Composition.problem(recipe.expr, configs: adapters.mapValues(\.config)) {
             throw HDF5Error("\(path): fusion '\(name)' cannot be rebuilt: \(p.message)")

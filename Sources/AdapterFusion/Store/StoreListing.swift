@@ -41,7 +41,7 @@ public struct StoreListing {
         adapters = records.map { r in
             AdapterEntry(
                 record: r, parameters: parameters("adapters", r.name),
-                damage: damage { _ = try AdapterStore.load(path, name: r.name, baseFingerprint: nil) })
+                damage: damage { _ = try AdapterStore.loadMember(path, name: r.name, baseFingerprint: nil) })
         }
         let current = Dictionary(records.map { ($0.name, $0.weightsFingerprint) }, uniquingKeysWith: { a, _ in a })
         fusions = fusionRecords.map { f in

@@ -24,6 +24,10 @@ public struct TrainingRecord: Sendable, Equatable {
     public var toolVersion: String = AdapterFusionVersion.string
     /// SHA-256 over the trained weights (and the head's), in name order.
     public var weightsFingerprint: String = ""
+    /// False for an adapter stored without a task head (an AdapterHub adapter saved without
+    /// `head_config.json`): usable as a composition member only. Its `headConfig` is then a
+    /// placeholder that nothing reads; the group's `head` attribute is "".
+    public var hasHead = true
 
     /// Best dev metric.
     public var bestDevMetric: Double? { bestEpoch >= 1 && bestEpoch <= devMetrics.count ? devMetrics[bestEpoch - 1] : nil }

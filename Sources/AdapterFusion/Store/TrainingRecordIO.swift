@@ -9,7 +9,7 @@ extension TrainingRecord {
         try g.setAttribute("task_file", taskFile)
         try g.setAttribute("labels", AdapterStore.json(labels))
         try g.setAttribute("metric", metric)
-        try g.setAttribute("head", name)
+        try g.setAttribute("head", hasHead ? name : "")
         try g.setAttribute("head_config", AdapterStore.json(headConfig))
         try g.setAttribute("base_model", baseModel)
         try g.setAttribute("base_fingerprint", baseFingerprint)
@@ -35,6 +35,7 @@ extension TrainingRecord {
             seed: try g.intAttribute("seed"), created: try g.stringAttribute("created"))
         r.toolVersion = try g.stringAttribute("tool_version")
         r.weightsFingerprint = try g.stringAttribute("weights_fingerprint")
+        r.hasHead = (try? g.stringAttribute("head")) != ""
         try r.validate(at: g)
         return r
     }

@@ -49,7 +49,7 @@ public struct PreparedRecipe {
         // match their fingerprint, or training would fail (or worse) later.
         var adapters: [String: Adapter] = [:]
         for n in r.adapterPositions {
-            do { adapters[n.value] = try AdapterStore.load(storePath, name: n.value, baseFingerprint: fingerprint).0 } catch {
+            do { adapters[n.value] = try AdapterStore.loadMember(storePath, name: n.value, baseFingerprint: fingerprint).0 } catch {
                 throw r.error(n.line, n.column, "adapter '\(n.value)' cannot be used: \(error)")
             }
         }
