@@ -48,10 +48,10 @@ bench: build
 	  $(AFUSION) bench infer-fusion --adapters 3 --batch 32 --seq 128 --threads $$t; \
 	done
 
-## libFuzzer over the recipe, task-file, data, safetensors and PyTorch-checkpoint parsers: FUZZ_RUNS executions
+## libFuzzer over the recipe, task-file, data, safetensors, PyTorch-checkpoint and AdapterHub-config parsers: FUZZ_RUNS executions
 ## each (default 1,000,000), seeded from Tests/Fuzz/<target>/; crashes land in .fuzz/crashes/.
 FUZZ_RUNS ?= 1000000
-FUZZ_TARGETS = recipe task csv tsv jsonl label-text bigbench safetensors torch
+FUZZ_TARGETS ?= recipe task csv tsv jsonl label-text bigbench safetensors torch adapterhub
 fuzz: setup
 	AFUSION_FUZZ=1 $(SWIFT) build --scratch-path .build-fuzz --product afusion-fuzz \
 	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -Onone 2>&1 | grep -v "Cannot export local symbol"

@@ -4,7 +4,8 @@ import Foundation
 // libFuzzer entry point for the parsers of user input. Built only by `make fuzz` (with
 // `-sanitize=fuzzer,address`; Package.swift adds this target when AFUSION_FUZZ is set).
 // $AFUSION_FUZZ_TARGET picks the parser: recipe, task, csv, tsv, jsonl, label-text, bigbench,
-// safetensors, torch (PyTorch .bin checkpoints). Errors thrown for bad input are expected; a crash, trap or sanitizer report is a bug.
+// safetensors, torch (PyTorch .bin checkpoints), adapterhub (adapter_config.json / head_config.json, by the first
+// byte's parity). Errors thrown for bad input are expected; a crash, trap or sanitizer report is a bug.
 
 let target = ProcessInfo.processInfo.environment["AFUSION_FUZZ_TARGET"] ?? "recipe"
 let scratch = "/tmp/afusion-fuzz-\(getpid()).safetensors"
@@ -34,6 +35,8 @@ public func fuzz(_ bytes: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         if let f = try? TorchCheckpoint(path: scratch) {
             for name in f.tensors.keys { _ = try? f.tensor(name) }
         }
+    case "adapterhub":
+        _ = try? AdapterHubAdapter.checkConfigJSON(data, head: (data.first ?? 0) % 2 == 1, hidden: 384, layers: 6)
     default:
         fatalError("unknown AFUSION_FUZZ_TARGET '\(target)'")
     }

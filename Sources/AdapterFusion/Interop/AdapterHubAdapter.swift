@@ -126,6 +126,19 @@ public struct AdapterHubAdapter {
 
     static func readHead(directory: String, stored: String, hidden: Int) throws -> (PredictionHead, [String]) {
         let meta = try JSONFields.read((directory as NSString).appendingPathComponent(headConfigFile), what: "cannot read AdapterHub file")
+        let (config, labels) = try headConfig(meta)
+        let head = PredictionHead(config: config, hidden: hidden, seed: 0)
+        let weights = try Self.weights(directory, safetensors: headWeights.safe, bin: headWeights.bin)
+        let base = "heads.\(stored)."
+        let out = outputIndex(preDense: config.preDense)
+        var tensors = [(head.output.weight, base + out + ".weight"), (head.output.bias, base + out + ".bias")]
+        if let dense = head.dense { tensors += [(dense.weight, base + "1.weight"), (dense.bias, base + "1.bias")] }
+        for (p, key) in tensors { p.value.copy(from: try finite(weights.tensor(key, shape: p.value.shape), key, directory)) }
+        return (head, labels)
+    }
+
+    /// A `head_config.json`'s head and label names, every field checked.
+    static func headConfig(_ meta: JSONFields) throws -> (HeadConfig, [String]) {
         guard let c = try meta.object("config") else { throw meta.refuse("config", "is missing") }
         guard try c.string("head_type") == "classification" else {
             throw c.refuse(
@@ -139,14 +152,19 @@ public struct AdapterHubAdapter {
         if try c.bool("use_pooler") == true { throw c.refuse("use_pooler", "= true is not supported ([CLS] state only)") }
         let regression = outputs == 1
         let config = HeadConfig(kind: regression ? .regression : .classification, outputs: outputs, preDense: layers == 2)
-        let head = PredictionHead(config: config, hidden: hidden, seed: 0)
-        let weights = try Self.weights(directory, safetensors: headWeights.safe, bin: headWeights.bin)
-        let base = "heads.\(stored)."
-        let out = outputIndex(preDense: layers == 2)
-        var tensors = [(head.output.weight, base + out + ".weight"), (head.output.bias, base + out + ".bias")]
-        if let dense = head.dense { tensors += [(dense.weight, base + "1.weight"), (dense.bias, base + "1.bias")] }
-        for (p, key) in tensors { p.value.copy(from: try finite(weights.tensor(key, shape: p.value.shape), key, directory)) }
-        return (head, regression ? [] : try labels(c, outputs: outputs))
+        return (config, regression ? [] : try labels(c, outputs: outputs))
+    }
+
+    /// Checks the bytes of an `adapter_config.json` (`head: false`) or `head_config.json`
+    /// (`head: true`) as an import would, without weights: for the fuzzer and for tools.
+    public static func checkConfigJSON(_ data: Data, head: Bool, hidden: Int, layers: Int) throws {
+        let meta = try JSONFields.parse(data, file: head ? headConfigFile : adapterConfigFile)
+        if head {
+            _ = try headConfig(meta)
+        } else {
+            guard let config = try meta.object("config") else { throw meta.refuse("config", "is missing") }
+            _ = try adapterConfig(config, hidden: hidden, layers: layers)
+        }
     }
 
     /// Label names in output order from `label2id`: one name per id, every id in 0..<outputs
