@@ -130,12 +130,8 @@ public struct TOMLParser {
 
     private mutating func ensureTable(_ root: inout TOMLTable, _ path: [String]) throws {
         guard let first = path.first else { return }
-        var sub: TOMLTable
-        switch root[first] {
-        case nil: sub = TOMLTable()
-        case .table(let t)?: sub = t
-        default: throw fail("'\(first)' is already a value, not a table")
-        }
+        // Moved out and back, not copied: filling a table key by key stays linear in its size.
+        guard var sub = root.takeTable(first) else { throw fail("'\(first)' is already a value, not a table") }
         try ensureTable(&sub, Array(path.dropFirst()))
         root.set(first, .table(sub))
     }
@@ -148,11 +144,7 @@ public struct TOMLParser {
             table.set(path[0], value)
             return
         }
-        var sub: TOMLTable
-        switch table[path[0]] {
-        case nil: sub = TOMLTable()
-        case .table(let t)?: sub = t
-        default:
+        guard var sub = table.takeTable(path[0]) else {
             throw SourceError(file: file, text: text, line: line, column: column, "TOML: '\(Token.cut(path[0]))' is already a value, not a table")
         }
         try insert(&sub, Array(path.dropFirst()), value, line: line, column: column)

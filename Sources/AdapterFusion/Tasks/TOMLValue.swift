@@ -27,4 +27,16 @@ public struct TOMLTable: Equatable, Sendable {
         if values[key] == nil { keys.append(key) }
         values[key] = value
     }
+
+    /// The sub-table at `key` (a new one if absent), moved out so that changing it copies
+    /// nothing; `set` puts it back. Nil when `key` holds a value that is not a table.
+    mutating func takeTable(_ key: String) -> TOMLTable? {
+        switch values[key] {
+        case nil: return TOMLTable()
+        case .table(let t)?:
+            values[key] = .table(TOMLTable())  // drop this table's reference: `t` is now the only one
+            return t
+        default: return nil
+        }
+    }
 }
