@@ -121,6 +121,12 @@ public enum DataReader {
             endField()
             if !(fields.count == 1 && fields[0].isEmpty) { records.append((recordLine, fields, nil)) }
         }
+        return try rows(records, path: path)
+    }
+
+    /// The records of a delimited file as rows keyed by the header's names; a record with the
+    /// wrong number of fields or invalid UTF-8 is a bad row naming its line.
+    static func rows(_ records: [(line: Int, fields: [ArraySlice<UInt8>], error: String?)], path: String) throws -> [RawRow] {
         guard let header = records.first else { throw SourceError(file: path, "empty file: a header row is needed") }
         let names = header.fields.map { decode($0) ?? "" }
         var rows: [RawRow] = []

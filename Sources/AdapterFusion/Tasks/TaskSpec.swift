@@ -127,6 +127,28 @@ public struct TaskSpec: Sendable {
         if threshold != nil && names.count != 2 {
             throw reader.error(at: "threshold", section: "labels", "a threshold binarises scores, so it needs exactly 2 label names")
         }
+        let metric = try Self.metric(root, reader: reader, regression: regression)
+        let split = try Self.split(root, reader: reader, resolve: resolve)
+        let files: [String]
+        if case .files = split { files = [] } else { files = try reader.strings(dataT, "files", section: "data").map(resolve) }
+        let maxLength = try reader.optionalInt(root, "max_length", section: nil) ?? 128
+        guard (8...512).contains(maxLength) else { throw reader.error(at: "max_length", section: nil, "max_length must be in 8...512") }
+        return TaskSpec(
+            name: name, description: try reader.optionalString(root, "description", section: nil) ?? "",
+            path: path, files: files, format: format,
+            textField: try reader.optionalString(dataT, "text", section: "data") ?? "text",
+            pairField: try reader.optionalString(dataT, "pair", section: "data"),
+            pairSeparator: try reader.optionalString(dataT, "pair_separator", section: "data"),
+            labelField: try reader.optionalString(dataT, "label", section: "data") ?? "label",
+            quotedTSV: quoted, firstLine: firstLine,
+            labelDelimiter: try reader.optionalString(dataT, "label_delimiter", section: "data"),
+            labels: names, labelValues: values, threshold: threshold,
+            neutralBand: neutralBand,
+            metric: metric, maxLength: maxLength, split: split, skipBadRows: badRows == "skip")
+    }
+
+    /// The top-level `metric`, checked against the kind of task (default: accuracy or Pearson).
+    static func metric(_ root: TOMLTable, reader: TableReader, regression: Bool) throws -> Metric {
         let metricName = try reader.optionalString(root, "metric", section: nil) ?? (regression ? "pearson" : "accuracy")
         guard let metric = Metric(rawValue: metricName) else {
             throw reader.error(
@@ -137,6 +159,11 @@ public struct TaskSpec: Sendable {
             throw reader.error(
                 at: "metric", section: nil, "metric '\(metricName)' does not fit a \(regression ? "regression" : "classification") task")
         }
+        return metric
+    }
+
+    /// The `[split]` section (80/10/10 by hash when absent).
+    static func split(_ root: TOMLTable, reader: TableReader, resolve: (String) -> String) throws -> Split {
         var split = Split.hash(dev: 0.1, test: 0.1)
         if let splitT = root["split"]?.table {
             try reader.allowOnly(splitT, ["rule", "dev", "test", "train_files", "dev_files", "test_files"], section: "split")
@@ -157,22 +184,7 @@ public struct TaskSpec: Sendable {
                 throw reader.error(at: "rule", section: "split", "unknown split rule '\(other)'", hint: "hash or files")
             }
         }
-        let files: [String]
-        if case .files = split { files = [] } else { files = try reader.strings(dataT, "files", section: "data").map(resolve) }
-        let maxLength = try reader.optionalInt(root, "max_length", section: nil) ?? 128
-        guard (8...512).contains(maxLength) else { throw reader.error(at: "max_length", section: nil, "max_length must be in 8...512") }
-        return TaskSpec(
-            name: name, description: try reader.optionalString(root, "description", section: nil) ?? "",
-            path: path, files: files, format: format,
-            textField: try reader.optionalString(dataT, "text", section: "data") ?? "text",
-            pairField: try reader.optionalString(dataT, "pair", section: "data"),
-            pairSeparator: try reader.optionalString(dataT, "pair_separator", section: "data"),
-            labelField: try reader.optionalString(dataT, "label", section: "data") ?? "label",
-            quotedTSV: quoted, firstLine: firstLine,
-            labelDelimiter: try reader.optionalString(dataT, "label_delimiter", section: "data"),
-            labels: names, labelValues: values, threshold: threshold,
-            neutralBand: neutralBand,
-            metric: metric, maxLength: maxLength, split: split, skipBadRows: badRows == "skip")
+        return split
     }
 }
 
