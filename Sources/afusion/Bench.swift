@@ -265,7 +265,9 @@ struct BenchRealTask: ParsableCommand {
         var tc = TrainingConfig()
         tc.epochs = 1; tc.batchSize = batch; tc.maxLength = spec.maxLength; tc.maxTrain = maxTrain; tc.maxDev = 32
         tc.hiddenDropout = encoder.config.hiddenDropoutProb; tc.attentionDropout = encoder.config.attentionProbsDropoutProb
-        let (train, dev) = try trainingSplits(spec, config: tc, tokenizer: tokenizer, skipBadRows: spec.skipBadRows)
+        let data = try TrainingData(spec, settings: tc, tokenizer: tokenizer, skipBadRows: spec.skipBadRows)
+        print(data.summary(task: spec.name))
+        let (train, dev) = (data.train, data.dev)
         let c = encoder.config
         let adapter = Adapter(name: "bench", config: AdapterConfig(), hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 1)
         let head = PredictionHead(config: headConfig(for: spec), hidden: c.hiddenSize, seed: 2)

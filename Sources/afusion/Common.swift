@@ -86,39 +86,6 @@ extension AdapterPlacement: ExpressibleByArgument {}
 extension PEFTMethod: ExpressibleByArgument {}
 extension Activation: ExpressibleByArgument {}
 
-/// Loads a task's train and dev splits, samples them as `config` says (seeds `seed` and
-/// `seed + 1`, as `eval` expects), prints their sizes and what was skipped, and encodes them.
-func trainingSplits(
-    _ spec: TaskSpec, config: TrainingConfig, tokenizer: WordPieceTokenizer,
-    skipBadRows: Bool
-) throws -> (train: EncodedSplit, dev: EncodedSplit) {
-    let status = StatusLine()
-    status.update("loading \(spec.name) data…", force: true)
-    let data = try Dataset.load(spec, skipBadRows: skipBadRows)
-    status.finish()
-    let train = data.examples(.train, max: config.maxTrain, settings: config)
-    let dev = data.examples(.dev, max: nil, settings: config)
-    guard !train.isEmpty, !dev.isEmpty else {
-        throw CommandError("\(spec.path): the task has \(data.train.count) train and \(data.dev.count) dev examples; both must be non-empty")
-    }
-    print(
-        "task \(spec.name): \(data.train.count) train / \(data.dev.count) dev / \(data.test.count) test examples"
-            + (data.skipped.isEmpty
-                ? "" : "; skipped " + data.skipped.sorted { $0.key < $1.key }.map { "\($0.value) (\($0.key))" }.joined(separator: ", ")))
-    if train.count < data.train.count || dev.count < data.dev.count {
-        print("using a seeded sample: \(train.count) train, \(dev.count) dev")
-    }
-    return (
-        EncodedSplit(train, tokenizer: tokenizer, maxLength: config.maxLength),
-        EncodedSplit(dev, tokenizer: tokenizer, maxLength: config.maxLength)
-    )
-}
-
-/// The head a task needs: one output per label, or one value.
-func headConfig(for spec: TaskSpec) -> HeadConfig {
-    HeadConfig(kind: spec.isRegression ? .regression : .classification, outputs: max(spec.labels.count, 1))
-}
-
 /// A failure of the command's work (bad or missing data, no store) rather than of its
 /// arguments: printed as "Error: …" without the usage text.
 struct CommandError: Error, CustomStringConvertible {
@@ -160,6 +127,17 @@ enum Check {
 }
 
 /// Prints training events: a live status line per step, a summary line per epoch.
+/// Prints a training run's events: the data summary, what is trained (+ `built`), the trainer's progress.
+func reporter(_ status: StatusLine, metric: String, built: String = "") -> (RunEvent) -> Void {
+    { event in
+        switch event {
+        case .data(let summary): status.finish(); print(summary)
+        case .built(let line): print(line + built)
+        case .training(let e): report(e, metric: metric, status: status)
+        }
+    }
+}
+
 func report(_ event: TrainingEvent, metric: String, status: StatusLine) {
     switch event {
     case let .started(n, d, steps, pad):

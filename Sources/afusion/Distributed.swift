@@ -73,13 +73,14 @@ struct TrainAdapters: ParsableCommand {
                 }
             }
             let (encoder, tokenizer) = try ModelDirectory.load(options.modelOptions.modelDirectory)
+            let base = BaseModel(
+                encoder: encoder, tokenizer: tokenizer, fingerprint: fingerprint, name: ModelDirectory.name(options.modelOptions.modelDirectory))
             let mine = todo.filter { owner[$0] == cluster.rank }
             // Ranks other than 0 also keep what they trained in a store of their own until rank 0
             // has stored it: if the job dies first, nothing trained is lost.
             let rescue = store + ".rank\(cluster.rank).h5"
             for i in mine {
-                let trained = try options.train(
-                    specs[i], name: specs[i].name, encoder: encoder, tokenizer: tokenizer, fingerprint: fingerprint, cluster: .alone)!
+                let trained = try options.train(specs[i], name: specs[i].name, base: base, cluster: .alone)!
                 try saveAdapter(trained, to: cluster.isRoot ? store : rescue, replace: cluster.isRoot ? replace : true)
             }
             // The rescue store travels to rank 0 whole, once: a send waits for rank 0 to receive,

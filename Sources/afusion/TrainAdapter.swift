@@ -95,18 +95,15 @@ struct AdapterTrainingOptions: ParsableArguments {
         }
     }
 
-    /// Trains an adapter named `name` for `spec` (data-parallel over `cluster`'s ranks). Returns
-    /// what to store on rank 0, nil on the other ranks.
-    func train(
-        _ spec: TaskSpec, name adapterName: String, encoder: BertEncoder, tokenizer: WordPieceTokenizer, fingerprint: String,
-        cluster: Cluster
-    ) throws -> (Adapter, PredictionHead, AdapterRecord)? {
-        let c = encoder.config
+    /// Trains an adapter named `name` for `spec` (data-parallel over `cluster`'s ranks), printing
+    /// progress. Returns what to store on rank 0, nil on the other ranks.
+    func train(_ spec: TaskSpec, name adapterName: String, base: BaseModel, cluster: Cluster) throws -> (Adapter, PredictionHead, AdapterRecord)? {
+        let c = base.encoder.config
         try Check.maxLength(maxLen, model: c)
         var tc = TrainingConfig()
-        tc.epochs = epochs; tc.learningRate = lr ?? Self.defaultLearningRate(method); tc.batchSize = batch; tc.maxLength = maxLen ?? spec.maxLength
+        tc.epochs = epochs; tc.learningRate = lr ?? AdapterTraining.defaultLearningRate(method); tc.batchSize = batch
+        tc.maxLength = maxLen ?? spec.maxLength
         tc.seed = seed; tc.patience = patience; tc.maxTrain = maxTrain; tc.maxDev = maxDev
-        tc.hiddenDropout = c.hiddenDropoutProb; tc.attentionDropout = c.attentionProbsDropoutProb
         let leave = try (leaveOut ?? "").split(separator: ",").map { s -> Int in
             guard let l = Int(s.trimmingCharacters(in: .whitespaces)), (0..<c.numHiddenLayers).contains(l) else {
                 throw ValidationError("--leave-out: '\(s)' is not a layer in 0..<\(c.numHiddenLayers)")
@@ -117,69 +114,19 @@ struct AdapterTrainingOptions: ParsableArguments {
             throw ValidationError(
                 "--leave-out \(leaveOut ?? "") leaves out every one of the model's \(c.numHiddenLayers) layers: nothing would train")
         }
-        let adapterConfig = try adapterConfig(leaveOut: leave, encoder: c)
-        if let p = adapterConfig.prompt, tc.maxLength + p.length > c.maxPositionEmbeddings {
-            throw ValidationError(
-                "--max-len \(tc.maxLength) plus \(p.length) prompt tokens exceeds the model's \(c.maxPositionEmbeddings) positions; lower --max-len or --prompt"
-            )
-        }
-        let headConfig = headConfig(for: spec)
-
-        let (train, dev) = try trainingSplits(spec, config: tc, tokenizer: tokenizer, skipBadRows: skipBadRows)
+        var run = AdapterTraining(config: try adapterConfig(leaveOut: leave, encoder: c), settings: tc)
+        run.skipBadRows = skipBadRows
         let status = StatusLine()
-
-        let adapter = Adapter(name: adapterName, config: adapterConfig, hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: seed)
-        if let prefix = adapter.prefixModule, let p = adapterConfig.prefix {
-            try prefix.initialize(
-                from: encoder, ids: PromptModule.initialIDs(PromptConfig(length: p.length), labels: spec.labels, tokenizer: tokenizer, seed: seed),
-                cls: tokenizer.clsId, sep: tokenizer.sepId)
-        }
-        if let prompt = adapter.promptModule, let p = adapterConfig.prompt {
-            // A vocabulary without real words (a test model) keeps the random start.
-            let ids = PromptModule.initialIDs(p, labels: spec.labels, tokenizer: tokenizer, seed: seed)
-            if !ids.isEmpty { prompt.initialize(from: encoder.weights.wordEmbeddings, ids: ids) }
-        }
-        let head = PredictionHead(config: headConfig, hidden: c.hiddenSize, seed: seed &+ 7)
-        let params = adapter.parameters + head.parameters
-        let shape =
-            adapterConfig.hasBottleneck
-            ? ", reduction \(adapterConfig.reductionFactor) (bottleneck \(adapterConfig.bottleneckSize(hidden: c.hiddenSize))), \(adapterConfig.nonLinearity.rawValue)"
-            : ""
-        print(
-            "adapter \(adapterName): \(adapterConfig.architecture)\(shape); \(params.reduce(0) { $0 + $1.value.count }) trainable parameters "
-                + "(\(described(adapter, encoder: encoder))); "
-                + "lr \(tc.learningRate), batch \(batch), max \(epochs) epochs, \(BLAS.threads) thread(s)"
-                + (cluster.isParallel ? " × \(cluster.size) ranks" : ""))
-        let trainer = Trainer(encoder: encoder, model: adapter, head: head)
-        let result = try trainer.train(train: train, dev: dev, spec: spec, config: tc, cluster: cluster) { event in
-            report(event, metric: spec.metric.rawValue, status: status)
-        }
+        status.update("loading \(spec.name) data…", force: true)
+        let ranks = cluster.isParallel ? " × \(cluster.size) ranks" : ""
+        let trained = try run.train(
+            task: spec, name: adapterName, base: base, cluster: cluster, progress: reporter(status, metric: spec.metric.rawValue, built: ranks))
         status.finish()
-        adapter.finishTraining()
-        guard cluster.isRoot else { return nil }
-        let record = AdapterRecord(
-            name: adapterName, task: spec.name, taskFile: spec.path, labels: spec.labels, metric: spec.metric.rawValue,
-            adapterConfig: adapterConfig, headConfig: headConfig, baseModel: ModelDirectory.name(modelOptions.modelDirectory),
-            baseFingerprint: fingerprint, hiddenSize: c.hiddenSize, numLayers: c.numHiddenLayers,
-            devMetrics: result.devMetrics, bestEpoch: result.bestEpoch, settings: tc,
-            seed: Int(seed), created: ISO8601DateFormatter().string(from: Date()))
-        return (adapter, head, record)
+        return trained.map { ($0.adapter, $0.head, $0.record) }
     }
 }
 
 extension AdapterTrainingOptions {
-    /// The learning rate a method trains well with on our tasks unless `--lr` says otherwise.
-    static func defaultLearningRate(_ m: PEFTMethod) -> Float {
-        switch m {
-        case .bottleneck, .parallel, .prefix: return 1e-3
-        case .lora: return 3e-3
-        case .bitfit: return 5e-3
-        case .prompt: return 1e-2
-        case .ia3: return 3e-2
-        case .unipelt: return 2e-3
-        }
-    }
-
     /// Parses a comma-separated target list for `option`.
     func targets(_ text: String, option: String) throws -> [ProjectionTarget] {
         try text.split(separator: ",").map { part in
@@ -218,18 +165,6 @@ extension AdapterTrainingOptions {
         }
         return ac
     }
-}
-
-/// "N in the adapter, p % of the encoder's M" (the stored form: a prefix's MLP is only for training).
-func described(_ adapter: Adapter, encoder: BertEncoder) -> String {
-    let n = adapter.parameters.reduce(0) { $0 + $1.value.count }
-    let total = encoder.weights.parameterCount
-    var text = "\(n) in the adapter, \(String(format: "%.2f", 100 * Double(n) / Double(total))) % of the encoder's \(total)"
-    if let p = adapter.prefixModule, let mlp = p.mlp {
-        let stored = n - mlp.reduce(0) { $0 + $1.value.count } + p.length * 2 * encoder.config.hiddenSize * p.layers.count
-        text += "; \(stored) stored after training (the prefix MLP's output, flattened)"
-    }
-    return text
 }
 
 /// Saves a trained adapter into `store` (creating its folder) and says so; an adapter of the same
@@ -287,10 +222,9 @@ struct TrainAdapter: ParsableCommand {
             try Check.name(adapterName, option: "adapter name")
             if cluster.isRoot { try AdapterStore.checkSave(store, kind: .adapter, name: adapterName, replace: replace) }
             let (encoder, tokenizer) = try ModelDirectory.load(options.modelOptions.modelDirectory)
-            guard
-                let trained = try options.train(
-                    spec, name: adapterName, encoder: encoder, tokenizer: tokenizer, fingerprint: fingerprint, cluster: cluster)
-            else { return }
+            let base = BaseModel(
+                encoder: encoder, tokenizer: tokenizer, fingerprint: fingerprint, name: ModelDirectory.name(options.modelOptions.modelDirectory))
+            guard let trained = try options.train(spec, name: adapterName, base: base, cluster: cluster) else { return }
             try saveAdapter(trained, to: store, replace: replace)
         }
     }

@@ -29,7 +29,6 @@ struct TrainFusion: ParsableCommand {
         guard let spec = p.spec else {
             throw CommandError("\(recipe): a parallel recipe trains nothing; run it with `afusion predict --recipe \(recipe)`")
         }
-        let c = p.encoder.config
         let memberFingerprints = p.memberFingerprints
         var skip = 0
         if cluster.isRoot, ifMissing, let old = try FusionStore.list(storePath).first(where: { $0.name == r.name }),
@@ -42,36 +41,17 @@ struct TrainFusion: ParsableCommand {
         }
         if try cluster.broadcast(skip) == 1 { return }
         if cluster.isRoot { try AdapterStore.checkSave(storePath, kind: .fusion, name: r.name, replace: replace) }
-        var tc = r.training
-        tc.hiddenDropout = c.hiddenDropoutProb
-        tc.attentionDropout = c.attentionProbsDropoutProb
-        let (train, dev) = try trainingSplits(spec, config: tc, tokenizer: p.tokenizer, skipBadRows: skipBadRows)
+        var run = FusionTraining(p)
+        run.skipBadRows = skipBadRows
         let status = StatusLine()
-
-        let comp = p.composition(seed: tc.seed)
-        let headConfig = headConfig(for: spec)
-        let head = PredictionHead(config: headConfig, hidden: c.hiddenSize, seed: tc.seed &+ 7)
-        let params = comp.parameters + head.parameters
-        print(
-            "fusion \(r.name): \(r.expr); \(params.reduce(0) { $0 + $1.value.count }) trainable parameters "
-                + "(\(comp.parameters.reduce(0) { $0 + $1.value.count }) fusion + head); lr \(tc.learningRate), batch \(tc.batchSize), max \(tc.epochs) epochs"
-        )
-        let trainer = Trainer(encoder: p.encoder, model: comp, head: head)
-        let result = try trainer.train(train: train, dev: dev, spec: spec, config: tc, cluster: cluster) {
-            report($0, metric: spec.metric.rawValue, status: status)
-        }
+        status.update("loading \(spec.name) data…", force: true)
+        let trained = try run.train(cluster: cluster, progress: reporter(status, metric: spec.metric.rawValue))
         status.finish()
-        guard cluster.isRoot else { return }
-        let record = FusionRecord(
-            name: r.name, recipe: r.text, recipeFile: recipe, task: spec.name, taskFile: spec.path, labels: spec.labels,
-            metric: spec.metric.rawValue, composition: r.expr.description, memberFingerprints: memberFingerprints, options: r.options,
-            headConfig: headConfig, baseModel: ModelDirectory.name(r.base), baseFingerprint: p.fingerprint, hiddenSize: c.hiddenSize,
-            numLayers: c.numHiddenLayers, devMetrics: result.devMetrics, bestEpoch: result.bestEpoch,
-            settings: tc, seed: Int(tc.seed),
-            created: ISO8601DateFormatter().string(from: Date()))
+        guard let trained else { return }
+        let (comp, head, record) = (trained.composition, trained.head, trained.record)
         try FusionStore.save(composition: comp, head: head, record: record, to: storePath, replace: replace)
         print(
-            "best epoch \(result.bestEpoch): dev \(spec.metric.rawValue) \(fmt(result.bestDevMetric)); saved fusion '\(r.name)' and its head to \(storePath)"
+            "best epoch \(record.bestEpoch): dev \(spec.metric.rawValue) \(fmt(record.bestDevMetric ?? .nan)); saved fusion '\(r.name)' and its head to \(storePath)"
         )
     }
 }
