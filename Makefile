@@ -36,10 +36,12 @@ test: setup lint
 ## swift-format (in the toolchain) with .swift-format: rewrite in place / check only.
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
-## ... and the size rules: no Sources file over 300 lines, no function over 80 (scripts/lint_sizes.py).
+## ... the size rules (no Sources file over 300 lines, no function over 80: scripts/lint_sizes.py) and
+## the layering of Sources/AdapterFusion (scripts/lint_folders.py).
 lint:
 	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
 	python3 scripts/lint_sizes.py
+	python3 scripts/lint_folders.py
 
 ## Throughput figures at 1 and 2 threads.
 bench: build

@@ -270,7 +270,7 @@ struct BenchRealTask: ParsableCommand {
         let (train, dev) = (data.train, data.dev)
         let c = encoder.config
         let adapter = Adapter(name: "bench", config: AdapterConfig(), hidden: c.hiddenSize, layers: c.numHiddenLayers, seed: 1)
-        let head = PredictionHead(config: headConfig(for: spec), hidden: c.hiddenSize, seed: 2)
+        let head = PredictionHead(config: HeadConfig(task: spec), hidden: c.hiddenSize, seed: 2)
         let trainer = Trainer(encoder: encoder, model: adapter, head: head)
         var start = 0.0
         var end = 0.0

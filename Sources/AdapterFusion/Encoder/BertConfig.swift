@@ -91,9 +91,3 @@ public struct BertConfig: Codable, Sendable, Equatable {
         }
     }
 }
-
-/// A problem with a model directory, config or checkpoint; the message names the file.
-public struct ModelError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ message: String) { description = message }
-}

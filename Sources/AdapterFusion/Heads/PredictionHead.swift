@@ -186,3 +186,10 @@ public final class PredictionHead {
         return dHidden
     }
 }
+
+extension HeadConfig {
+    /// The head a task needs: one output per label, or one value.
+    public init(task spec: TaskSpec) {
+        self.init(kind: spec.isRegression ? .regression : .classification, outputs: max(spec.labels.count, 1))
+    }
+}

@@ -51,7 +51,7 @@ struct JSONFields {
     /// A short description of a JSON value for messages: its type and, for scalars, the value.
     static func describe(_ v: Any) -> String {
         if v is NSNull { return "null" }
-        if let s = v as? String { return "the string \"\(Token.cut(s))\"" }
+        if let s = v as? String { return "the string \"\(Snippet.cut(s))\"" }
         if let n = v as? NSNumber { return isBool(n) ? (n.boolValue ? "true" : "false") : "the number \(n)" }
         if v is [Any] { return "a list" }
         if v is [String: Any] { return "an object" }

@@ -12,13 +12,12 @@ public struct Token: Sendable, Equatable {
     public let column: Int
 
     /// At most 40 characters of a (possibly huge) token, for messages.
-    static func cut(_ s: String) -> String { s.count > 40 ? s.prefix(40) + "…" : s }
 
     /// How the token reads in an error message.
     public var display: String {
         switch kind {
-        case .word(let w): return "'\(Self.cut(w))'"
-        case .string(let s): return "\"\(Self.cut(s))\""
+        case .word(let w): return "'\(Snippet.cut(w))'"
+        case .string(let s): return "\"\(Snippet.cut(s))\""
         case .lparen: return "'('"
         case .rparen: return "')'"
         case .comma: return "','"
@@ -38,19 +37,6 @@ public struct Lexer {
     public init(file: String, text: String) {
         self.file = file
         self.text = text.replacingOccurrences(of: "\r\n", with: "\n")
-    }
-
-    /// "U+00A0 NO-BREAK SPACE" for each scalar of `c`: invisible and look-alike characters
-    /// are named, not just quoted.
-    static func describe(_ c: Character) -> String {
-        let named = c.unicodeScalars.map { u in
-            String(format: "U+%04X", u.value) + (u.properties.name.map { " " + $0 } ?? "")
-        }.joined(separator: ", ")
-        let visible = c.unicodeScalars.allSatisfy {
-            !$0.properties.isWhitespace && $0.properties.generalCategory != .control
-                && $0.properties.generalCategory != .format && $0.properties.generalCategory != .spaceSeparator
-        }
-        return visible ? "'\(c)' (\(named))" : named
     }
 
     static func isWordChar(_ c: Character) -> Bool {
@@ -92,7 +78,7 @@ public struct Lexer {
                 default:
                     guard Self.isWordChar(c) else {
                         throw SourceError(
-                            file: file, text: text, line: line, column: col, "unexpected character \(Self.describe(c))",
+                            file: file, text: text, line: line, column: col, "unexpected character \(Snippet.describe(c))",
                             hint: c == "="
                                 ? "settings are written 'key value', without '='"
                                 : c == "[" || c == "{" ? "compositions use parentheses: fuse(a, b)" : nil)

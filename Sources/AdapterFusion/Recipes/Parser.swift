@@ -113,7 +113,7 @@ public struct Parser {
         guard name.value.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) else {
             throw SourceError(
                 file: file, text: text, line: name.line, column: name.column,
-                "name '\(Token.cut(name.value))' must be letters, digits, '_' or '-'")
+                "name '\(Snippet.cut(name.value))' must be letters, digits, '_' or '-'")
         }
         try endOfLine(after: "the recipe's name")
         var ast = RecipeAST(file: file, text: text, name: name)
@@ -170,7 +170,7 @@ public struct Parser {
             case .newline, .end: return items
             default:
                 if let v = value?.value, v == "-" || v == "+", case .word(let n) = t.kind, Float(n) != nil {
-                    throw error(t, "a space splits the number '\(v) \(Token.cut(n))'", hint: "write it as \(v)\(Token.cut(n))")
+                    throw error(t, "a space splits the number '\(v) \(Snippet.cut(n))'", hint: "write it as \(v)\(Snippet.cut(n))")
                 }
                 throw error(t, "expected ',' or the end of the line, found \(t.display)", hint: "options are separated by commas")
             }
@@ -230,7 +230,7 @@ public struct Parser {
                 _ = next()
                 let star = next()
                 guard case .star = star.kind else {
-                    throw error(star, "expected '*' after the weight \(Token.cut(num))", hint: "weights are written '0.3 * name'")
+                    throw error(star, "expected '*' after the weight \(Snippet.cut(num))", hint: "weights are written '0.3 * name'")
                 }
                 weight = Located(value: value, line: first.line, column: first.column)
             } else if case .star = first.kind {

@@ -61,7 +61,7 @@ public struct Recipe: Sendable {
         case .name(let n):
             if let first = seen[n.value] {
                 throw err(
-                    n.line, n.column, "adapter '\(Token.cut(n.value))' appears twice in the composition",
+                    n.line, n.column, "adapter '\(Snippet.cut(n.value))' appears twice in the composition",
                     "each adapter may appear once (first at line \(first.line), column \(first.column))")
             }
             seen[n.value] = n
@@ -134,17 +134,17 @@ public struct Recipe: Sendable {
             let k = item.key
             guard let key = OptionKey(rawValue: k.value) else {
                 throw err(
-                    k.line, k.column, "unknown fusion option '\(Token.cut(k.value))'",
+                    k.line, k.column, "unknown fusion option '\(Snippet.cut(k.value))'",
                     didYouMean(k.value, in: optionKeys) ?? "options: " + optionKeys.joined(separator: ", "))
             }
-            if seen[k.value] != nil { throw err(k.line, k.column, "option '\(Token.cut(k.value))' is given twice", nil) }
+            if seen[k.value] != nil { throw err(k.line, k.column, "option '\(Snippet.cut(k.value))' is given twice", nil) }
             seen[k.value] = item
             switch key {
             case .dynamic, .static:
-                if let v = item.value { throw err(v.line, v.column, "'\(Token.cut(k.value))' takes no value", nil) }
+                if let v = item.value { throw err(v.line, v.column, "'\(Snippet.cut(k.value))' takes no value", nil) }
                 if let m = mode {
                     throw err(
-                        k.line, k.column, "'\(Token.cut(k.value))' contradicts '\(m.key.value)' (line \(m.key.line))",
+                        k.line, k.column, "'\(Snippet.cut(k.value))' contradicts '\(m.key.value)' (line \(m.key.line))",
                         "a fusion is dynamic (with value matrix) or static")
                 }
                 mode = item
@@ -155,7 +155,7 @@ public struct Recipe: Sendable {
                     o.anneal = true
                 } else {
                     guard let t = Float(v.value), t > 0, t.isFinite else {
-                        throw err(v.line, v.column, "temperature must be a number > 0 or 'anneal', not '\(Token.cut(v.value))'", nil)
+                        throw err(v.line, v.column, "temperature must be a number > 0 or 'anneal', not '\(Snippet.cut(v.value))'", nil)
                     }
                     o.temperature = t
                 }
@@ -169,7 +169,7 @@ public struct Recipe: Sendable {
                 var on = true
                 if let v = item.value {
                     guard v.value == "on" || v.value == "off" else {
-                        throw err(v.line, v.column, "'\(k.value)' takes 'on' or 'off', not '\(Token.cut(v.value))'", nil)
+                        throw err(v.line, v.column, "'\(k.value)' takes 'on' or 'off', not '\(Snippet.cut(v.value))'", nil)
                     }
                     on = v.value == "on"
                 }
@@ -188,23 +188,23 @@ public struct Recipe: Sendable {
             let k = item.key
             guard let key = TrainKey(rawValue: k.value) else {
                 throw err(
-                    k.line, k.column, "unknown training setting '\(Token.cut(k.value))'",
+                    k.line, k.column, "unknown training setting '\(Snippet.cut(k.value))'",
                     didYouMean(k.value, in: trainKeys) ?? "settings: " + trainKeys.joined(separator: ", "))
             }
-            guard seen.insert(k.value).inserted else { throw err(k.line, k.column, "training setting '\(Token.cut(k.value))' is given twice", nil) }
-            guard let v = item.value else { throw err(k.line, k.column, "'\(Token.cut(k.value))' needs a value", nil) }
+            guard seen.insert(k.value).inserted else { throw err(k.line, k.column, "training setting '\(Snippet.cut(k.value))' is given twice", nil) }
+            guard let v = item.value else { throw err(k.line, k.column, "'\(Snippet.cut(k.value))' needs a value", nil) }
             func int(_ range: ClosedRange<Int>) throws -> Int {
                 guard let i = Int(v.value), range.contains(i) else {
                     throw err(
                         v.line, v.column,
-                        "\(k.value) must be an integer in \(range.lowerBound)...\(range.upperBound == Int.max ? "" : String(range.upperBound)), not '\(Token.cut(v.value))'",
+                        "\(k.value) must be an integer in \(range.lowerBound)...\(range.upperBound == Int.max ? "" : String(range.upperBound)), not '\(Snippet.cut(v.value))'",
                         nil)
                 }
                 return i
             }
             func float(_ ok: (Float) -> Bool, _ what: String) throws -> Float {
                 guard let f = Float(v.value), f.isFinite, ok(f) else {
-                    throw err(v.line, v.column, "\(k.value) must be \(what), not '\(Token.cut(v.value))'", nil)
+                    throw err(v.line, v.column, "\(k.value) must be \(what), not '\(Snippet.cut(v.value))'", nil)
                 }
                 return f
             }
@@ -248,7 +248,7 @@ public struct Recipe: Sendable {
         for n in adapterPositions {
             guard let r = byName[n.value] else {
                 throw error(
-                    n.line, n.column, "unknown adapter '\(Token.cut(n.value))'",
+                    n.line, n.column, "unknown adapter '\(Snippet.cut(n.value))'",
                     hint: didYouMean(n.value, in: Array(byName.keys))
                         ?? (byName.isEmpty
                             ? "the store \(store) has no adapters yet: train some with afusion train-adapter"
@@ -257,11 +257,11 @@ public struct Recipe: Sendable {
             guard r.baseFingerprint == baseFingerprint else {
                 throw error(
                     n.line, n.column,
-                    "adapter '\(Token.cut(n.value))' was trained on another base model (\(r.baseModel), sha256 \(r.baseFingerprint.prefix(12))…)",
+                    "adapter '\(Snippet.cut(n.value))' was trained on another base model (\(r.baseModel), sha256 \(r.baseFingerprint.prefix(12))…)",
                     hint: "the recipe's base \(base) has sha256 \(baseFingerprint.prefix(12))…; retrain the adapter on it")
             }
             guard r.hiddenSize == hiddenSize else {
-                throw error(n.line, n.column, "adapter '\(Token.cut(n.value))' has hidden size \(r.hiddenSize); the base model's is \(hiddenSize)")
+                throw error(n.line, n.column, "adapter '\(Snippet.cut(n.value))' has hidden size \(r.hiddenSize); the base model's is \(hiddenSize)")
             }
             out[n.value] = r
         }

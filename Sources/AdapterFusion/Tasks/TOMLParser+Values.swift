@@ -108,20 +108,20 @@ extension TOMLParser {
         default: break
         }
         if word.contains(":") || (word.count >= 10 && word.dropFirst(4).first == "-" && word.prefix(4).allSatisfy(\.isNumber)) {
-            throw bad("dates and times are not used in task files: '\(Token.cut(word))'")
+            throw bad("dates and times are not used in task files: '\(Snippet.cut(word))'")
         }
         let sign = word.first == "-" ? -1 : 1
         let unsigned = word.first == "-" || word.first == "+" ? String(word.dropFirst()) : word
         for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] where unsigned.hasPrefix(prefix) {
             guard word.first != "-" && word.first != "+", let v = Int(try digits(String(unsigned.dropFirst(2)), word, bad), radix: radix) else {
-                throw bad("'\(Token.cut(word))' is not a valid number")
+                throw bad("'\(Snippet.cut(word))' is not a valid number")
             }
             return .int(v)
         }
         let body = try digits(unsigned, word, bad)
-        if body.count > 1 && body.hasPrefix("0") && body.allSatisfy(\.isNumber) { throw bad("'\(Token.cut(word))': leading zeros are not allowed") }
+        if body.count > 1 && body.hasPrefix("0") && body.allSatisfy(\.isNumber) { throw bad("'\(Snippet.cut(word))': leading zeros are not allowed") }
         if body.allSatisfy(\.isNumber), !body.isEmpty {
-            guard let v = Int(body) else { throw bad("'\(Token.cut(word))' does not fit a 64-bit integer") }
+            guard let v = Int(body) else { throw bad("'\(Snippet.cut(word))' does not fit a 64-bit integer") }
             return .int(sign * v)
         }
         // A float needs digits on both sides of '.', and an exponent with digits.
@@ -136,7 +136,7 @@ extension TOMLParser {
             }()
         guard mantissaOK, exponentOK, let d = Double(body) else {
             throw bad(
-                "'\(Token.cut(word))' is not a value",
+                "'\(Snippet.cut(word))' is not a value",
                 hint: "strings are quoted (\"text\"); numbers look like 3, 0.5 or 1e-3; booleans are true or false")
         }
         return .double(Double(sign) * d)
@@ -149,7 +149,7 @@ extension TOMLParser {
         for (k, ch) in c.enumerated() {
             if ch == "_" {
                 guard k > 0, k + 1 < c.count, c[k - 1].isHexDigit, c[k + 1].isHexDigit else {
-                    throw bad("'\(Token.cut(word))': '_' must stand between two digits", nil)
+                    throw bad("'\(Snippet.cut(word))': '_' must stand between two digits", nil)
                 }
                 continue
             }

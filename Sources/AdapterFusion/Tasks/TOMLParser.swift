@@ -54,7 +54,7 @@ public struct TOMLParser {
     }
 
     func describe(_ c: Character) -> String {
-        c == "\n" ? "the end of the line" : Lexer.describe(c)
+        c == "\n" ? "the end of the line" : Snippet.describe(c)
     }
 
     private mutating func document() throws -> TOMLTable {
@@ -92,7 +92,7 @@ public struct TOMLParser {
             guard current.count + path.count <= Self.maxDepth else {
                 throw SourceError(
                     file: file, text: text, line: keyLine, column: keyColumn,
-                    "TOML: the key nests more than \(Self.maxDepth) tables deep under [\(Token.cut(current.joined(separator: ".")))]")
+                    "TOML: the key nests more than \(Self.maxDepth) tables deep under [\(Snippet.cut(current.joined(separator: ".")))]")
             }
             let value = try value(depth: 0)
             try insert(&root, current + path, value, line: keyLine, column: keyColumn)
@@ -139,13 +139,13 @@ public struct TOMLParser {
     private mutating func insert(_ table: inout TOMLTable, _ path: [String], _ value: TOMLValue, line: Int, column: Int) throws {
         if path.count == 1 {
             guard table[path[0]] == nil else {
-                throw SourceError(file: file, text: text, line: line, column: column, "TOML: key '\(Token.cut(path[0]))' is given twice")
+                throw SourceError(file: file, text: text, line: line, column: column, "TOML: key '\(Snippet.cut(path[0]))' is given twice")
             }
             table.set(path[0], value)
             return
         }
         guard var sub = table.takeTable(path[0]) else {
-            throw SourceError(file: file, text: text, line: line, column: column, "TOML: '\(Token.cut(path[0]))' is already a value, not a table")
+            throw SourceError(file: file, text: text, line: line, column: column, "TOML: '\(Snippet.cut(path[0]))' is already a value, not a table")
         }
         try insert(&sub, Array(path.dropFirst()), value, line: line, column: column)
         table.set(path[0], .table(sub))

@@ -225,7 +225,7 @@ struct TableReader {
     func allowOnly(_ t: TOMLTable, _ keys: [String], section: String?) throws {
         for k in t.keys where !keys.contains(k) {
             throw error(
-                at: k, section: section, "unknown key '\(Token.cut(name(k, section)))'",
+                at: k, section: section, "unknown key '\(Snippet.cut(name(k, section)))'",
                 hint: didYouMean(k, in: keys) ?? "allowed: " + keys.joined(separator: ", "))
         }
     }

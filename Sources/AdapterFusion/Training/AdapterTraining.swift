@@ -68,7 +68,7 @@ public struct AdapterTraining {
         let data = try TrainingData(spec, settings: tc, tokenizer: base.tokenizer, skipBadRows: skipBadRows)
         progress(.data(data.summary(task: spec.name)))
         let adapter = try build(name: name, config: ac, spec: spec, base: base)
-        let head = PredictionHead(config: headConfig(for: spec), hidden: c.hiddenSize, seed: tc.seed &+ 7)
+        let head = PredictionHead(config: HeadConfig(task: spec), hidden: c.hiddenSize, seed: tc.seed &+ 7)
         progress(.built(describe(adapter, head: head, base: base, settings: tc)))
         let result = try Trainer(encoder: base.encoder, model: adapter, head: head).train(
             train: data.train, dev: data.dev, spec: spec, config: tc, cluster: cluster

@@ -39,7 +39,7 @@ public struct FusionTraining {
         let data = try TrainingData(spec, settings: tc, tokenizer: recipe.tokenizer, skipBadRows: skipBadRows)
         progress(.data(data.summary(task: spec.name)))
         let comp = recipe.composition(seed: tc.seed)
-        let head = PredictionHead(config: headConfig(for: spec), hidden: c.hiddenSize, seed: tc.seed &+ 7)
+        let head = PredictionHead(config: HeadConfig(task: spec), hidden: c.hiddenSize, seed: tc.seed &+ 7)
         let trainable = (comp.parameters + head.parameters).reduce(0) { $0 + $1.value.count }
         progress(
             .built(

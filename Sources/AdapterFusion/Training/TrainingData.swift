@@ -64,8 +64,3 @@ public enum RunEvent: Sendable {
     case built(String)
     case training(TrainingEvent)
 }
-
-/// The head a task needs: one output per label, or one value.
-public func headConfig(for spec: TaskSpec) -> HeadConfig {
-    HeadConfig(kind: spec.isRegression ? .regression : .classification, outputs: max(spec.labels.count, 1))
-}

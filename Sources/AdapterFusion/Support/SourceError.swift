@@ -70,3 +70,9 @@ public func closestMatch(_ word: String, in candidates: [String]) -> String? {
     guard let (best, d) = scored, d <= max(2, word.count / 3), d < word.count else { return nil }
     return best
 }
+
+/// A problem with a model directory, config or checkpoint; the message names the file.
+public struct ModelError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ message: String) { description = message }
+}
