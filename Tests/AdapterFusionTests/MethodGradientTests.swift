@@ -105,15 +105,31 @@ import Testing
         #expect(zip(unmerged, try m.encoder.forward(m.batch, workspace: ws).array).map { abs($0 - $1) }.max()! > 1e-2)
     }
 
-    /// A prompt's rows are left out of the result: one row per real token, and the soft tokens
-    /// change what the real tokens see.
+    /// A prompt's rows are left out of the result, and the rows kept are the real tokens' own:
+    /// a prompt started from the embeddings of words W computes exactly what the bare encoder
+    /// computes with W written after each [CLS], less those rows (1e-5: float summation order).
+    /// Fails if the wrong rows are dropped or the prompt sits elsewhere.
     @Test func promptRowsLeftOut() throws {
         let m = try Self.model(Self.config(.prompt))
-        let ws = EncoderWorkspace(config: m.encoder.config)
-        let out = try m.encoder.forward(m.batch, workspace: ws, hook: m.adapter)
+        let words: [Int32] = [6, 9]
+        m.adapter.promptModule!.initialize(from: m.encoder.weights.wordEmbeddings, ids: words)
+        let out = try m.encoder.forward(m.batch, workspace: EncoderWorkspace(config: m.encoder.config), hook: m.adapter)
         #expect(out.shape == [m.batch.tokenCount, 8])
-        let bare = try m.encoder.forward(m.batch, workspace: ws)
-        #expect(out.array != bare.array)
+        let seqs: [[Int32]] = [[1, 5, 7, 2], [1, 9, 2], [1, 3, 4, 6, 8, 2]]
+        let types: [[Int32]] = [[0, 0, 0, 0], [0, 0, 1], [0, 0, 0, 1, 1, 1]]
+        let written = TokenBatch(
+            sequences: seqs.map { [$0[0]] + words + $0.dropFirst() }, typeIds: types.map { [$0[0]] + [0, 0] + $0.dropFirst() })
+        let reference = try m.encoder.forward(written, workspace: EncoderWorkspace(config: m.encoder.config))
+        var expected: [Float] = []
+        for s in 0..<written.count {
+            for t in 0..<written.length(s) where !(1...words.count).contains(t) {
+                let row = written.offsets[s] + t
+                expected += (0..<8).map { reference[row * 8 + $0] }
+            }
+        }
+        #expect(expected.count == out.count)
+        #expect(zip(out.array, expected).map { abs($0 - $1) }.max()! <= 1e-5)
+        #expect(out.array != (try m.encoder.forward(m.batch, workspace: EncoderWorkspace(config: m.encoder.config))).array)
     }
 
     /// Training through the prefix MLP, then flattening it, computes the same prefix.

@@ -61,7 +61,10 @@ import Testing
         var methods = Self.methods
         methods["a2"] = .bottleneck
         let used = methods.filter { expr.adapterNames.contains($0.key) }
-        #expect(Composition.problem(expr, configs: Self.adapters(used).mapValues(\.config)) == nil)
+        // Only what a user can write: the recipe parser and checker accept this expression.
+        let recipe = try Recipe.parse("fusion t\nbase b\nstore s\ntask t.toml\ncompose \(expr)\n", file: "t.fuse")
+        #expect(recipe.expr == expr)
+        #expect(Composition.problem(recipe.expr, configs: Self.adapters(used).mapValues(\.config)) == nil)
         let m = try Self.model(expr, used, options: options)
         try m.gradients()
         if case .fuse = expr { #expect(!m.composition.parameters.isEmpty) }
