@@ -4,6 +4,10 @@
 /// prompt, UniPELT's gates. Parameter names are the dataset paths under `/adapters/<name>/` in a
 /// store, e.g. `layer_03/output_adapter/down/weight`, `layer_03/lora/query/A`, `prompt/embeddings`.
 public final class Adapter: LayerHook {
+    enum Slot: CacheSlot {
+        case adapterGateGradient, loraGateGradient  // [n] ∂L/∂g of UniPELT's gates
+    }
+
     public let name: String
     public let config: AdapterConfig
     public let hidden: Int
@@ -129,7 +133,7 @@ public final class Adapter: LayerHook {
         let dx = config.method == .parallel ? grad.dx! : (readsNormalized(layer: layer, site: site) ? grad.dnormed! : grad.dh)
         var dgate: Tensor?
         if adapterGates[layer] != nil {
-            dgate = cache.tensor(self, 0, count: n)
+            dgate = cache.tensor(self, Slot.adapterGateGradient, count: n)
             dgate!.data.update(repeating: 0, count: n)
         }
         let gate = adapterGates[layer].map { $0.values(cache, n: n) }
@@ -166,7 +170,7 @@ public final class Adapter: LayerHook {
         for v in (vectors[l] ?? []).reversed() where v.point == point { v.backward(dy: dy, n: n, frozen: frozen, cache: cache) }
         let ld = point.width(hidden: hidden, intermediate: intermediate)
         let gate = loraGates[l]
-        let dgate = gate.map { _ in cache.tensor(self, 1, count: n) }
+        let dgate = gate.map { _ in cache.tensor(self, Slot.loraGateGradient, count: n) }
         dgate?.data.update(repeating: 0, count: n)
         var used = false
         for (t, m) in (loras[l] ?? []).reversed() {

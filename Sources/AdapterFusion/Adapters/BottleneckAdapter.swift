@@ -11,7 +11,7 @@ public final class BottleneckAdapter {
     public let upWeight: Parameter  // [H, r]
     public let upBias: Parameter  // [H]
     /// What a pass keeps in its `HookCache`, by slot.
-    enum Slot: Int {
+    enum Slot: Int, CacheSlot {
         case x  // [N, H] input (kept only when the down projection's gradient will be needed)
         case pre  // [N, r] W_down·x + b_down
         case act  // [N, r] f(pre)
@@ -20,7 +20,7 @@ public final class BottleneckAdapter {
         case dscaled  // [N, H] backward scratch
     }
 
-    func buffer(_ cache: HookCache, _ slot: Slot, _ count: Int) -> Tensor { cache.tensor(self, slot.rawValue, count: count) }
+    func buffer(_ cache: HookCache, _ slot: Slot, _ count: Int) -> Tensor { cache.tensor(self, slot, count: count) }
 
     /// Near-identity start: down ~ N(0, std²), up = 0, so the adapter begins as the identity.
     public init(prefix: String, hidden: Int, bottleneck: Int, activation: Activation, initStd: Float, rng: inout SeededRNG) {

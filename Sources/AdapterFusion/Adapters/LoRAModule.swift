@@ -14,7 +14,7 @@ public final class LoRAModule {
     public let a: Parameter  // [r, in]
     public let b: Parameter  // [out, r]
 
-    enum Slot: Int {
+    enum Slot: Int, CacheSlot {
         case u  // [n, in] dropout(x), kept for A's gradient
         case t  // [n, r] u·Aᵀ
         case tg  // [n, r] g ⊙ t (gated only)
@@ -33,7 +33,7 @@ public final class LoRAModule {
 
     public var parameters: [Parameter] { [a, b] }
 
-    private func buffer(_ cache: HookCache, _ s: Slot, _ count: Int) -> Tensor { cache.tensor(self, s.rawValue, count: count) }
+    private func buffer(_ cache: HookCache, _ s: Slot, _ count: Int) -> Tensor { cache.tensor(self, s, count: count) }
 
     /// y[n, out] (row stride ld) += s·g ⊙ (dropout(x)·Aᵀ)·Bᵀ.
     func forward(
@@ -44,7 +44,7 @@ public final class LoRAModule {
         if training, let d = cache.dropout, dropout > 0 {
             let buf = buffer(cache, .u, n * inDim)
             d.apply(
-                out: buf.data, mask: cache.mask(self, 0, count: n * inDim).data, inp: x, rowCount: n, width: inDim, p: dropout,
+                out: buf.data, mask: cache.mask(self, Slot.u, count: n * inDim).data, inp: x, rowCount: n, width: inDim, p: dropout,
                 perSequence: false)
             u = UnsafePointer(buf.data)
         } else if training && !frozen {
@@ -94,7 +94,7 @@ public final class LoRAModule {
         if training && dropout > 0 {
             let du = buffer(cache, .du, n * inDim)
             BLAS.gemm(m: n, n: inDim, k: rank, a: dt.data, lda: rank, b: a.value.data, ldb: inDim, c: du.data, ldc: inDim)
-            Dropout.apply(out: du.data, inp: du.data, mask: cache.mask(self, 0, count: n * inDim).data, count: n * inDim, p: dropout)
+            Dropout.apply(out: du.data, inp: du.data, mask: cache.mask(self, Slot.u, count: n * inDim).data, count: n * inDim, p: dropout)
             VectorMath.add(dx, du.data, n * inDim)
         } else {
             BLAS.gemm(m: n, n: inDim, k: rank, a: dt.data, lda: rank, b: a.value.data, ldb: inDim, beta: 1, c: dx, ldc: inDim)

@@ -10,6 +10,18 @@ import Foundation
 /// prefix holds `layer_03/prefix/keys` and `…/values` [P, H] only. With a per-layer gate
 /// (UniPELT) each sequence's prefix values are scaled by g = σ(mean of the layer input · w + b).
 public final class PrefixModule {
+    enum Slot: CacheSlot {
+        case mlpHidden, mlpOutput  // [P, M], [P, W]: the training MLP's activations
+        case mlpOutputGradient, mlpHiddenGradient  // their gradients
+        case means  // [S, H] each sequence's mean layer input (a gate reads it)
+        case gateGradient  // [S]
+        case summed  // [P, H] Σ_s g_s ∂L/∂values_s
+        case meansGradient  // [S, H]
+        case keys(layer: Int)
+        case values(layer: Int)  // [P, H] this pass's prefix of a layer
+        case gatedValues(layer: Int)  // [S, P, H] g_s · values, per layer: the attention backward reads it
+    }
+
     public let length: Int
     let hidden: Int
     public let layers: [Int]
@@ -131,8 +143,8 @@ public final class PrefixModule {
         let mlp = mlp!
         let M = mlp[1].value.shape[0]
         let W = 2 * totalLayers * hidden
-        let hid = cache.tensor(self, 0, count: length * M)
-        let out = cache.tensor(self, 1, count: length * W)
+        let hid = cache.tensor(self, Slot.mlpHidden, count: length * M)
+        let out = cache.tensor(self, Slot.mlpOutput, count: length * W)
         Linear.forward(y: hid.data, x: mlp[0].value.data, w: mlp[1].value.data, b: mlp[2].value.data, n: length, inDim: hidden, outDim: M)
         for i in 0..<(length * M) { hid.data[i] = tanhf(hid.data[i]) }
         Linear.forward(y: out.data, x: hid.data, w: mlp[3].value.data, b: mlp[4].value.data, n: length, inDim: M, outDim: W)
@@ -147,19 +159,22 @@ public final class PrefixModule {
         let H = hidden
         let W = 2 * totalLayers * H
         for l in layers {
-            let k = cache.tensor(self, 10 + 2 * l, count: length * H).data
-            let v = cache.tensor(self, 11 + 2 * l, count: length * H).data
+            let k = cache.tensor(self, Slot.keys(layer: l), count: length * H).data
+            let v = cache.tensor(self, Slot.values(layer: l), count: length * H).data
             for j in 0..<length {
                 (k + j * H).update(from: out + j * W + 2 * l * H, count: H)
                 (v + j * H).update(from: out + j * W + (2 * l + 1) * H, count: H)
             }
         }
-        cache.tensor(self, 2, count: length * W).data.update(repeating: 0, count: length * W)
+        cache.tensor(self, Slot.mlpOutputGradient, count: length * W).data.update(repeating: 0, count: length * W)
     }
 
     private func keysValues(_ l: Int, _ cache: HookCache) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
         if let flat { return (flat[l]!.keys.value.data, flat[l]!.values.value.data) }
-        return (cache.tensor(self, 10 + 2 * l, count: length * hidden).data, cache.tensor(self, 11 + 2 * l, count: length * hidden).data)
+        return (
+            cache.tensor(self, Slot.keys(layer: l), count: length * hidden).data,
+            cache.tensor(self, Slot.values(layer: l), count: length * hidden).data
+        )
     }
 
     /// Layer l's prefix for `batch`; x [tokens, H] is the layer input (read by a gate).
@@ -169,7 +184,7 @@ public final class PrefixModule {
         // g_s = σ(mean_t x_t · w + b), per sequence; values_s = g_s · values
         let H = hidden
         let S = batch.count
-        let means = cache.tensor(self, 4 + 0, count: S * H).data
+        let means = cache.tensor(self, Slot.means, count: S * H).data
         for s in 0..<S {
             let m = means + s * H
             m.update(repeating: 0, count: H)
@@ -178,7 +193,7 @@ public final class PrefixModule {
             for j in 0..<H { m[j] *= inv }
         }
         let g = gate.forward(x: means, n: S, keep: training, cache: cache)
-        let gated = cache.tensor(self, 100 + l, count: S * length * H).data  // per layer: the attention backward reads it
+        let gated = cache.tensor(self, Slot.gatedValues(layer: l), count: S * length * H).data  // per layer: the attention backward reads it
         for s in 0..<S { for i in 0..<(length * H) { gated[s * length * H + i] = g[s] * v[i] } }
         return AttentionPrefix(keys: k, values: gated, count: length, valuesPerSequence: true)
     }
@@ -195,15 +210,15 @@ public final class PrefixModule {
             let S = batch.count
             let (_, v) = keysValues(l, cache)
             let g = gate.values(cache, n: S)
-            let dg = cache.tensor(self, 6, count: S).data
-            let summed = cache.tensor(self, 7, count: P * H).data
+            let dg = cache.tensor(self, Slot.gateGradient, count: S).data
+            let summed = cache.tensor(self, Slot.summed, count: P * H).data
             summed.update(repeating: 0, count: P * H)
             for s in 0..<S {
                 let block = dvalues + s * P * H
                 dg[s] = VectorMath.dot(block, v, P * H)
                 for i in 0..<(P * H) { summed[i] += g[s] * block[i] }
             }
-            let dmeans = cache.tensor(self, 8, count: S * H).data
+            let dmeans = cache.tensor(self, Slot.meansGradient, count: S * H).data
             dmeans.update(repeating: 0, count: S * H)
             gate.backward(dg: dg, dx: dmeans, n: S, frozen: frozen, cache: cache)
             if let dx {
@@ -220,7 +235,7 @@ public final class PrefixModule {
             VectorMath.add(flat[l]!.values.grad.data, dv, P * H)
         } else {
             let W = 2 * totalLayers * H
-            let dout = cache.tensor(self, 2, count: P * W).data
+            let dout = cache.tensor(self, Slot.mlpOutputGradient, count: P * W).data
             for j in 0..<P {
                 VectorMath.add(dout + j * W + 2 * l * H, dkeys + j * H, H)
                 VectorMath.add(dout + j * W + (2 * l + 1) * H, dv + j * H, H)
@@ -233,9 +248,9 @@ public final class PrefixModule {
         guard let mlp, !frozen else { return }
         let M = mlp[1].value.shape[0]
         let W = 2 * totalLayers * hidden
-        let hid = cache.tensor(self, 0, count: length * M).data
-        let dout = cache.tensor(self, 2, count: length * W).data
-        let dhid = cache.tensor(self, 3, count: length * M).data
+        let hid = cache.tensor(self, Slot.mlpHidden, count: length * M).data
+        let dout = cache.tensor(self, Slot.mlpOutputGradient, count: length * W).data
+        let dhid = cache.tensor(self, Slot.mlpHiddenGradient, count: length * M).data
         dhid.update(repeating: 0, count: length * M)
         Linear.backward(dx: dhid, dw: mlp[3].grad.data, db: mlp[4].grad.data, dy: dout, x: hid, w: mlp[3].value.data, n: length, inDim: M, outDim: W)
         for i in 0..<(length * M) { dhid[i] *= 1 - hid[i] * hid[i] }

@@ -7,6 +7,15 @@ import Foundation
 /// the attention's keys and values, the input tokens, whole layers — and `backward` carries the
 /// loss gradient down through the frozen layers only as far as the lowest place the hook acts.
 public final class BertEncoder {
+    /// The encoder's own scratch in a pass's `HookCache` (kept there so it goes with the workspace).
+    enum Slot: CacheSlot {
+        case normed  // [n, H] z = LN(h + x) for the hooks' forward; ∂L/∂z in the backward
+        case normedSumGradient  // [n, H] ∂L/∂(h + x) through that LayerNorm
+        case promptGradient  // [P, H] ∂L/∂(prompt embeddings), summed over the batch
+        case firstRowsInput, firstRowsQuery  // [S, H] the top layer's [CLS] rows of x and their queries
+        case firstRowsGradient, firstRowsQueryGradient  // [S, H] their gradients
+    }
+
     public let config: BertConfig
     public let weights: BertWeights
 
@@ -206,7 +215,7 @@ public final class BertEncoder {
             }
         }
         if stop == .embeddings {
-            let dPrompt = ws.hookCache.tensor(self, -2, count: (batch.promptLength ?? 0) * H)
+            let dPrompt = ws.hookCache.tensor(self, Slot.promptGradient, count: (batch.promptLength ?? 0) * H)
             embedBackward(d, batch, ws, dropout, into: dPrompt)
             hook.promptBackward(dPrompt.data, cache: ws.hookCache)
         }

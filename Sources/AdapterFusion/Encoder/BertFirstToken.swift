@@ -17,8 +17,8 @@ extension BertEncoder {
         let w = weights.layers[l]
         let a = ws.activations(l, run: 0)
         let cache = ws.hookCache
-        let xFirst = cache.tensor(self, -3, count: S * H)  // [S, H] first rows of x: the residual
-        let q = cache.tensor(self, -4, count: S * H)
+        let xFirst = cache.tensor(self, Slot.firstRowsInput, count: S * H)  // [S, H] first rows of x: the residual
+        let q = cache.tensor(self, Slot.firstRowsQuery, count: S * H)
         for s in 0..<S { (xFirst.data + s * H).update(from: x.data + batch.offsets[s] * H, count: H) }
         // [K | V][N, 2H] = x · W[H..<3H]ᵀ + b[H..<3H], into columns H..<3H of qkv
         for r in 0..<n { (a.qkv.data + r * 3 * H + H).update(from: w.qkvBias.data + H, count: 2 * H) }
@@ -52,8 +52,8 @@ extension BertEncoder {
         let cache = ws.hookCache
         guard sublayersBackward(l, d, batch.firstTokens, ws, hook, dropout, a, stop: stop, extra: nil) else { return }
         // d[S, H] = ∂L/∂(first rows of x) through the residual; ws.dCtx[S, H] = ∂L/∂ctx
-        let dFirst = cache.tensor(self, -5, count: S * H)
-        let dq = cache.tensor(self, -6, count: S * H)
+        let dFirst = cache.tensor(self, Slot.firstRowsGradient, count: S * H)
+        let dq = cache.tensor(self, Slot.firstRowsQueryGradient, count: S * H)
         dFirst.data.update(from: d.data, count: S * H)
         attentionBackward(a, batch, ws, dropout, prefix: nil, queries: .first)
         // x feeds K and V at every row:  d[N, H] = [dK | dV] · W[H..<3H]

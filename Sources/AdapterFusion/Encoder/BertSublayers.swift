@@ -70,20 +70,23 @@ extension BertEncoder {
         return site == .attention ? (w.attnLNWeight, w.attnLNBias) : (w.ffnLNWeight, w.ffnLNBias)
     }
 
-    /// Where `normalizedInput` keeps the residual sum s = h + x and its LayerNorm statistics:
-    /// beside the layer's activations of this run (backward reads them), three slots per site.
-    func normSlot(_ site: AdapterSite) -> Int { 3 * site.rawValue }
+    /// LN(h + x) at a site where a hook reads it: its input and statistics, kept beside the
+    /// layer's activations of this run (backward reads them).
+    enum NormSlot: CacheSlot {
+        case sum(AdapterSite)
+        case mean(AdapterSite)
+        case rstd(AdapterSite)
+    }
 
     /// z = LN(h + x) [n, H] with the sublayer's own LayerNorm, for hooks that read it.
     func normalizedInput(
         _ l: Int, _ site: AdapterSite, proj: Tensor, residual: Tensor, n: Int, _ a: LayerActivations, _ cache: HookCache
     ) -> UnsafePointer<Float> {
         let H = config.hiddenSize
-        let slot = normSlot(site)
-        let sum = cache.tensor(a, slot, count: n * H)
-        let mean = cache.tensor(a, slot + 1, count: n)
-        let rstd = cache.tensor(a, slot + 2, count: n)
-        let z = cache.tensor(self, 0, count: n * H)  // read by the hooks' forward only (they keep copies)
+        let sum = cache.tensor(a, NormSlot.sum(site), count: n * H)
+        let mean = cache.tensor(a, NormSlot.mean(site), count: n)
+        let rstd = cache.tensor(a, NormSlot.rstd(site), count: n)
+        let z = cache.tensor(self, Slot.normed, count: n * H)  // read by the hooks' forward only (they keep copies)
         sum.data.update(from: proj.data, count: n * H)
         VectorMath.add(sum.data, residual.data, n * H)
         let (w, b) = norm(l, site)
@@ -159,18 +162,17 @@ extension BertEncoder {
             let cache = ws.hookCache
             if hook.readsNormalized(layer: l, site: site) {
                 // z = LN(s), s = h + x: ∂L/∂s goes to both h and the residual x
-                let slot = normSlot(site)
-                let dz = cache.tensor(self, 0, count: count)
-                let ds = cache.tensor(self, -1, count: count)
+                let dz = cache.tensor(self, Slot.normed, count: count)
+                let ds = cache.tensor(self, Slot.normedSumGradient, count: count)
                 dz.data.update(repeating: 0, count: count)
                 hook.backward(
                     layer: l, site: site, dout: dSum.data, grad: HookGradient(dh: dProj.data, dnormed: dz.data, dx: residualGrad.data), n: n,
                     cache: cache)
                 ds.data.update(repeating: 0, count: count)
                 LayerNorm.backward(
-                    dinp: ds.data, dweight: nil, dbias: nil, dout: dz.data, inp: cache.tensor(a, slot, count: count).data,
-                    weight: norm(l, site).weight.data, mean: cache.tensor(a, slot + 1, count: n).data,
-                    rstd: cache.tensor(a, slot + 2, count: n).data, n: n, c: H)
+                    dinp: ds.data, dweight: nil, dbias: nil, dout: dz.data, inp: cache.tensor(a, NormSlot.sum(site), count: count).data,
+                    weight: norm(l, site).weight.data, mean: cache.tensor(a, NormSlot.mean(site), count: n).data,
+                    rstd: cache.tensor(a, NormSlot.rstd(site), count: n).data, n: n, c: H)
                 VectorMath.add(dProj.data, ds.data, count)
                 VectorMath.add(residualGrad.data, ds.data, count)
             } else {

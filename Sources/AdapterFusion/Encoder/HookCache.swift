@@ -3,12 +3,12 @@
 /// only its parameters and can serve several workspaces — two predictors sharing an adapter, or
 /// passes on different threads — and the memory goes with the workspace.
 ///
-/// A tensor is keyed by its owner (the module object) and a slot number the owner chooses; it
-/// grows when a larger batch needs more and is reused by later passes.
+/// A tensor is keyed by its owner (the module object) and one of the owner's named slots
+/// (`CacheSlot`); it grows when a larger batch needs more and is reused by later passes.
 public final class HookCache {
     private struct Key: Hashable {
         let owner: ObjectIdentifier
-        let slot: Int
+        let slot: AnyHashable
     }
     private var tensors: [Key: Tensor] = [:]
     private var masks: [Key: Mask] = [:]
@@ -20,7 +20,7 @@ public final class HookCache {
 
     /// A tensor of at least `count` elements for (`owner`, `slot`). Its contents are what the
     /// owner last wrote there in this cache.
-    public func tensor(_ owner: AnyObject, _ slot: Int, count: Int) -> Tensor {
+    public func tensor<S: CacheSlot>(_ owner: AnyObject, _ slot: S, count: Int) -> Tensor {
         let key = Key(owner: ObjectIdentifier(owner), slot: slot)
         if let t = tensors[key], t.count >= count { return t }
         let t = Tensor(zeros: [max(count, 1)])
@@ -29,7 +29,7 @@ public final class HookCache {
     }
 
     /// A dropout mask of at least `count` elements for (`owner`, `slot`).
-    public func mask(_ owner: AnyObject, _ slot: Int, count: Int) -> Mask {
+    public func mask<S: CacheSlot>(_ owner: AnyObject, _ slot: S, count: Int) -> Mask {
         let key = Key(owner: ObjectIdentifier(owner), slot: slot)
         if let m = masks[key], m.count >= count { return m }
         let m = Mask(count: max(count, 1))
@@ -37,3 +37,9 @@ public final class HookCache {
         return m
     }
 }
+
+/// A named buffer of one owner in a `HookCache`. Each owner declares its slots as an enum next
+/// to the code that uses them (`enum Slot: CacheSlot { case keys(layer: Int), … }`), so every
+/// buffer says what it holds and two uses never share a number by accident; owners are
+/// distinct objects, so slot names need only be unique within their owner.
+public protocol CacheSlot: Hashable, Sendable {}

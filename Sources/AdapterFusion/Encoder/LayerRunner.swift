@@ -3,6 +3,12 @@ import Foundation
 /// What a hook that computes whole layers (`LayerHook.replacesLayer`) gets to run the encoder's
 /// own layer with other hooks: each run keeps its activations apart (run 0 is the encoder's).
 public struct LayerRunner {
+    /// What `outputSite` keeps under a caller's key for `outputSiteBackward`.
+    enum Slot: CacheSlot {
+        case sum, mean, rstd  // hook(h, z, x) + x and its LayerNorm statistics
+        case sumGradient
+    }
+
     let encoder: BertEncoder
     let batch: TokenBatch
     let workspace: EncoderWorkspace
@@ -43,13 +49,13 @@ public struct LayerRunner {
         let H = encoder.config.hiddenSize
         let w = encoder.weights.layers[l]
         let cache = ws.hookCache
-        let sum = cache.tensor(key, 0, count: n * H)
+        let sum = cache.tensor(key, Slot.sum, count: n * H)
         hook.forward(
             layer: l, site: .output, input: HookInput(h: ws.ffnProj.data, normed: z.data, x: ws.attnOut.data), out: sum.data, n: n,
             training: training, cache: cache)
         VectorMath.add(sum.data, ws.attnOut.data, n * H)
         LayerNorm.forward(
-            out: output.data, mean: cache.tensor(key, 1, count: n).data, rstd: cache.tensor(key, 2, count: n).data, inp: sum.data,
+            out: output.data, mean: cache.tensor(key, Slot.mean, count: n).data, rstd: cache.tensor(key, Slot.rstd, count: n).data, inp: sum.data,
             weight: w.ffnLNWeight.data, bias: w.ffnLNBias.data, n: n, c: H, eps: encoder.config.layerNormEps)
     }
 
@@ -58,12 +64,12 @@ public struct LayerRunner {
         let cache = workspace.hookCache
         let n = batch.tokenCount
         let H = encoder.config.hiddenSize
-        let dsum = cache.tensor(key, 3, count: n * H)
+        let dsum = cache.tensor(key, Slot.sumGradient, count: n * H)
         dsum.data.update(repeating: 0, count: n * H)
         LayerNorm.backward(
-            dinp: dsum.data, dweight: nil, dbias: nil, dout: dOutput.data, inp: cache.tensor(key, 0, count: n * H).data,
-            weight: encoder.weights.layers[l].ffnLNWeight.data, mean: cache.tensor(key, 1, count: n).data,
-            rstd: cache.tensor(key, 2, count: n).data, n: n, c: H)
+            dinp: dsum.data, dweight: nil, dbias: nil, dout: dOutput.data, inp: cache.tensor(key, Slot.sum, count: n * H).data,
+            weight: encoder.weights.layers[l].ffnLNWeight.data, mean: cache.tensor(key, Slot.mean, count: n).data,
+            rstd: cache.tensor(key, Slot.rstd, count: n).data, n: n, c: H)
         // sum = hook(h, z, x) + x
         VectorMath.add(dx.data, dsum.data, n * H)
         hook.backward(layer: l, site: .output, dout: dsum.data, grad: HookGradient(dh: dh.data, dnormed: dz.data, dx: dx.data), n: n, cache: cache)

@@ -38,6 +38,11 @@ func applyHookBackward(
 /// same z = LN(h + x) of the sublayer output (AdapterHub recomputes it from the previous
 /// member's output: a stack of seq_bn adapters differs there).
 final class StackNode: LayerHook {
+    enum Slot: CacheSlot {
+        case output(Int)
+        case gradient(Int)  // [n, H] two alternating intermediate outputs and their gradients
+    }
+
     let members: [LayerHook]
     let hidden: Int
 
@@ -51,7 +56,7 @@ final class StackNode: LayerHook {
         layer l: Int, site s: AdapterSite, input: HookInput, out: UnsafeMutablePointer<Float>, n: Int, training: Bool,
         cache: HookCache
     ) {
-        let buffers = (0..<2).map { cache.tensor(self, $0, count: n * hidden) }  // intermediate outputs
+        let buffers = (0..<2).map { cache.tensor(self, Slot.output($0), count: n * hidden) }
         var h = input.h
         for (j, m) in members.enumerated() {
             let target = j == members.count - 1 ? out : buffers[j % 2].data
@@ -61,7 +66,7 @@ final class StackNode: LayerHook {
     }
 
     func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, grad: HookGradient, n: Int, cache: HookCache) {
-        let grads = (0..<2).map { cache.tensor(self, 2 + $0, count: n * hidden) }
+        let grads = (0..<2).map { cache.tensor(self, Slot.gradient($0), count: n * hidden) }
         var d = dout
         for (j, m) in members.enumerated().reversed() {
             if j == 0 { applyHookBackward(m, l, s, d, grad, n: n, hidden: hidden, cache: cache); break }
@@ -114,6 +119,11 @@ final class StackNode: LayerHook {
 
 /// average(a, b, …): out = Σ wᵢ mᵢ(x), equal weights unless given.
 final class AverageNode: LayerHook {
+    enum Slot: CacheSlot {
+        case memberOutput  // [n, H] one member's output at a time
+        case scaledGradient  // [n, H] w_i · ∂L/∂out
+    }
+
     let members: [LayerHook]
     let weights: [Float]
     let hidden: Int
@@ -132,7 +142,7 @@ final class AverageNode: LayerHook {
         layer l: Int, site s: AdapterSite, input: HookInput, out: UnsafeMutablePointer<Float>, n: Int, training: Bool,
         cache: HookCache
     ) {
-        let buffer = cache.tensor(self, 0, count: n * hidden)
+        let buffer = cache.tensor(self, Slot.memberOutput, count: n * hidden)
         out.update(repeating: 0, count: n * hidden)
         for (m, w) in zip(members, weights) {
             applyHook(m, l, s, input, buffer.data, n: n, hidden: hidden, training: training, cache: cache)
@@ -141,7 +151,7 @@ final class AverageNode: LayerHook {
     }
 
     func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, grad: HookGradient, n: Int, cache: HookCache) {
-        let scaled = cache.tensor(self, 1, count: n * hidden)
+        let scaled = cache.tensor(self, Slot.scaledGradient, count: n * hidden)
         for (m, w) in zip(members, weights) {
             for i in 0..<(n * hidden) { scaled.data[i] = w * dout[i] }
             applyHookBackward(m, l, s, scaled.data, grad, n: n, hidden: hidden, cache: cache)

@@ -3,6 +3,12 @@ import Foundation
 /// fuse(a, b, …): a `FusionLayer` at every (layer, site) where a member acts, over the members'
 /// deltas mᵢ(x) − x (a member that does not act there contributes a zero delta).
 public final class FuseNode: LayerHook {
+    enum Slot: CacheSlot {
+        case deltas(HookSite)  // [N, n, H] the members' deltas mᵢ − h at a site, kept for its backward
+        case deltaGradients  // [N, n, H] their gradients
+        case activationGradient(member: Int)  // [n, r] a folded member's ∂L/∂f (the value's share)
+    }
+
     public let members: [LayerHook]
     let hidden: Int
     public let options: FusionOptions
@@ -46,7 +52,7 @@ public final class FuseNode: LayerHook {
         let N = members.count
         let H = hidden
         let h = input.h
-        let deltas = cache.tensor(self, 2 + HookSite(l, s).index, count: N * n * H)  // member deltas, kept per site for backward
+        let deltas = cache.tensor(self, Slot.deltas(HookSite(l, s)), count: N * n * H)
         for (i, m) in members.enumerated() {
             let a = deltas.data + i * n * H
             applyHook(m, l, s, input, a, n: n, hidden: H, training: training, cache: cache)
@@ -77,13 +83,15 @@ public final class FuseNode: LayerHook {
     public func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, grad: HookGradient, n: Int, cache: HookCache) {
         let N = members.count
         let H = hidden
-        let ddeltas = cache.tensor(self, 1, count: N * n * H)
+        let ddeltas = cache.tensor(self, Slot.deltaGradients, count: N * n * H)
         ddeltas.data.update(repeating: 0, count: N * n * H)
-        let deltas = cache.tensor(self, 2 + HookSite(l, s).index, count: N * n * H)
+        let deltas = cache.tensor(self, Slot.deltas(HookSite(l, s)), count: N * n * H)
         let dquery = queryReadsNormalized(l, s) ? grad.dnormed! : grad.dh
         // A folded value's share of each member's gradient enters below its up projection.
         let plain = bottlenecks(l, s, n: n, cache: cache)
-        let dactivations = (plain ?? []).enumerated().map { i, m in m.map { cache.tensor(self, -1 - i, count: n * $0.module.bottleneck).data } }
+        let dactivations = (plain ?? []).enumerated().map { i, m in
+            m.map { cache.tensor(self, Slot.activationGradient(member: i), count: n * $0.module.bottleneck).data }
+        }
         fusionLayers[HookSite(l, s)]!.backward(
             dout: dout, dquery: dquery, dresidual: grad.dh, deltas: deltas.data, ddeltas: ddeltas.data, n: n, bottlenecks: plain,
             dactivations: dactivations, cache: cache)

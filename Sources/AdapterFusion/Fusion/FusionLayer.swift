@@ -18,7 +18,7 @@ public final class FusionLayer {
     public let key: Parameter  // [H, H]
     public let value: (weight: Parameter, bias: Parameter?)?  // [H, H], [H] (optional); nil for static fusion
     /// What a pass keeps in its `HookCache`, by slot: forward values, then backward scratch.
-    enum Slot: Int {
+    enum Slot: Int, CacheSlot {
         case x  // [n, H] query input
         case q  // [n, H]
         case qk  // [n, H] q·K
@@ -31,13 +31,14 @@ public final class FusionLayer {
         case valueFolded  // [1] 1 when the last forward pass folded the value
         case dc, dqk, dq  // [n, H]
         case dw, ds  // [n, N]
+        case scoreMask  // [n, N] score dropout mask (a mask, kept apart from the tensors)
         case dvalueUp, dmemberValue  // [H, Σr], [n, Σr]: the folded value's backward
     }
 
     func buffer(_ cache: HookCache, _ slot: Slot, _ count: Int) -> Tensor {
         // Backward scratch is dead once a layer's backward returns (a nested fuse runs its own
         // backward only after the outer layer's), so all fusion layers share it.
-        cache.tensor(slot.rawValue >= Slot.dc.rawValue ? Self.sharedScratch : self, slot.rawValue, count: count)
+        cache.tensor(slot.rawValue >= Slot.dc.rawValue ? Self.sharedScratch : self, slot, count: count)
     }
 
     /// The owner key of the backward scratch all fusion layers share within a cache.
@@ -118,7 +119,7 @@ public final class FusionLayer {
         buffer(cache, .dropoutP, 1)[0] = p
         if let scoreDropout, p > 0 {
             scoreDropout.apply(
-                out: w.data, mask: cache.mask(self, 0, count: n * N).data, inp: w.data, rowCount: n, width: N, p: p, perSequence: false)
+                out: w.data, mask: cache.mask(self, Slot.scoreMask, count: n * N).data, inp: w.data, rowCount: n, width: N, p: p, perSequence: false)
         }
         Softmax.forward(out: w.data, inp: w.data, n: n, c: N, ld: N, scale: 1 / T)
         let folded = buffer(cache, .valueFolded, 1)
@@ -196,7 +197,7 @@ public final class FusionLayer {
         ds.data.update(repeating: 0, count: n * N)
         Softmax.backward(dinp: ds.data, dout: dw.data, out: w.data, n: n, c: N, ld: N, scale: 1 / temperature)
         let p = buffer(cache, .dropoutP, 1)[0]
-        if p > 0 { Dropout.apply(out: ds.data, inp: ds.data, mask: cache.mask(self, 0, count: n * N).data, count: n * N, p: p) }
+        if p > 0 { Dropout.apply(out: ds.data, inp: ds.data, mask: cache.mask(self, Slot.scoreMask, count: n * N).data, count: n * N, p: p) }
         // score_i = qk·a_i:  dqk[t] = Σ_i ds[t, i] a_i[t];  da_i[t] += ds[t, i] qk[t]
         dqk.data.update(repeating: 0, count: n * H)
         for t in 0..<n {

@@ -97,19 +97,30 @@ public final class LayerFuseNode: LayerHook, FusionNode {
     }
     public func endBackward(cache: HookCache) { for m in members { m.endBackward(cache: cache) } }
 
-    /// Cache slots: y₀ and the deltas per layer in training (the backward pass reads them), shared otherwise.
-    private func kept(_ cache: HookCache, _ slot: Int, _ l: Int, _ training: Bool, count: Int) -> Tensor {
-        cache.tensor(self, slot + (training ? l : 0), count: count)
+    enum Slot: CacheSlot {
+        case frozenOutput(layer: Int)  // [n, H] y₀, the layer without any member
+        case deltas(layer: Int)  // [N, n, H] each member's whole-layer delta
+        case memberOutput  // [n, H] one member's layer output at a time
+        case frozenOutputGradient  // [n, H] ∂L/∂y₀
+        case deltaGradients  // [N, n, H]
+        case memberGradient  // [n, H] one member's share of the gradient
+        case sharedH, sharedX, sharedNormed  // [n, H] ∂L/∂h, ∂L/∂x, ∂L/∂z of the frozen pass (FFN-output members)
+    }
+
+    /// y₀ and the deltas per layer in training (the backward pass reads them); in inference one
+    /// buffer (layer 0's) serves every layer.
+    private func kept(_ cache: HookCache, _ slot: (Int) -> Slot, _ l: Int, _ training: Bool, count: Int) -> Tensor {
+        cache.tensor(self, slot(training ? l : 0), count: count)
     }
 
     public func layerForward(_ l: Int, input: Tensor, output: Tensor, run: LayerRunner, training: Bool, cache: HookCache) {
         let n = run.tokenCount
         let H = hidden
         let N = members.count
-        let y0 = kept(cache, 1000, l, training, count: n * H)
-        let deltas = kept(cache, 2000, l, training, count: N * n * H)
+        let y0 = kept(cache, Slot.frozenOutput, l, training, count: n * H)
+        let deltas = kept(cache, Slot.deltas, l, training, count: N * n * H)
         run.forward(l, input: input, output: y0, hook: nil, run: 0)
-        let yi = cache.tensor(self, 1, count: n * H)
+        let yi = cache.tensor(self, Slot.memberOutput, count: n * H)
         // Members that act at the FFN output only, while the frozen pass's h and x are at hand.
         for (i, m) in members.enumerated() where Self.pass(m, l) == .outputSite {
             run.outputSite(l, hook: m, z: y0, output: yi, key: key(l, i, training), training: training)
@@ -148,9 +159,9 @@ public final class LayerFuseNode: LayerHook, FusionNode {
         let n = run.tokenCount
         let H = hidden
         let N = members.count
-        let deltas = kept(cache, 2000, l, true, count: N * n * H)
-        let dy0 = cache.tensor(self, 2, count: n * H)
-        let ddeltas = cache.tensor(self, 3, count: N * n * H)
+        let deltas = kept(cache, Slot.deltas, l, true, count: N * n * H)
+        let dy0 = cache.tensor(self, Slot.frozenOutputGradient, count: n * H)
+        let ddeltas = cache.tensor(self, Slot.deltaGradients, count: N * n * H)
         if let weights {
             dy0.data.update(from: dOutput.data, count: n * H)
             for (i, w) in weights.enumerated() {
@@ -170,15 +181,15 @@ public final class LayerFuseNode: LayerHook, FusionNode {
         }
         // Every member is frozen: below the lowest layer nothing needs the input's gradient.
         guard run.needsInputGradient(l) else { return }
-        let d = cache.tensor(self, 4, count: n * H)
+        let d = cache.tensor(self, Slot.memberGradient, count: n * H)
         let shared = members.indices.filter { Self.pass(members[$0], l) == .outputSite }
         var extra: (dh: Tensor, dx: Tensor)?
         if !shared.isEmpty {
             // yᵢ = LN(hookᵢ(h, y₀, x) + x) on the frozen pass's h and x: their gradients join that
             // pass's backward, and ∂L/∂y₀ gets the part through z = y₀.
-            let dh = cache.tensor(self, 5, count: n * H)
-            let dx = cache.tensor(self, 6, count: n * H)
-            let dz = cache.tensor(self, 7, count: n * H)
+            let dh = cache.tensor(self, Slot.sharedH, count: n * H)
+            let dx = cache.tensor(self, Slot.sharedX, count: n * H)
+            let dz = cache.tensor(self, Slot.sharedNormed, count: n * H)
             for t in [dh, dx, dz] { t.data.update(repeating: 0, count: n * H) }
             for i in shared {
                 d.data.update(from: ddeltas.data + i * n * H, count: n * H)

@@ -48,7 +48,7 @@ public final class PredictionHead {
     public let dense: (weight: Parameter, bias: Parameter)?  // [H, H], [H]
     public let output: (weight: Parameter, bias: Parameter)  // [C, H], [C]
     /// What a pass keeps in its `HookCache` between `forward`, `loss` and `backward`, by slot.
-    enum Slot: Int {
+    enum Slot: Int, CacheSlot {
         case cls, x1, z, x2  // [B, H]: [CLS] states, dropout(cls), tanh(dense(x1)), dropout(z or cls)
         case logits, probs  // [B, C]
         case state  // [3]: batch size, dropout probability, 1 if given the [CLS] states alone
@@ -58,7 +58,7 @@ public final class PredictionHead {
     /// The cache of callers that pass none (one pass at a time through this head).
     private let ownCache = HookCache()
 
-    func buffer(_ cache: HookCache, _ slot: Slot, _ count: Int) -> Tensor { cache.tensor(self, slot.rawValue, count: count) }
+    func buffer(_ cache: HookCache, _ slot: Slot, _ count: Int) -> Tensor { cache.tensor(self, slot, count: count) }
 
     public init(config: HeadConfig, hidden: Int, seed: UInt64) {
         self.config = config
@@ -109,12 +109,12 @@ public final class PredictionHead {
         }
         var input = cls
         if let dense {
-            dropoutForward(input, into: x1, mask: cache.mask(self, Slot.mask1.rawValue, count: B * H), B * H, dropout)
+            dropoutForward(input, into: x1, mask: cache.mask(self, Slot.mask1, count: B * H), B * H, dropout)
             Linear.forward(y: z.data, x: x1.data, w: dense.weight.value.data, b: dense.bias.value.data, n: B, inDim: H, outDim: H)
             Tanh.forward(out: z.data, inp: z.data, count: B * H)
             input = z
         }
-        dropoutForward(input, into: x2, mask: cache.mask(self, Slot.mask2.rawValue, count: B * H), B * H, dropout)
+        dropoutForward(input, into: x2, mask: cache.mask(self, Slot.mask2, count: B * H), B * H, dropout)
         Linear.forward(y: logits.data, x: x2.data, w: output.weight.value.data, b: output.bias.value.data, n: B, inDim: H, outDim: C)
         let out = Tensor(zeros: [B, C])
         out.data.update(from: logits.data, count: B * C)
@@ -157,8 +157,8 @@ public final class PredictionHead {
         let x2 = buffer(cache, .x2, B * H)
         let logits = buffer(cache, .logits, B * C)
         let probs = buffer(cache, .probs, B * C)
-        let mask1 = cache.mask(self, Slot.mask1.rawValue, count: B * H)
-        let mask2 = cache.mask(self, Slot.mask2.rawValue, count: B * H)
+        let mask1 = cache.mask(self, Slot.mask1, count: B * H)
+        let mask2 = cache.mask(self, Slot.mask2, count: B * H)
         let dLogits = Tensor(zeros: [B, C])
         let dX2 = Tensor(zeros: [B, H])
         switch targets {
