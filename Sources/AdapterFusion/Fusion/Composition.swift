@@ -30,7 +30,7 @@ public final class Composition {
                     return LayerFuseNode(
                         children, options: options, weights: w, average: true, prefix: prefix, hidden: hidden, layers: layers, rng: &rng)
                 }
-                return AverageNode(children, weights: w, hidden: hidden)
+                return AverageNode(children, weights: w, hidden: hidden, layers: layers)
             case .parallel(let m):
                 return ParallelNode(m.enumerated().map { build($1, Self.memberPrefix(prefix, $0)) }, hidden: hidden, intermediate: intermediate)
             case .fuse(let m):

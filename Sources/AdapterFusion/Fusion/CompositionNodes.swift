@@ -128,7 +128,9 @@ final class AverageNode: LayerHook {
     let weights: [Float]
     let hidden: Int
 
-    init(_ members: [LayerHook], weights: [Float]?, hidden: Int) {
+    init(_ members: [LayerHook], weights: [Float]?, hidden: Int, layers: Int) {
+        // Averages sublayer outputs only (see FuseNode.init).
+        precondition(!members.contains { $0.changesInsideLayers(layers) }, "AverageNode over a member that changes more than sublayer outputs")
         self.members = members
         self.weights = weights ?? Array(repeating: 1 / Float(members.count), count: members.count)
         self.hidden = hidden

@@ -21,6 +21,9 @@ public final class FuseNode: LayerHook {
     public private(set) var attention: [HookSite: Tensor] = [:]
 
     init(_ members: [LayerHook], options: FusionOptions, prefix: String, hidden: Int, layers: Int, rng: inout SeededRNG) {
+        // It fuses sublayer outputs only: a member that changes more (a projection, a prefix, the
+        // input tokens, whole layers) belongs in a LayerFuseNode, as `Composition` routes it.
+        precondition(!members.contains { $0.changesInsideLayers(layers) }, "FuseNode over a member that changes more than sublayer outputs")
         self.members = members
         self.options = options
         self.hidden = hidden
