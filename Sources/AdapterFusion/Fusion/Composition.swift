@@ -53,39 +53,28 @@ public final class Composition {
     /// Why `expr` cannot be built over adapters of these configurations (nil when it can): the
     /// adapter it concerns (if one) and the reason.
     public static func problem(_ expr: CompositionExpr, configs: [String: AdapterConfig]) -> (adapter: String?, message: String)? {
-        func inside(_ c: AdapterConfig) -> Bool { !c.hasBottleneck || c.method == .unipelt }
-        func internalMembers(_ e: CompositionExpr) -> Bool { e.adapterNames.contains { configs[$0].map(inside) ?? false } }
-        for n in expr.adapterNames {
-            if let c = configs[n], c.prompt != nil {
-                return (
-                    n, "adapter '\(n)' (\(c.architecture)) inserts prompt tokens into the input; a composition combines layers, so it cannot hold one"
-                )
-            }
+        func having(_ e: CompositionExpr, _ kind: CompositionRules.MemberKind) -> [String] {
+            e.adapterNames.filter { n in configs[n].map { CompositionRules.kinds($0).contains(kind) } ?? false }
+        }
+        // Rules for any node: checked once over every member.
+        for rule in CompositionRules.rules where rule.node == nil {
+            if let n = having(expr, rule.member).first { return (n, "adapter '\(n)' (\(configs[n]!.architecture)) \(rule.reason)") }
         }
         func walk(_ e: CompositionExpr, root: Bool) -> (String?, String)? {
-            switch e {
-            case .adapter: return nil
-            case .fuse(let m), .average(let m, _):
-                if !root && m.contains(where: internalMembers) {
-                    let kind = if case .fuse = e { "fuse" } else { "average" }
-                    return (
-                        nil,
-                        "\(kind)(…) over LoRA, prefix, IA³, BitFit or UniPELT members computes whole layers (each member runs the layer); it must be the recipe's whole composition, not part of \(expr)"
-                    )
+            for rule in CompositionRules.rules where rule.node != nil && rule.node == e.node {
+                let found = having(e, rule.member)
+                switch rule.allowed {
+                case .never:
+                    if let n = found.first { return (n, "\(rule.reason) ('\(n)' has one)") }
+                case .onlyAtTheRoot:
+                    if !root && !found.isEmpty {
+                        return (nil, "\(rule.node!.rawValue)(…) \(rule.reason); it must be the recipe's whole composition, not part of \(expr)")
+                    }
+                case .atMostOne:
+                    if found.count > 1 { return (found[1], "\(rule.reason) ('\(found[0])' has one)") }
                 }
-                for x in m { if let p = walk(x, root: false) { return p } }
-            case .stack(let m):
-                let prefixed = m.flatMap(\.adapterNames).filter { configs[$0]?.prefix != nil }
-                if prefixed.count > 1 {
-                    return (prefixed[1], "a stack holds at most one adapter with an attention prefix ('\(prefixed[0])' has one)")
-                }
-                for x in m { if let p = walk(x, root: false) { return p } }
-            case .parallel(let m):
-                if let n = m.flatMap(\.adapterNames).first(where: { configs[$0]?.prefix != nil }) {
-                    return (n, "parallel(…) runs its members on copies of the batch; an attention prefix ('\(n)') is shared by the whole batch")
-                }
-                for x in m { if let p = walk(x, root: false) { return p } }
             }
+            for m in e.members { if let p = walk(m, root: false) { return p } }
             return nil
         }
         return walk(expr, root: true).map { (adapter: $0.0, message: $0.1) }
