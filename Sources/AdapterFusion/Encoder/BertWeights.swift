@@ -41,12 +41,6 @@ public struct BertWeights {
     public let embLNBias: Tensor  // [H]
     public let layers: [BertLayerWeights]
 
-    /// HF checkpoint name of every parameter, relative to the model prefix (`""` or `"bert."`).
-    /// `%d` is the layer index. Old TF-converted checkpoints say gamma/beta for LayerNorm.
-    static func key(_ template: String, layer: Int? = nil) -> String {
-        layer.map { template.replacingOccurrences(of: "%d", with: String($0)) } ?? template
-    }
-
     /// Number of weights, embeddings included (all-MiniLM-L6-v2: 22,565,376; it has no pooler here).
     public var parameterCount: Int {
         let emb = [wordEmbeddings, positionEmbeddings, tokenTypeEmbeddings, embLNWeight, embLNBias].reduce(0) { $0 + $1.count }

@@ -20,14 +20,6 @@ public indirect enum CompositionExpr: Equatable, Sendable, CustomStringConvertib
         }
     }
 
-    public var containsFuse: Bool {
-        switch self {
-        case .adapter: return false
-        case .fuse: return true
-        case .stack(let m), .average(let m, _), .parallel(let m): return m.contains { $0.containsFuse }
-        }
-    }
-
     public var description: String {
         switch self {
         case .adapter(let n): return n

@@ -10,7 +10,8 @@ public final class Predictor {
     public let kind: Kind
     public let encoder: BertEncoder
     public let tokenizer: WordPieceTokenizer
-    public let hook: LayerHook
+    /// nil: the bare encoder (a LoRA adapter merged into its weights).
+    public let hook: LayerHook?
     public let head: PredictionHead
     public let record: TrainingRecord
     /// The settings it was trained with (sample seeds, batch size, max length).
@@ -23,7 +24,7 @@ public final class Predictor {
     public var taskFile: String { record.taskFile }
 
     init(
-        name: String, kind: Kind, encoder: BertEncoder, tokenizer: WordPieceTokenizer, hook: LayerHook, head: PredictionHead,
+        name: String, kind: Kind, encoder: BertEncoder, tokenizer: WordPieceTokenizer, hook: LayerHook?, head: PredictionHead,
         record: TrainingRecord, composition: Composition?
     ) {
         self.name = name; self.kind = kind; self.encoder = encoder; self.tokenizer = tokenizer
@@ -37,13 +38,13 @@ public final class Predictor {
         let fingerprint = try ModelDirectory.fingerprint(model)
         var (encoder, tokenizer) = try ModelDirectory.load(model)
         let (a, head, rec) = try AdapterStore.load(store, name: name, baseFingerprint: fingerprint)
-        var hook: LayerHook = a
+        var hook: LayerHook? = a
         if merge {
             guard a.mergeable else {
                 throw ModelError("adapter '\(name)' is \(a.config.architecture): only LoRA adapters fold into the weights (--merge)")
             }
             encoder = BertEncoder(config: encoder.config, weights: a.merged(into: encoder.weights))
-            hook = NoHook()
+            hook = nil
         }
         return Predictor(
             name: name, kind: .adapter, encoder: encoder, tokenizer: tokenizer, hook: hook, head: head,
@@ -98,12 +99,4 @@ public final class Predictor {
             composition: composition, encoder: encoder,
             encodings: EncodedSplit(examples, tokenizer: tokenizer, maxLength: settings.maxLength).encodings)
     }
-}
-
-/// A hook that acts nowhere: the bare encoder (a LoRA adapter merged into the weights).
-final class NoHook: LayerHook {
-    func acts(layer: Int, site: AdapterSite) -> Bool { false }
-    func readsNormalized(layer: Int, site: AdapterSite) -> Bool { false }
-    func forward(layer: Int, site: AdapterSite, input: HookInput, out: UnsafeMutablePointer<Float>, n: Int, training: Bool, cache: HookCache) {}
-    func backward(layer: Int, site: AdapterSite, dout: UnsafePointer<Float>, grad: HookGradient, n: Int, cache: HookCache) {}
 }
