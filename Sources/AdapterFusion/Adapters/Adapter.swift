@@ -3,7 +3,7 @@
 /// outputs, LoRA updates and IA³ / BitFit vectors on projections, attention prefixes, a soft
 /// prompt, UniPELT's gates. Parameter names are the dataset paths under `/adapters/<name>/` in a
 /// store, e.g. `layer_03/output_adapter/down/weight`, `layer_03/lora/query/A`, `prompt/embeddings`.
-public final class Adapter: LayerHook {
+public final class Adapter: LayerHook, FoldableSublayer {
     enum Slot: CacheSlot {
         case adapterGateGradient, loraGateGradient  // [n] ∂L/∂g of UniPELT's gates
     }
@@ -99,9 +99,12 @@ public final class Adapter: LayerHook {
     /// Puts the adapter in its stored form after training (a prefix's MLP becomes its output).
     public func finishTraining() { prefixModule?.flatten() }
 
-    /// True when fusion inference may fold a value matrix into this adapter's up projections:
-    /// plain bottleneck adapters (out = h + up(f(down(·))), no scale, no gate).
-    var foldable: Bool { config.method == .bottleneck && config.scaling == 1 }
+    /// Plain bottleneck adapters (out = h + up(f(down(·))), no scale, no gate) let a fusion fold
+    /// its value matrix into their up projections (`FoldableSublayer`).
+    public func foldable(layer: Int, site: AdapterSite, n: Int, cache: HookCache) -> (module: BottleneckAdapter, activation: UnsafePointer<Float>)? {
+        guard config.method == .bottleneck, config.scaling == 1, let m = modules[HookSite(layer, site)] else { return nil }
+        return (m, m.activation(cache, n: n))
+    }
 
     // MARK: sublayer outputs (bottleneck modules)
 
@@ -126,7 +129,7 @@ public final class Adapter: LayerHook {
 
     /// `backward`, with ∂L/∂(the bottleneck activation) from a fusion that folded its value
     /// matrix into this adapter (see `BottleneckAdapter.backward`).
-    func backward(
+    public func backward(
         layer: Int, site: AdapterSite, dout: UnsafePointer<Float>, grad: HookGradient, n: Int, cache: HookCache,
         dactivation: UnsafePointer<Float>?
     ) {

@@ -22,6 +22,9 @@ public final class BottleneckAdapter {
 
     func buffer(_ cache: HookCache, _ slot: Slot, _ count: Int) -> Tensor { cache.tensor(self, slot, count: count) }
 
+    /// f(pre) [n, r] of the last forward pass in `cache` (what a fusion folding its value reads).
+    public func activation(_ cache: HookCache, n: Int) -> UnsafePointer<Float> { UnsafePointer(buffer(cache, .act, n * bottleneck).data) }
+
     /// Near-identity start: down ~ N(0, std²), up = 0, so the adapter begins as the identity.
     public init(prefix: String, hidden: Int, bottleneck: Int, activation: Activation, initStd: Float, rng: inout SeededRNG) {
         self.hidden = hidden

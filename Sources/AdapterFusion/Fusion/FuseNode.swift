@@ -77,10 +77,9 @@ public final class FuseNode: LayerHook {
     /// Plain bottleneck members (or members that do not act here) and their activations of
     /// this pass: what lets the fusion layer fold its value matrix into them; else nil.
     private func bottlenecks(_ l: Int, _ s: AdapterSite, n: Int, cache: HookCache) -> [(module: BottleneckAdapter, act: UnsafePointer<Float>)?]? {
-        guard members.allSatisfy({ ($0 as? Adapter)?.foldable == true || !$0.acts(layer: l, site: s) }) else { return nil }
-        return members.map { m in
-            (m as? Adapter)?.module(layer: l, site: s).map { ($0, UnsafePointer($0.buffer(cache, .act, n * $0.bottleneck).data)) }
-        }
+        let folds = members.map { ($0 as? FoldableSublayer)?.foldable(layer: l, site: s, n: n, cache: cache) }
+        guard zip(members, folds).allSatisfy({ $1 != nil || !$0.acts(layer: l, site: s) }) else { return nil }
+        return folds.map { $0.map { (module: $0.module, act: $0.activation) } }
     }
 
     public func backward(layer l: Int, site s: AdapterSite, dout: UnsafePointer<Float>, grad: HookGradient, n: Int, cache: HookCache) {
@@ -102,7 +101,7 @@ public final class FuseNode: LayerHook {
         for (i, m) in members.enumerated() {
             // aᵢ = mᵢ(h, z) − h: grad += mᵢ′ᵀ·daᵢ, dh −= daᵢ
             let da = ddeltas.data + i * n * H
-            if folded, let a = m as? Adapter, a.acts(layer: l, site: s) {
+            if folded, let a = m as? FoldableSublayer, a.acts(layer: l, site: s) {
                 a.backward(layer: l, site: s, dout: da, grad: grad, n: n, cache: cache, dactivation: dactivations[i])
             } else {
                 applyHookBackward(m, l, s, da, grad, n: n, hidden: H, cache: cache)
