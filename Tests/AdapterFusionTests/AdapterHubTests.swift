@@ -211,19 +211,7 @@ extension AdapterHubTests {
         let store = tmp.appendingPathComponent("s.h5").path
         let f = try FusionStore.load(store, name: "zf", baseFingerprint: nil)
         let encoder = try BertEncoder(directory: model)
-        let fixture = try #require(
-            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/logits.json"))) as? [String: Any])
-        let inputs = try #require(fixture["inputs"] as? [[Int]]).map { $0.map(Int32.init) }
-        let expected = try #require((fixture["logits"] as? [String: [[Double]]])?["seqfusion"])
-        let batch = TokenBatch(sequences: inputs)
-        let out = f.head.forward(
-            try encoder.forward(batch, workspace: EncoderWorkspace(config: encoder.config), hook: f.composition.root), batch: batch)
-        for (r, e) in expected.enumerated() {
-            for (j, b) in e.enumerated() {
-                let a = Double(out[r * 3 + j])
-                #expect(abs(a - b) <= 1e-5 * max(1, abs(b)), "row \(r): \(a) vs \(b)")
-            }
-        }
+        let (batch, out) = try Self.expectSeqFusionLogits(f, encoder: encoder)
 
         // Export the stored fusion again: read back as AdapterHub directories, it computes the
         // same outputs bit for bit (a peer check of the same export: scripts/check_adapterhub_parity.py).
@@ -244,5 +232,27 @@ extension AdapterHubTests {
         let refused = try CLITests.run(["export", "adapterhub", "out2", "--store", "s.h5"], in: tmp)
         #expect(refused.status != 0 && refused.err.contains("--adapter NAME or --fusion NAME"))
 
+    }
+}
+
+extension AdapterHubTests {
+    /// The stored seq_bn fusion `f` gives the peer's logits on the fixture's inputs (1e-5 relative);
+    /// returns the batch and the outputs.
+    @discardableResult
+    static func expectSeqFusionLogits(_ f: FusionStore.Loaded, encoder: BertEncoder) throws -> (TokenBatch, Tensor) {
+        let fixture = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: try fixtureDir() + "/logits.json"))) as? [String: Any])
+        let inputs = try #require(fixture["inputs"] as? [[Int]]).map { $0.map(Int32.init) }
+        let expected = try #require((fixture["logits"] as? [String: [[Double]]])?["seqfusion"])
+        let batch = TokenBatch(sequences: inputs)
+        let out = f.head.forward(
+            try encoder.forward(batch, workspace: EncoderWorkspace(config: encoder.config), hook: f.composition.root), batch: batch)
+        for (r, e) in expected.enumerated() {
+            for (j, b) in e.enumerated() {
+                let a = Double(out[r * 3 + j])
+                #expect(abs(a - b) <= 1e-5 * max(1, abs(b)), "row \(r): \(a) vs \(b)")
+            }
+        }
+        return (batch, out)
     }
 }

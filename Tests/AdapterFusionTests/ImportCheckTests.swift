@@ -244,16 +244,6 @@ extension ImportCheckTests {
         let inspect = try CLITests.run(["inspect", "s.h5"], in: tmp)
         #expect(inspect.status == 0 && !inspect.out.contains("DAMAGED"), "\(inspect.out)\n\(inspect.err)")
         let f = try FusionStore.load(tmp.appendingPathComponent("s.h5").path, name: "zf", baseFingerprint: nil)
-        let encoder = try BertEncoder(directory: tmp.appendingPathComponent("model").path)
-        let fixture = try #require(
-            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/logits.json"))) as? [String: Any])
-        let inputs = try #require(fixture["inputs"] as? [[Int]]).map { $0.map(Int32.init) }
-        let expected = try #require((fixture["logits"] as? [String: [[Double]]])?["seqfusion"])
-        let batch = TokenBatch(sequences: inputs)
-        let out = f.head.forward(
-            try encoder.forward(batch, workspace: EncoderWorkspace(config: encoder.config), hook: f.composition.root), batch: batch)
-        for (r, e) in expected.enumerated() {
-            for (j, b) in e.enumerated() { #expect(abs(Double(out[r * 3 + j]) - b) <= 1e-5 * max(1, abs(b)), "row \(r)") }
-        }
+        try AdapterHubTests.expectSeqFusionLogits(f, encoder: try BertEncoder(directory: tmp.appendingPathComponent("model").path))
     }
 }
