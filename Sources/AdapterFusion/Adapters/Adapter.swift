@@ -3,7 +3,7 @@
 /// outputs, LoRA updates and IA³ / BitFit vectors on projections, attention prefixes, a soft
 /// prompt, UniPELT's gates. Parameter names are the dataset paths under `/adapters/<name>/` in a
 /// store, e.g. `layer_03/output_adapter/down/weight`, `layer_03/lora/query/A`, `prompt/embeddings`.
-public final class Adapter: LayerHook, FoldableSublayer {
+public final class Adapter: FoldableSublayer, ProjectionHook, PrefixHook, PromptHook, PassHook {
     enum Slot: CacheSlot {
         case adapterGateGradient, loraGateGradient  // [n] ∂L/∂g of UniPELT's gates
     }

@@ -76,15 +76,15 @@ public final class BertEncoder {
         _ batch: TokenBatch, workspace ws: EncoderWorkspace, hook: LayerHook? = nil,
         dropout: DropoutState? = nil, rows: OutputRows = .all
     ) throws -> Tensor {
-        let prompt = hook?.promptLength ?? 0
+        let prompt = hook?.promptCount ?? 0
         try validate(batch, prompt: prompt)
         precondition(dropout == nil || ws.training, "a training pass needs EncoderWorkspace(training: true)")
         let inner = prompt > 0 ? batch.insertingPrompt(prompt) : batch
         ws.reserve(for: inner, prefix: hook?.maxPrefixLength(layers: config.numHiddenLayers) ?? 0)
         ws.hookCache.dropout = dropout
         dropout?.batch = inner
-        hook?.beginPass(batch: inner, training: dropout != nil, cache: ws.hookCache)
-        embed(inner, ws, into: ws.hidden[0], dropout, prompt: prompt > 0 ? hook?.promptEmbeddings(cache: ws.hookCache) : nil)
+        (hook as? PassHook)?.beginPass(batch: inner, training: dropout != nil, cache: ws.hookCache)
+        embed(inner, ws, into: ws.hidden[0], dropout, prompt: prompt > 0 ? (hook as? PromptHook)?.promptEmbeddings(cache: ws.hookCache) : nil)
         let top = config.numHiddenLayers - 1
         ws.outputRows = rows
         ws.firstTokenLayer = rows == .firstTokens && !(hook?.changesInside(layer: top) ?? false)
@@ -92,8 +92,8 @@ public final class BertEncoder {
         for l in 0..<config.numHiddenLayers {
             let x = ws.hidden[l % 2]
             let y = ws.hidden[(l + 1) % 2]
-            if let hook, hook.replacesLayer(l) {
-                hook.layerForward(l, input: x, output: y, run: runner, training: dropout != nil, cache: ws.hookCache)
+            if let whole = hook as? LayerReplacingHook, whole.replacesLayer(l) {
+                whole.layerForward(l, input: x, output: y, run: runner, training: dropout != nil, cache: ws.hookCache)
             } else if l == top && ws.firstTokenLayer {
                 firstTokenLayerForward(l, input: x, output: y, inner, ws, hook, dropout)
             } else {
@@ -204,9 +204,9 @@ public final class BertEncoder {
         }
         let runner = LayerRunner(encoder: self, batch: batch, workspace: ws, dropout: dropout, stop: stop)
         for l in stride(from: config.numHiddenLayers - 1, through: lowest, by: -1) {
-            if hook.replacesLayer(l) {
+            if let whole = hook as? LayerReplacingHook, whole.replacesLayer(l) {
                 ws.dIn.data.update(repeating: 0, count: n * H)
-                hook.layerBackward(l, dOutput: d, dInput: ws.dIn, run: runner, cache: ws.hookCache)
+                whole.layerBackward(l, dOutput: d, dInput: ws.dIn, run: runner, cache: ws.hookCache)
                 d.data.update(from: ws.dIn.data, count: n * H)
             } else if l == top && ws.firstTokenLayer {
                 firstTokenLayerBackward(l, d, batch, ws, hook, dropout, stop: stop)
@@ -217,8 +217,8 @@ public final class BertEncoder {
         if stop == .embeddings {
             let dPrompt = ws.hookCache.tensor(self, Slot.promptGradient, count: (batch.promptLength ?? 0) * H)
             embedBackward(d, batch, ws, dropout, into: dPrompt)
-            hook.promptBackward(dPrompt.data, cache: ws.hookCache)
+            (hook as? PromptHook)?.promptBackward(dPrompt.data, cache: ws.hookCache)
         }
-        hook.endBackward(cache: ws.hookCache)
+        (hook as? PassHook)?.endBackward(cache: ws.hookCache)
     }
 }

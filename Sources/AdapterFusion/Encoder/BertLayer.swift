@@ -8,8 +8,8 @@ extension BertEncoder {
     func point(
         _ hook: LayerHook?, _ l: Int, _ p: LayerPoint, _ x: Tensor?, _ y: Tensor, n: Int, training: Bool, _ cache: HookCache
     ) {
-        if let hook, hook.changes(layer: l, point: p) {
-            hook.forward(layer: l, point: p, x: x.map { UnsafePointer($0.data) }, y: y.data, n: n, training: training, cache: cache)
+        if let changer = hook as? ProjectionHook, changer.changes(layer: l, point: p) {
+            changer.forward(layer: l, point: p, x: x.map { UnsafePointer($0.data) }, y: y.data, n: n, training: training, cache: cache)
         }
     }
 
@@ -30,7 +30,7 @@ extension BertEncoder {
         // qkv[N, 3H] = x · Wqkvᵀ + b;  ctx = attention(qkv, prefix)
         Linear.forward(y: a.qkv.data, x: x.data, w: w.qkvWeight.data, b: w.qkvBias.data, n: n, inDim: H, outDim: 3 * H)
         point(hook, l, .qkv, x, a.qkv, n: n, training: training, cache)
-        let prefix = hook?.prefix(layer: l, x: x.data, batch: batch, training: training, cache: cache)
+        let prefix = (hook as? PrefixHook)?.prefix(layer: l, x: x.data, batch: batch, training: training, cache: cache)
         a.prefix = prefix
         attention(a, batch, ws, dropout, prefix: prefix, queries: .all)
         sublayersForward(l, residual: x, output: output, batch, ws, hook, dropout, a)
@@ -82,16 +82,16 @@ extension BertEncoder {
             prefixGrad = .init(prefix: prefix, dkeys: ws.dPrefixKeys.data, dvalues: ws.dPrefixValues.data, scratch: ws.prefixScratch.data)
         }
         attentionBackward(a, batch, ws, dropout, prefix: prefixGrad, queries: .all)
-        if let hook, let g = prefixGrad {
-            hook.prefixBackward(layer: l, dkeys: g.dkeys, dvalues: g.dvalues, dx: d.data, batch: batch, cache: cache)
+        if let prefixed = hook as? PrefixHook, let g = prefixGrad {
+            prefixed.prefixBackward(layer: l, dkeys: g.dkeys, dvalues: g.dvalues, dx: d.data, batch: batch, cache: cache)
         }
         projectionBackward(hook, l, .qkv, ws.dQKV, d, w.qkvWeight, inDim: H, outDim: 3 * H, n: n, cache)
     }
 
     /// Turns dy into ∂L/∂(point before the change) and adds ∂L/∂x to dx, if the hook changes `p`.
     func pointBackward(_ hook: LayerHook?, _ l: Int, _ p: LayerPoint, _ dy: Tensor, _ dx: Tensor?, n: Int, _ cache: HookCache) {
-        if let hook, hook.changes(layer: l, point: p) {
-            hook.backward(layer: l, point: p, dy: dy.data, dx: dx?.data, n: n, cache: cache)
+        if let changer = hook as? ProjectionHook, changer.changes(layer: l, point: p) {
+            changer.backward(layer: l, point: p, dy: dy.data, dx: dx?.data, n: n, cache: cache)
         }
     }
 

@@ -104,8 +104,22 @@ public enum LayerPoint: Int, Sendable, CaseIterable {
     }
 }
 
-/// Something that replaces a sublayer output h by f(h, z) inside the encoder: adapters, their
-/// compositions, fusion. The encoder calls `forward` during its forward pass and, in the same
+/// What a hook may do inside the encoder comes in facets, one protocol each, with no default
+/// no-ops: a hook conforms to the facets it implements, and the encoder calls each facet only
+/// on a hook that has it.
+///
+/// - `LayerHook` (every hook): replaces a sublayer output h by f(h, z) where it acts.
+/// - `ProjectionHook`: changes frozen tensors inside a layer in place (LoRA, IA³, BitFit).
+/// - `PrefixHook`: prepends key and value vectors to a layer's attention (prefix tuning).
+/// - `PromptHook`: inserts soft tokens into the input (prompt tuning).
+/// - `PassHook`: hears when a pass begins and its backward ends (derived per-pass state).
+/// - `LayerReplacingHook`: computes whole layers itself (a fusion over members that change more
+///   than sublayer outputs: `LayerFuseNode`).
+///
+/// A composition node conforms to the facets it can compose; a node over sublayer outputs only
+/// (`FuseNode`, `AverageNode`) refuses, at construction, a member with more.
+///
+/// The sublayer facet: the encoder calls `forward` during its forward pass and, in the same
 /// layer order reversed, `backward`, which must add ∂L/∂h (and ∂L/∂z) to `grad` and accumulate
 /// the hook's own parameter gradients.
 public protocol LayerHook: AnyObject {
@@ -118,16 +132,22 @@ public protocol LayerHook: AnyObject {
     /// grad.dh[n, H] += ∂L/∂h (and grad.dnormed += ∂L/∂z) given dout = ∂L/∂out, reading what the
     /// forward pass kept in `cache`.
     func backward(layer: Int, site: AdapterSite, dout: UnsafePointer<Float>, grad: HookGradient, n: Int, cache: HookCache)
+}
 
-    /// True when the hook changes `point` of layer `layer` (default: never).
+/// Changes frozen tensors inside a layer in place (LoRA adds ΔW·x, IA³ scales, BitFit shifts).
+public protocol ProjectionHook: LayerHook {
+    /// True when the hook changes `point` of layer `layer`.
     func changes(layer: Int, point: LayerPoint) -> Bool
     /// y[n, width] = g(y, x) in place, x [n, in] being the point's input (nil for points without one).
     func forward(layer: Int, point: LayerPoint, x: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, cache: HookCache)
     /// Given dy = ∂L/∂(changed y), turns dy into ∂L/∂(y before the change) in place and adds
     /// ∂L/∂x to `dx` (when the point has an input); accumulates the hook's parameter gradients.
     func backward(layer: Int, point: LayerPoint, dy: UnsafeMutablePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int, cache: HookCache)
+}
 
-    /// How many key and value vectors the hook prepends to layer `layer`'s attention (prefix tuning).
+/// Prepends key and value vectors to a layer's attention (prefix tuning).
+public protocol PrefixHook: LayerHook {
+    /// How many key and value vectors the hook prepends to layer `layer`'s attention.
     func prefixLength(layer: Int) -> Int
     /// Those vectors for this pass, given the layer input x [tokens, H] of `batch` (a gated
     /// prefix reads it). They must stay valid until the backward pass.
@@ -136,24 +156,34 @@ public protocol LayerHook: AnyObject {
     func prefixBackward(
         layer: Int, dkeys: UnsafePointer<Float>, dvalues: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, batch: TokenBatch,
         cache: HookCache)
+}
 
-    /// Soft tokens the hook inserts after each sequence's first token (prompt tuning).
+/// Inserts soft tokens after each sequence's first token (prompt tuning).
+public protocol PromptHook: LayerHook {
     var promptLength: Int { get }
     /// out[promptLength, H]: the soft tokens' input embeddings (before positions and LayerNorm).
     func promptEmbeddings(cache: HookCache) -> UnsafePointer<Float>?
     /// Receives ∂L/∂(prompt embeddings) summed over the batch [promptLength, H].
     func promptBackward(_ d: UnsafePointer<Float>, cache: HookCache)
+}
 
+/// Hears the start of every encoder pass and the end of its backward.
+public protocol PassHook: LayerHook {
     /// Called at the start of every encoder pass with its batch (a hook with state derived from
     /// its parameters — prefix tuning's re-parameterisation — computes it here).
     func beginPass(batch: TokenBatch, training: Bool, cache: HookCache)
     /// Called once the encoder's backward pass is done (gradients of such derived state go back
     /// to the parameters here).
     func endBackward(cache: HookCache)
+}
 
-    /// True when the hook computes layer `layer` as a whole (a fusion over members that change
-    /// more than a sublayer's output: see `LayerFuseNode`).
+/// Computes whole layers itself (a fusion over members that change more than a sublayer's
+/// output: see `LayerFuseNode`).
+public protocol LayerReplacingHook: LayerHook {
+    /// True when the hook computes layer `layer` as a whole.
     func replacesLayer(_ layer: Int) -> Bool
+    /// The attention prefix the encoder's buffers must hold for layer `layer` (its members').
+    func prefixCapacity(layer: Int) -> Int
     /// output = the layer computed by the hook (with `run` the encoder's own layer function).
     func layerForward(_ layer: Int, input: Tensor, output: Tensor, run: LayerRunner, training: Bool, cache: HookCache)
     /// dInput += ∂L/∂input given dOutput = ∂L/∂output (which it may overwrite).
@@ -175,37 +205,24 @@ public struct AttentionPrefix {
 }
 
 extension LayerHook {
-    public func changes(layer: Int, point: LayerPoint) -> Bool { false }
-    public func forward(
-        layer: Int, point: LayerPoint, x: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, cache: HookCache
-    ) {}
-    public func backward(layer: Int, point: LayerPoint, dy: UnsafeMutablePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int, cache: HookCache) {
-    }
-    public func prefix(layer: Int, x: UnsafePointer<Float>, batch: TokenBatch, training: Bool, cache: HookCache) -> AttentionPrefix? { nil }
-    public func prefixBackward(
-        layer: Int, dkeys: UnsafePointer<Float>, dvalues: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, batch: TokenBatch,
-        cache: HookCache
-    ) {}
-    public func prefixLength(layer: Int) -> Int { 0 }
-    public var promptLength: Int { 0 }
-    public func promptEmbeddings(cache: HookCache) -> UnsafePointer<Float>? { nil }
-    public func promptBackward(_ d: UnsafePointer<Float>, cache: HookCache) {}
-    public func beginPass(batch: TokenBatch, training: Bool, cache: HookCache) {}
-    public func endBackward(cache: HookCache) {}
-    public func replacesLayer(_ layer: Int) -> Bool { false }
-    public func layerForward(_ layer: Int, input: Tensor, output: Tensor, run: LayerRunner, training: Bool, cache: HookCache) {}
-    public func layerBackward(_ layer: Int, dOutput: Tensor, dInput: Tensor, run: LayerRunner, cache: HookCache) {}
-}
+    /// Queries across facets (what a hook without the facet answers: no).
+    func changesPoint(layer l: Int, point p: LayerPoint) -> Bool { (self as? ProjectionHook)?.changes(layer: l, point: p) ?? false }
+    func prefixCount(layer l: Int) -> Int { (self as? PrefixHook)?.prefixLength(layer: l) ?? 0 }
+    var promptCount: Int { (self as? PromptHook)?.promptLength ?? 0 }
+    func replaces(layer l: Int) -> Bool { (self as? LayerReplacingHook)?.replacesLayer(l) ?? false }
 
-extension LayerHook {
     /// True when the hook changes layer `l` beyond its sublayer outputs: a projection or
     /// LayerNorm output, the attention's prefix, or the whole layer.
     func changesInside(layer l: Int) -> Bool {
-        replacesLayer(l) || prefixLength(layer: l) > 0 || LayerPoint.allCases.contains { changes(layer: l, point: $0) }
+        replaces(layer: l) || prefixCount(layer: l) > 0 || LayerPoint.allCases.contains { changesPoint(layer: l, point: $0) }
     }
 
+    /// Prefix vectors the attention buffers must hold at layer `l`: the hook's own prefix, or
+    /// what a layer-replacing hook's members need.
+    func prefixNeed(layer l: Int) -> Int { max(prefixCount(layer: l), (self as? LayerReplacingHook)?.prefixCapacity(layer: l) ?? 0) }
+
     /// The most prefix vectors any of `layers` layers gets (sizes the attention buffers).
-    func maxPrefixLength(layers: Int) -> Int { (0..<layers).map { prefixLength(layer: $0) }.max() ?? 0 }
+    func maxPrefixLength(layers: Int) -> Int { (0..<layers).map { prefixNeed(layer: $0) }.max() ?? 0 }
 }
 
 /// How far down the encoder's backward pass must go for a hook: nothing below it is computed.
@@ -223,7 +240,7 @@ enum BackwardStop: Equatable {
 extension LayerHook {
     /// The lowest place the hook acts at, in forward order; nil when it never acts.
     func backwardStop(layers: Int) -> BackwardStop? {
-        if promptLength > 0 { return .embeddings }
+        if promptCount > 0 { return .embeddings }
         for l in 0..<layers {
             if changesInside(layer: l) { return .layerInput(l) }
             if acts(layer: l, site: .attention) { return .attentionSite(l) }

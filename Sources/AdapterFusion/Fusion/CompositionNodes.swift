@@ -4,7 +4,7 @@ extension LayerHook {
     /// True when the hook changes anything inside a layer besides sublayer outputs: a
     /// projection, an attention prefix, the input tokens, or whole layers.
     func changesInsideLayers(_ layers: Int) -> Bool {
-        promptLength > 0 || (0..<layers).contains { changesInside(layer: $0) }
+        promptCount > 0 || (0..<layers).contains { changesInside(layer: $0) }
     }
 }
 
@@ -37,7 +37,7 @@ func applyHookBackward(
 /// stack(a, b, …): out = … b(a(h)). Every member that reads the normalized input reads the
 /// same z = LN(h + x) of the sublayer output (AdapterHub recomputes it from the previous
 /// member's output: a stack of seq_bn adapters differs there).
-final class StackNode: LayerHook {
+final class StackNode: ProjectionHook, PrefixHook, PassHook {
     enum Slot: CacheSlot {
         case output(Int)
         case gradient(Int)  // [n, H] two alternating intermediate outputs and their gradients
@@ -78,43 +78,43 @@ final class StackNode: LayerHook {
     }
 
     // Changes inside the layer (LoRA, IA³, BitFit, a prefix) compose in member order.
-    func changes(layer: Int, point: LayerPoint) -> Bool { members.contains { $0.changes(layer: layer, point: point) } }
+    func changes(layer: Int, point: LayerPoint) -> Bool { members.contains { $0.changesPoint(layer: layer, point: point) } }
 
     func forward(
         layer: Int, point: LayerPoint, x: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, n: Int, training: Bool, cache: HookCache
     ) {
-        for m in members where m.changes(layer: layer, point: point) {
+        for case let m as ProjectionHook in members where m.changes(layer: layer, point: point) {
             m.forward(layer: layer, point: point, x: x, y: y, n: n, training: training, cache: cache)
         }
     }
 
     func backward(layer: Int, point: LayerPoint, dy: UnsafeMutablePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int, cache: HookCache) {
-        for m in members.reversed() where m.changes(layer: layer, point: point) {
+        for case let m as ProjectionHook in members.reversed() where m.changes(layer: layer, point: point) {
             m.backward(layer: layer, point: point, dy: dy, dx: dx, n: n, cache: cache)
         }
     }
 
     /// At most one member has a prefix (`Composition.problem`).
-    func prefixLength(layer: Int) -> Int { members.map { $0.prefixLength(layer: layer) }.max() ?? 0 }
+    func prefixLength(layer: Int) -> Int { members.map { $0.prefixCount(layer: layer) }.max() ?? 0 }
 
     func prefix(layer: Int, x: UnsafePointer<Float>, batch: TokenBatch, training: Bool, cache: HookCache) -> AttentionPrefix? {
-        members.lazy.compactMap { $0.prefix(layer: layer, x: x, batch: batch, training: training, cache: cache) }.first
+        members.lazy.compactMap { ($0 as? PrefixHook)?.prefix(layer: layer, x: x, batch: batch, training: training, cache: cache) }.first
     }
 
     func prefixBackward(
         layer: Int, dkeys: UnsafePointer<Float>, dvalues: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, batch: TokenBatch,
         cache: HookCache
     ) {
-        for m in members where m.prefixLength(layer: layer) > 0 {
+        for case let m as PrefixHook in members where m.prefixLength(layer: layer) > 0 {
             m.prefixBackward(layer: layer, dkeys: dkeys, dvalues: dvalues, dx: dx, batch: batch, cache: cache)
         }
     }
 
     func beginPass(batch: TokenBatch, training: Bool, cache: HookCache) {
-        for m in members { m.beginPass(batch: batch, training: training, cache: cache) }
+        for case let m as PassHook in members { m.beginPass(batch: batch, training: training, cache: cache) }
     }
 
-    func endBackward(cache: HookCache) { for m in members { m.endBackward(cache: cache) } }
+    func endBackward(cache: HookCache) { for case let m as PassHook in members { m.endBackward(cache: cache) } }
 }
 
 /// average(a, b, …): out = Σ wᵢ mᵢ(x), equal weights unless given.
@@ -163,7 +163,7 @@ final class AverageNode: LayerHook {
 
 /// parallel(a, b, …): the batch holds one copy of the input per member, one after another;
 /// member i acts on copy i only. Each copy then reaches its own head.
-final class ParallelNode: LayerHook {
+final class ParallelNode: ProjectionHook {
     let members: [LayerHook]
     let hidden: Int
     let intermediate: Int
@@ -197,7 +197,7 @@ final class ParallelNode: LayerHook {
 
     // Changes inside the layer act on each member's own rows. A point's tensor is [n, width]
     // and its input [n, inputWidth]: row slices of both.
-    func changes(layer: Int, point: LayerPoint) -> Bool { members.contains { $0.changes(layer: layer, point: point) } }
+    func changes(layer: Int, point: LayerPoint) -> Bool { members.contains { $0.changesPoint(layer: layer, point: point) } }
 
     private func widths(_ point: LayerPoint) -> (input: Int, output: Int) {
         (point.inputWidth(hidden: hidden, intermediate: intermediate), point.width(hidden: hidden, intermediate: intermediate))
@@ -208,7 +208,8 @@ final class ParallelNode: LayerHook {
     ) {
         let per = n / members.count
         let (wi, wo) = widths(point)
-        for (i, m) in members.enumerated() where m.changes(layer: layer, point: point) {
+        for (i, m) in members.enumerated() {
+            guard let m = m as? ProjectionHook, m.changes(layer: layer, point: point) else { continue }
             m.forward(layer: layer, point: point, x: x.map { $0 + i * per * wi }, y: y + i * per * wo, n: per, training: training, cache: cache)
         }
     }
@@ -216,7 +217,8 @@ final class ParallelNode: LayerHook {
     func backward(layer: Int, point: LayerPoint, dy: UnsafeMutablePointer<Float>, dx: UnsafeMutablePointer<Float>?, n: Int, cache: HookCache) {
         let per = n / members.count
         let (wi, wo) = widths(point)
-        for (i, m) in members.enumerated() where m.changes(layer: layer, point: point) {
+        for (i, m) in members.enumerated() {
+            guard let m = m as? ProjectionHook, m.changes(layer: layer, point: point) else { continue }
             m.backward(layer: layer, point: point, dy: dy + i * per * wo, dx: dx.map { $0 + i * per * wi }, n: per, cache: cache)
         }
     }

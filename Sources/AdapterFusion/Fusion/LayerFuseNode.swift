@@ -29,7 +29,7 @@ extension FuseNode: FusionNode {}
 /// act at this layer; plus the fusion's three H×H products. The training workspace keeps one
 /// set of layer activations per full pass. Fusions of bottleneck adapters alone keep the
 /// cheaper `FuseNode` (one layer pass).
-public final class LayerFuseNode: LayerHook, FusionNode {
+public final class LayerFuseNode: LayerReplacingHook, PassHook, FusionNode {
     public let members: [LayerHook]
     let hidden: Int
     public let options: FusionOptions
@@ -91,11 +91,11 @@ public final class LayerFuseNode: LayerHook, FusionNode {
 
     public func replacesLayer(_ layer: Int) -> Bool { active.contains(layer) }
     /// The attention buffers must fit the longest prefix of any member.
-    public func prefixLength(layer: Int) -> Int { members.map { $0.prefixLength(layer: layer) }.max() ?? 0 }
+    public func prefixCapacity(layer: Int) -> Int { members.map { $0.prefixNeed(layer: layer) }.max() ?? 0 }
     public func beginPass(batch: TokenBatch, training: Bool, cache: HookCache) {
-        for m in members { m.beginPass(batch: batch, training: training, cache: cache) }
+        for case let m as PassHook in members { m.beginPass(batch: batch, training: training, cache: cache) }
     }
-    public func endBackward(cache: HookCache) { for m in members { m.endBackward(cache: cache) } }
+    public func endBackward(cache: HookCache) { for case let m as PassHook in members { m.endBackward(cache: cache) } }
 
     enum Slot: CacheSlot {
         case frozenOutput(layer: Int)  // [n, H] y₀, the layer without any member
