@@ -92,6 +92,15 @@ import Testing
                 .utf8
         ).write(to: URL(fileURLWithPath: p))
         #expect { try BertConfig.load(p) } throws: { "\($0)".contains("relu") }
+        // Another family is refused by name, even with every BERT field (RoBERTa's config has
+        // them all and would otherwise load, computing other positions silently).
+        try Data(
+            #"{"model_type": "roberta", "hidden_size": 12, "num_hidden_layers": 1, "num_attention_heads": 3, "intermediate_size": 4, "vocab_size": 5}"#
+                .utf8
+        ).write(to: URL(fileURLWithPath: p))
+        #expect { try BertConfig.load(p) } throws: { "\($0)".contains("model_type 'roberta' is not supported (supported: bert)") }
+        try Data(#"{"model_type": "distilbert", "dim": 768}"#.utf8).write(to: URL(fileURLWithPath: p))
+        #expect { try BertConfig.load(p) } throws: { "\($0)".contains("model_type 'distilbert' is not supported") }
         let real = try BertConfig.load(Support.modelDirectory + "/config.json")
         #expect(real.hiddenSize == 384 && real.numHiddenLayers == 6 && real.headSize == 32 && real.layerNormEps == 1e-12)
     }

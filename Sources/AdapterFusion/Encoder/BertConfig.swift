@@ -63,11 +63,21 @@ public struct BertConfig: Codable, Sendable, Equatable {
     /// Size of one attention head.
     public var headSize: Int { hiddenSize / numAttentionHeads }
 
+    /// The `model_type`s this encoder computes exactly.
+    public static let supportedModelTypes = ["bert"]
+
     /// Reads and validates a `config.json`.
     public static func load(_ path: String) throws -> BertConfig {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw ModelError("\(path): cannot read config: \(error.localizedDescription)")
+        }
+        // The family first: a RoBERTa config has every BERT field and would load, silently wrong.
+        if let type = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["model_type"] as? String,
+            !supportedModelTypes.contains(type)
+        {
+            throw ModelError(
+                "\(path): model_type '\(type)' is not supported (supported: \(supportedModelTypes.joined(separator: ", ")))")
         }
         let config: BertConfig
         do { config = try JSONDecoder().decode(BertConfig.self, from: data) } catch let DecodingError.keyNotFound(key, _) {
