@@ -55,8 +55,8 @@ struct Predict: ParsableCommand {
             if text.unicodeScalars.contains("\u{0}") {
                 throw CommandError("\(file ?? "stdin"):\(i + 1): the line holds a NUL byte; it is not text")
             }
-            if split(text).text.trimmingCharacters(in: .whitespaces).isEmpty || split(text).pair?.trimmingCharacters(in: .whitespaces).isEmpty == true
-            {
+            let (first, second) = split(text)
+            if first.trimmingCharacters(in: .whitespaces).isEmpty || second?.trimmingCharacters(in: .whitespaces).isEmpty == true {
                 throw CommandError("\(file ?? "stdin"):\(i + 1): a blank text (only white space): nothing to predict; remove the line")
             }
             lines.append(text)

@@ -121,11 +121,16 @@ public struct AdapterHubAdapter {
     /// A head saved by `save_head` (or beside an adapter): the head and its label names.
     public static func readHead(directory: String, hidden: Int) throws -> (PredictionHead, [String]) {
         let meta = try JSONFields.read((directory as NSString).appendingPathComponent(headConfigFile), what: "cannot read AdapterHub file")
-        return try readHead(directory: directory, stored: try meta.string("name") ?? "", hidden: hidden)
+        return try readHead(meta, directory: directory, stored: try meta.string("name") ?? "", hidden: hidden)
     }
 
     static func readHead(directory: String, stored: String, hidden: Int) throws -> (PredictionHead, [String]) {
         let meta = try JSONFields.read((directory as NSString).appendingPathComponent(headConfigFile), what: "cannot read AdapterHub file")
+        return try readHead(meta, directory: directory, stored: stored, hidden: hidden)
+    }
+
+    /// The head whose `head_config.json` is `meta`, its weights read from `directory`.
+    static func readHead(_ meta: JSONFields, directory: String, stored: String, hidden: Int) throws -> (PredictionHead, [String]) {
         let (config, labels) = try headConfig(meta)
         let head = PredictionHead(config: config, hidden: hidden, seed: 0)
         let weights = try Self.weights(directory, safetensors: headWeights.safe, bin: headWeights.bin)
